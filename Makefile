@@ -1,0 +1,32 @@
+# Two commands on a fresh machine:  make run  (stream BME280 readings)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed  ## set up, then stream live BME280 readings to stdout (Ctrl-C stops)
+	$(BIN)/synthstream run $(ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint  ## set up, lint, type-check and run every test
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figures (minutes)
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.rate
+	$(BIN)/python -m bench.backfill
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out

@@ -1,0 +1,366 @@
+"""The run: build everything from settings, schedule, deliver, shut down, account.
+
+One task group owns every task. The scheduler is one loop for all streams: it asks each
+stream's rate model for the records due since its last tick, generates them as one batch,
+injects faults and hands the batch to each of the stream's routes. Live runs tick on wall
+time (at most every millisecond); backfills tick through event time in chunks as fast as the
+queues accept them, or at ``speed`` times real time, and may hand over to live at "now" with
+the same entity state. On a stop (signal, duration, max records, end of a backfill) the
+scheduler stops first, the queues drain because their input ended, and the sinks close, all
+under one deadline; the exit status says whether anything stayed undelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from tqdm import tqdm
+
+from producer.clock import Stopper, wall_ms
+from producer.delivery import Route
+from producer.errors import ConfigError
+from producer.metrics import Metrics
+from producer.server import MetricsServer
+from producer.settings import Settings
+from producer.streams import Stream, build_stream
+from sinks.base import Sink
+from sinks.file import FileSink
+from sinks.stdout import NullSink, StdoutSink
+
+log = structlog.get_logger("synthstream")
+
+MIN_TICK_MS = 1
+BACKFILL_CHUNK_RECORDS = 250_000
+EXIT_OK = 0
+EXIT_UNDELIVERED = 1
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def build_sinks(settings: Settings, names: Iterable[str]) -> dict[str, Sink]:
+    shard = settings.shard_spec
+    suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
+    sinks: dict[str, Sink] = {}
+    for name in names:
+        if name in sinks:
+            continue
+        if name == "stdout":
+            sinks[name] = StdoutSink(settings.sinks.stdout)
+        elif name == "file":
+            sinks[name] = FileSink(settings.sinks.file, suffix)
+        elif name == "null":
+            sinks[name] = NullSink()
+        else:  # unreachable: Settings validates sink names
+            raise ConfigError(f"unknown sink {name!r}")
+    return sinks
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    generated: int
+    undelivered: int
+
+
+class Engine:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
+        sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
+        self.sinks = build_sinks(settings, sink_names)
+        for stream in self.streams:
+            for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
+                stream.routes.append(
+                    Route(
+                        stream.name,
+                        stream.generator.schema,
+                        self.sinks[sink_name],
+                        settings.delivery,
+                        self.metrics,
+                    )
+                )
+            self.metrics.entities.labels(stream.name).set(stream.generator.entity_ids.size)
+        self.generated = 0
+        self.origin_ms = 0
+        self.cursor_ms = 0
+        self.first_record_wall: float | None = None
+
+    @property
+    def routes(self) -> list[Route]:
+        return [route for stream in self.streams for route in stream.routes]
+
+    # ------------------------------------------------------------------ scheduling
+    async def _tick(self, t0: int, t1: int, live: bool) -> bool:
+        """Generate and route everything due in ``[t0, t1)``. False once max_records is hit."""
+        limit = self.settings.max_records
+        for stream in self.streams:
+            due = stream.rate.due(t0, t1)
+            if limit is not None and self.generated + len(due) >= limit:
+                due = due.head(limit - self.generated)
+            if not len(due):
+                continue
+            batch = stream.generator.generate(due)
+            self.generated += len(batch)
+            result = stream.faults.apply(batch) if stream.faults.active else None
+            out = batch if result is None else result.batch
+            now = time.time()
+            # Counted in one synchronous step, so /metrics never sees a half-done transition.
+            self.metrics.observe_generated(
+                stream.name, len(out) + (0 if result is None else len(result.dropped)), now
+            )
+            if result is not None:
+                self.metrics.dropped_by_fault.labels(stream.name).inc(len(result.dropped))
+                self.metrics.duplicated_by_fault.labels(stream.name).inc(len(result.duplicated))
+                stream.record_ground_truth(result)
+            for route in stream.routes:
+                route.accept(len(out))
+            if live:
+                self.metrics.scheduler_lag.labels(stream.name).observe(
+                    max(0.0, now - int(due.time_ms[0]) / 1000)
+                )
+            if self.first_record_wall is None:
+                self.first_record_wall = time.perf_counter()
+            for route in stream.routes:
+                await route.put(out)
+        self.metrics.event_time.set(t1 / 1000)
+        return limit is None or self.generated < limit
+
+    def _next_due(self, t: int) -> int:
+        return min(stream.rate.next_due(t) for stream in self.streams)
+
+    def _set_targets(self, t: int) -> None:
+        for stream in self.streams:
+            self.metrics.target_rate.labels(stream.name).set(stream.rate.target_rate(t))
+
+    async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
+        cursor = start_ms
+        last_tick = wall_ms()
+        while not stopper.stopped:
+            wake = max(self._next_due(cursor), last_tick + MIN_TICK_MS)
+            if until_ms is not None:
+                wake = min(wake, until_ms)
+            # Sleep in slices of at most 1 s so that targets and rates stay fresh.
+            await stopper.sleep(min(wake - wall_ms(), 1000) / 1000)
+            if stopper.stopped:
+                break
+            now = wall_ms()
+            last_tick = now
+            t1 = now + 1 if until_ms is None else min(now + 1, until_ms)
+            if t1 <= cursor:
+                continue
+            self._set_targets(t1)
+            more = await self._tick(cursor, t1, live=True)
+            cursor = t1
+            self.cursor_ms = cursor
+            if not more:
+                stopper.stop("max_records")
+            elif until_ms is not None and cursor >= until_ms:
+                stopper.stop("duration")
+
+    async def run_backfill(
+        self,
+        stopper: Stopper,
+        start_ms: int,
+        end_ms: int | None,
+        speed: float | None,
+        progress: bool,
+    ) -> int:
+        """Tick through ``[start, end)`` of event time; with no end, until caught up to now."""
+        self._set_targets(start_ms)
+        rate = sum(max(s.rate.target_rate(start_ms), 1e-3) for s in self.streams)
+        chunk = int(min(3_600_000, max(1_000, BACKFILL_CHUNK_RECORDS / rate * 1000)))
+        if speed is not None:
+            chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
+        total_ms = (end_ms if end_ms is not None else wall_ms()) - start_ms
+        bar = tqdm(
+            total=round(total_ms / 3_600_000, 2),
+            unit="h",
+            desc="backfill (event time)",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        started = time.monotonic()
+        cursor = start_ms
+        with bar:
+            while not stopper.stopped:
+                end = end_ms if end_ms is not None else wall_ms()
+                if cursor >= end:
+                    break
+                t1 = min(cursor + chunk, end)
+                if speed is not None:
+                    await stopper.sleep(
+                        (t1 - start_ms) / 1000 / speed - (time.monotonic() - started)
+                    )
+                    if stopper.stopped:
+                        break
+                more = await self._tick(cursor, t1, live=False)
+                bar.update(round((t1 - cursor) / 3_600_000, 6))
+                bar.set_postfix(records=self.generated, refresh=False)
+                cursor = t1
+                self.cursor_ms = cursor
+                if not more:
+                    stopper.stop("max_records")
+                await asyncio.sleep(0)
+        return cursor
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, stopper: Stopper, server: MetricsServer | None = None) -> Outcome:
+        s = self.settings
+        for sink in self.sinks.values():
+            await sink.open()  # ConfigError here: nothing has been generated yet
+        started = time.perf_counter()
+        backfill = s.backfill
+        start_ms = (
+            round(backfill.start.timestamp() * 1000)
+            if backfill.enabled and backfill.start
+            else wall_ms()
+        )
+        self.origin_ms = start_ms
+        log.info(
+            "synthstream_started",
+            mode="backfill" if backfill.enabled else "live",
+            origin=iso(start_ms),
+            metrics_port=server.port if server else None,
+            entities={st.name: int(st.generator.entity_ids.size) for st in self.streams},
+            settings=s.redacted(),
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [group.create_task(route.run()) for route in self.routes]
+                try:
+                    await self._schedule(stopper, start_ms)
+                finally:
+                    await self._drain(workers, stopper.forced)
+        finally:
+            for sink in self.sinks.values():
+                await sink.aclose()
+        return self._summary(stopper, time.perf_counter() - started)
+
+    async def _schedule(self, stopper: Stopper, start_ms: int) -> None:
+        s = self.settings
+        backfill = s.backfill
+        cursor = start_ms
+        if backfill.enabled:
+            end_ms = round(backfill.end.timestamp() * 1000) if backfill.end else None
+            if end_ms is None and not backfill.then_live:
+                end_ms = wall_ms()
+            show = backfill.progress == "on" or (
+                backfill.progress == "auto" and sys.stderr.isatty()
+            )
+            cursor = await self.run_backfill(stopper, start_ms, end_ms, backfill.speed, show)
+            if not backfill.then_live or stopper.stopped:
+                stopper.stop(stopper.reason or "backfill_complete")
+                return
+            log.info("backfill_caught_up", event_time=iso(cursor), records=self.generated)
+        until = None if s.duration_s is None else wall_ms() + round(s.duration_s * 1000)
+        await self.run_live(stopper, cursor, until)
+
+    async def _drain(self, workers: list[asyncio.Task[None]], forced: asyncio.Future[None]) -> None:
+        """Let the routes drain because their input ended, under the shutdown deadline."""
+        for route in self.routes:
+            await route.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.delivery.shutdown_timeout_s
+        while not all(task.done() for task in workers) and not forced.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            running = {task for task in workers if not task.done()}
+            await asyncio.wait(
+                running | {forced}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        for task in workers:
+            if not task.done():
+                task.cancel()
+        if workers:
+            await asyncio.wait(workers)
+        for route in self.routes:
+            route.abandon()
+
+    def _summary(self, stopper: Stopper, elapsed_s: float) -> Outcome:
+        m = self.metrics
+        streams = {}
+        undelivered = 0
+        for stream in self.streams:
+            label = {"stream": stream.name}
+            per_sink = {}
+            for route in stream.routes:
+                sl = {"stream": stream.name, "sink": route.sink.name}
+                failed = sum(
+                    m.value("synthstream_records_failed_total", {**sl, "reason": reason})
+                    for reason in _failure_reasons(m, sl)
+                )
+                undelivered += int(failed) + route.in_flight
+                per_sink[route.sink.name] = {
+                    "delivered": int(m.value("synthstream_records_delivered_total", sl)),
+                    "failed": int(failed),
+                    "in_flight": route.in_flight,
+                }
+            streams[stream.name] = {
+                "generated": int(m.value("synthstream_records_generated_total", label)),
+                "dropped_by_fault": int(
+                    m.value("synthstream_records_dropped_by_fault_total", label)
+                ),
+                "duplicated_by_fault": int(
+                    m.value("synthstream_records_duplicated_by_fault_total", label)
+                ),
+                "sinks": per_sink,
+            }
+        code = EXIT_OK if undelivered == 0 else EXIT_UNDELIVERED
+        log.info(
+            "synthstream_finished",
+            reason=stopper.reason or "stopped",
+            elapsed_s=round(elapsed_s, 3),
+            event_time_reached=iso(self.cursor_ms) if self.cursor_ms else None,
+            streams=streams,
+            undelivered=undelivered,
+            exit_code=code,
+        )
+        return Outcome(code, self.generated, undelivered)
+
+
+def _failure_reasons(metrics: Metrics, labels: dict[str, str]) -> set[str]:
+    reasons = set()
+    for family in metrics.registry.collect():
+        if family.name == "synthstream_records_failed":
+            for sample in family.samples:
+                if all(sample.labels.get(k) == v for k, v in labels.items()):
+                    reasons.add(sample.labels["reason"])
+    return reasons
+
+
+async def main_async(settings: Settings) -> int:
+    """Run until stopped; return the exit status."""
+    metrics = Metrics()
+    engine = Engine(settings, metrics)
+    stopper = Stopper()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopper.stop, f"signal {sig.name}")
+    server = None
+    if settings.metrics.enabled:
+        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port / SYNTHSTREAM_METRICS__PORT: cannot listen on "
+                f"{settings.metrics.host}:{settings.metrics.port}: {exc.strerror or exc}"
+            ) from None
+    try:
+        outcome = await engine.run(stopper, server)
+    finally:
+        if server:
+            await server.stop()
+    return outcome.exit_code

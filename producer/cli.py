@@ -1,0 +1,179 @@
+"""The ``synthstream`` command (also ``python -m producer``).
+
+Exit status: 0 everything generated was delivered (or dropped on purpose by fault
+injection); 1 some records were not delivered (failed or cut off by the shutdown deadline),
+or a sink is unreachable (``check``); 2 bad input: one line on stderr naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from producer import __version__
+from producer.errors import ConfigError
+from producer.settings import KNOWN_SINKS, KNOWN_STREAMS, Settings, env_names, load_settings
+
+# Flag -> (dotted setting, how to turn the flag's value into the setting's)
+_FLAGS: dict[str, str] = {
+    "--profile": "profile",
+    "--streams": "streams",
+    "--out": "sinks.file.dir",
+    "--duration": "duration_s",
+    "--max-records": "max_records",
+    "--seed": "seed",
+    "--shard": "shard",
+    "--metrics-port": "metrics.port",
+    "--log-format": "log.format",
+    "--start": "backfill.start",
+    "--end": "backfill.end",
+    "--speed": "backfill.speed",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage block: the message names the flag and what it accepts.
+        self.exit(2, f"synthstream: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="synthstream",
+        description="Realistic synthetic streaming data: live, or backfilled in event time.",
+    )
+    parser.add_argument("--version", action="version", version=f"synthstream {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", help="profiles/<name>.env (development, production) or a path")
+        p.add_argument("--streams", help=f"comma list of streams ({', '.join(KNOWN_STREAMS)})")
+        p.add_argument(
+            "--sinks", help=f"comma list of sinks for every stream ({', '.join(KNOWN_SINKS)})"
+        )
+        p.add_argument("--out", metavar="DIR", help="folder of the file sink")
+        p.add_argument("--seed", help="random seed: same seed, same records")
+        p.add_argument("--shard", metavar="I/N", help="keep the entities of shard I of N")
+        p.add_argument("--log-format", help="console, json or auto")
+
+    run = commands.add_parser("run", help="stream records (live, or --backfill)")
+    common(run)
+    run.add_argument("--duration", metavar="SECONDS", help="stop a live run after this long")
+    run.add_argument("--max-records", metavar="N", help="stop after N generated records")
+    run.add_argument("--metrics-port", metavar="PORT", help="port of /metrics (0: any free)")
+    run.add_argument("--backfill", action="store_true", help="run over a historical window")
+    run.add_argument("--start", metavar="ISO", help="backfill window start (UTC if no zone)")
+    run.add_argument("--end", metavar="ISO", help="backfill window end (default: now)")
+    run.add_argument("--speed", metavar="X", help="backfill at X times real time")
+    run.add_argument("--then-live", action="store_true", help="after the backfill, go on live")
+    run.add_argument(
+        "--progress", choices=["auto", "on", "off"], help="backfill progress bar (auto: tty)"
+    )
+
+    check = commands.add_parser("check", help="validate settings and try every sink")
+    common(check)
+
+    config = commands.add_parser("config", help="print the effective settings or every variable")
+    common(config)
+    config.add_argument(
+        "--env-names", action="store_true", help="list every SYNTHSTREAM_* variable"
+    )
+    return parser
+
+
+def _set(tree: dict[str, Any], dotted: str, value: object) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    tree: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for flag, dotted in _FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            _set(tree, dotted, value)
+            flags[dotted] = flag
+    if getattr(args, "sinks", None) is not None:
+        for stream in KNOWN_STREAMS:
+            _set(tree, f"{stream}.sinks", args.sinks)
+            flags[f"{stream}.sinks"] = "--sinks"
+    if getattr(args, "backfill", False):
+        _set(tree, "backfill.enabled", True)
+        flags["backfill"] = "--backfill"
+    if getattr(args, "then_live", False):
+        _set(tree, "backfill.then_live", True)
+    if getattr(args, "progress", None):
+        _set(tree, "backfill.progress", args.progress)
+    for flag in ("--start", "--end", "--speed", "--then-live"):
+        dest = flag.lstrip("-").replace("-", "_")
+        if getattr(args, dest, None) not in (None, False) and not getattr(args, "backfill", False):
+            raise ConfigError(f"{flag} needs --backfill")
+    return tree, flags
+
+
+def _run(settings: Settings) -> int:
+    from producer import logs
+    from producer.app import main_async
+
+    logs.configure(settings.log)
+    if settings.use_uvloop:
+        try:
+            import uvloop
+
+            return int(uvloop.run(main_async(settings)))
+        except ImportError:  # pragma: no cover - platforms without uvloop
+            pass
+    return asyncio.run(main_async(settings))
+
+
+def _check(settings: Settings) -> int:
+    from producer.app import build_sinks
+
+    async def probe() -> int:
+        names = [s for name in settings.streams for s in settings.stream(name).sinks]
+        bad = 0
+        for name, sink in build_sinks(settings, names).items():
+            try:
+                detail = await sink.check()
+                print(f"{name}: reachable ({detail})")
+            except Exception as exc:
+                bad += 1
+                print(f"{name}: NOT reachable ({exc})")
+            finally:
+                await sink.aclose()
+        print(f"settings: valid (profile {settings.profile}, streams {','.join(settings.streams)})")
+        return 1 if bad else 0
+
+    return asyncio.run(probe())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help(sys.stderr)
+        return 2
+    try:
+        if args.command == "config" and args.env_names:
+            print("\n".join(env_names()))
+            return 0
+        overrides, flags = _overrides(args)
+        settings = load_settings(overrides, flags=flags)
+        if args.command == "config":
+            import orjson
+
+            print(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode())
+            return 0
+        if args.command == "check":
+            return _check(settings)
+        return _run(settings)
+    except ConfigError as exc:
+        print(f"synthstream: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # before the loop installed its handlers
+        return 130

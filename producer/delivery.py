@@ -1,0 +1,206 @@
+"""Delivery: one bounded queue, batcher and retry loop per route (stream x sink).
+
+The scheduler ``put``s batches on a route's queue; the route's worker takes up to the sink's
+``max_records`` (waiting up to ``linger_s`` to fill a batch), sends them through
+``send_with_retry`` (the engine's only retry path) and accounts for every record: delivered,
+failed with a reason, or still in flight. A full queue either blocks the scheduler (the
+default; it shows as scheduler lag) or refuses the new records, counted as failed with
+reason ``queue_full``. Nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+
+import numpy as np
+import structlog
+
+from producer.metrics import Metrics
+from producer.records import RecordBatch, Schema
+from producer.settings import DeliverySettings
+from sinks.base import Sink
+from sinks.errors import FatalError, PartialFailure, RetryableError
+
+log = structlog.get_logger("synthstream.delivery")
+
+
+class Route:
+    """Records of one stream on their way to one sink."""
+
+    def __init__(
+        self, stream: str, schema: Schema, sink: Sink, settings: DeliverySettings, metrics: Metrics
+    ) -> None:
+        self.stream = stream
+        self.schema = schema
+        self.sink = sink
+        self.settings = settings
+        self.metrics = metrics
+        self.labels = (stream, sink.name)
+        self._queue: deque[RecordBatch] = deque()
+        self._queued = 0
+        self._closed = False
+        self._changed = asyncio.Condition()
+        self.in_flight = 0
+
+    # ------------------------------------------------------------------ producer side
+    async def put(self, batch: RecordBatch) -> None:
+        """Queue a batch already counted by ``accept``; waits while the queue is full."""
+        n = len(batch)
+        if n == 0:
+            return
+        async with self._changed:
+            if self.settings.when_full == "drop_newest":
+                if self._queued and self._queued + n > self.settings.queue_records:
+                    self.fail(n, "queue_full", "queue full; records refused")
+                    return
+            else:
+                # A batch larger than the whole queue is still accepted into an empty queue.
+                await self._changed.wait_for(
+                    lambda: self._queued == 0 or self._queued + n <= self.settings.queue_records
+                )
+            self._queue.append(batch)
+            self._queued += n
+            self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        """No more batches will come; the worker drains what is queued and stops."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ worker side
+    async def _take(self) -> RecordBatch | None:
+        """Up to ``max_records`` records, waiting ``linger_s`` to fill; None when drained."""
+        limit = self.sink.limits.max_records
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._queue) or self._closed)
+            if not self._queue:
+                return None
+            if self._queued < limit and not self._closed and self.settings.linger_s > 0:
+                deadline = time.monotonic() + self.settings.linger_s
+                while self._queued < limit and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+                    except TimeoutError:
+                        break
+            parts: list[RecordBatch] = []
+            taken = 0
+            while self._queue and taken < limit:
+                head = self._queue[0]
+                room = limit - taken
+                if len(head) <= room:
+                    parts.append(self._queue.popleft())
+                    taken += len(head)
+                else:
+                    parts.append(head.take(slice(0, room)))
+                    self._queue[0] = head.take(slice(room, None))
+                    taken += room
+            self._queued -= taken
+            self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+            self._changed.notify_all()
+        return RecordBatch.concat(parts)
+
+    async def run(self) -> None:
+        """Deliver until the route is closed and drained."""
+        while (batch := await self._take()) is not None:
+            await send_with_retry(self, batch)
+
+    # ------------------------------------------------------------------ accounting
+    def accept(self, n: int) -> None:
+        """Count records as in flight. Called for every route of a stream in the same step
+        that counts them as generated, so that the identity holds before any ``put`` waits."""
+        self.in_flight += n
+        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+
+    def delivered(self, n: int) -> None:
+        self.in_flight -= n
+        self.metrics.delivered.labels(*self.labels).inc(n)
+        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+
+    def fail(self, n: int, reason: str, message: str) -> None:
+        self.in_flight -= n
+        self.metrics.failed.labels(*self.labels, reason).inc(n)
+        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+        log.error(
+            "records_failed",
+            stream=self.stream,
+            sink=self.sink.name,
+            records=n,
+            reason=reason,
+            error=message,
+        )
+
+    def abandon(self) -> int:
+        """At the shutdown deadline: count what is still here as failed; return how many."""
+        left = self.in_flight
+        if left:
+            self._queue.clear()
+            self._queued = 0
+            self.metrics.queue_depth.labels(*self.labels).set(0)
+            self.fail(left, "shutdown", "shutdown deadline passed before delivery")
+        return left
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**attempt))."""
+    return random.uniform(0.0, min(max_s, base_s * (2.0**attempt)))
+
+
+async def send_with_retry(route: Route, batch: RecordBatch) -> None:
+    """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
+
+    Cancellation (the shutdown deadline) interrupts the wait between attempts; the records
+    then stay in flight and are counted by ``Route.abandon``.
+    """
+    sink, settings, metrics = route.sink, route.settings, route.metrics
+    pending = batch
+    attempt = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            await sink.send(pending, route.schema)
+        except PartialFailure as exc:
+            failed = np.asarray(exc.failed, dtype=np.int64)
+            route.delivered(len(pending) - failed.size)
+            pending = pending.take(failed)
+            error: RetryableError = exc
+        except RetryableError as exc:
+            error = exc
+        except FatalError as exc:
+            route.fail(len(pending), exc.reason, str(exc))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a sink bug must not become an endless retry loop
+            route.fail(len(pending), "unexpected", f"{type(exc).__name__}: {exc}")
+            return
+        else:
+            metrics.send_latency.labels(sink.name).observe(time.perf_counter() - started)
+            route.delivered(len(pending))
+            return
+        attempt += 1
+        if attempt >= settings.max_attempts:
+            route.fail(len(pending), "retries_exhausted", f"{attempt} attempts, last: {error}")
+            return
+        delay = backoff_s(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
+        if error.retry_after_s is not None:
+            delay = max(delay, min(error.retry_after_s, settings.backoff_max_s))
+        metrics.retries.labels(sink.name, error.reason).inc()
+        log.warning(
+            "send_retry",
+            stream=route.stream,
+            sink=sink.name,
+            records=len(pending),
+            attempt=attempt,
+            delay_s=round(delay, 3),
+            reason=error.reason,
+            error=str(error),
+        )
+        await asyncio.sleep(delay)

@@ -1,0 +1,156 @@
+"""Every metric's name and labels, in one place, with the events that move them.
+
+The accounting identity, per stream and sink, holds at every scrape because every event
+below updates its counters without an ``await`` in between, and ``/metrics`` is served on the
+same event loop:
+
+    generated = delivered + dropped_by_fault + failed + in_flight
+
+``generated`` counts every record that entered the pipeline, duplicates injected by faults
+included; ``duplicated_by_fault`` counts those copies separately.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from producer import __version__
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30)
+
+
+class Metrics:
+    """The product's metrics on a registry of its own (tests build a fresh one each)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = "synthstream_"
+        self.generated = Counter(
+            p + "records_generated",
+            "Records that entered the pipeline (incl. injected duplicates).",
+            ["stream"],
+            registry=r,
+        )
+        self.delivered = Counter(
+            p + "records_delivered",
+            "Records acknowledged by a sink.",
+            ["stream", "sink"],
+            registry=r,
+        )
+        self.failed = Counter(
+            p + "records_failed",
+            "Records a sink will never get (permanent error, retries "
+            "exhausted, queue full, shutdown deadline).",
+            ["stream", "sink", "reason"],
+            registry=r,
+        )
+        self.dropped_by_fault = Counter(
+            p + "records_dropped_by_fault",
+            "Records dropped on purpose by fault injection.",
+            ["stream"],
+            registry=r,
+        )
+        self.duplicated_by_fault = Counter(
+            p + "records_duplicated_by_fault",
+            "Extra copies added by fault injection.",
+            ["stream"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            p + "records_in_flight",
+            "Records routed to a sink and not yet delivered or failed.",
+            ["stream", "sink"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            p + "queue_depth_records",
+            "Records waiting in a sink's queue.",
+            ["stream", "sink"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            p + "send_latency_seconds",
+            "Time of one acknowledged send call.",
+            ["sink"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            p + "send_retries",
+            "Send attempts that will be retried.",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.scheduler_lag = Histogram(
+            p + "scheduler_lag_seconds",
+            "How late the oldest record of a tick was generated "
+            "(wall time minus due time; live mode).",
+            ["stream"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.target_rate = Gauge(
+            p + "target_rate_records_per_second",
+            "Intended rate of this process.",
+            ["stream"],
+            registry=r,
+        )
+        self.achieved_rate = Gauge(
+            p + "achieved_rate_records_per_second",
+            "Generated records/s over the last 10 s of wall time.",
+            ["stream"],
+            registry=r,
+        )
+        self.entities = Gauge(
+            p + "entities",
+            "Entities of this process (its shard).",
+            ["stream"],
+            registry=r,
+        )
+        self.event_time = Gauge(
+            p + "event_time_seconds",
+            "Event time the scheduler has reached (Unix seconds).",
+            registry=r,
+        )
+        self.build = Info(p + "build", "Version of synthstream.", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version()})
+        self._windows: dict[str, RateWindow] = {}
+
+    def observe_generated(self, stream: str, count: int, now_s: float) -> None:
+        self.generated.labels(stream).inc(count)
+        window = self._windows.setdefault(stream, RateWindow(10.0))
+        self.achieved_rate.labels(stream).set(window.add(now_s, count))
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's current value (0 when it was never set): for tests and the summary."""
+        sample = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if sample is None else sample
+
+
+class RateWindow:
+    """Counts over a sliding window of wall time, in one-second buckets."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span = span_s
+        self.buckets: deque[tuple[int, int]] = deque()
+        self.total = 0
+        self.start: float | None = None
+
+    def add(self, now_s: float, count: int) -> float:
+        if self.start is None:
+            self.start = now_s
+        second = int(now_s)
+        if self.buckets and self.buckets[-1][0] == second:
+            self.buckets[-1] = (second, self.buckets[-1][1] + count)
+        else:
+            self.buckets.append((second, count))
+        self.total += count
+        while self.buckets and self.buckets[0][0] <= second - self.span:
+            self.total -= self.buckets.popleft()[1]
+        covered = min(self.span, max(now_s - self.start, 1.0))
+        return self.total / covered

@@ -1,0 +1,477 @@
+"""Settings: one pydantic-settings model, validated once at start.
+
+Precedence, highest first: command-line flags, real environment variables, ``.env`` in the
+working directory, the profile file ``profiles/<name>.env``, the defaults below. Every field
+is an environment variable ``SYNTHSTREAM_<FIELD>``, nested fields joined by ``__``
+(``SYNTHSTREAM_BME280__DEVICES``). List fields accept a comma list (``stdout,file``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from producer.errors import ConfigError
+
+ENV_PREFIX = "SYNTHSTREAM_"
+KNOWN_STREAMS = ("bme280",)
+KNOWN_SINKS = ("stdout", "file", "null")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class FaultSettings(_Model):
+    """Faults injected between a stream's generator and its sinks."""
+
+    drop_rate: float = Field(0.001, ge=0.0, le=1.0, description="Share of records dropped.")
+    duplicate_rate: float = Field(
+        0.005, ge=0.0, le=1.0, description="Share of records sent twice (same message_id)."
+    )
+    ground_truth: bool = Field(
+        False,
+        description="Write every injected fault (message_id, kind, stream) to "
+        "<file sink dir>/<stream>.ground-truth.jsonl.",
+    )
+
+
+class RateSettings(_Model):
+    """When records are due. Either a fixed interval per entity, or a total rate over all."""
+
+    interval_s: float = Field(
+        10.0, ge=0.001, description="Fixed interval between two records of one entity."
+    )
+    jitter_s: float = Field(
+        0.0, ge=0.0, description="Uniform jitter +/- this around each due time (< interval/2)."
+    )
+    total_per_s: float | None = Field(
+        None,
+        gt=0.0,
+        description="If set, a total rate in records/s spread over random entities "
+        "(replaces interval_s); scaled by the multipliers below.",
+    )
+    hour_multipliers: Annotated[list[float], NoDecode] | None = Field(
+        None, description="24 factors by hour of day (total rate only)."
+    )
+    weekday_multipliers: Annotated[list[float], NoDecode] | None = Field(
+        None, description="7 factors, Monday first (total rate only)."
+    )
+    month_multipliers: Annotated[list[float], NoDecode] | None = Field(
+        None, description="12 factors, January first (total rate only)."
+    )
+    scenario: Literal["normal", "peak", "maintenance"] = Field(
+        "normal", description="normal x1, peak x3, maintenance x0.1 (total rate only)."
+    )
+    utc_offset_hours: float = Field(
+        0.0, ge=-14, le=14, description="Local time of the multipliers, as an offset from UTC."
+    )
+
+    @field_validator("hour_multipliers", "weekday_multipliers", "month_multipliers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for name, size in (
+            ("hour_multipliers", 24),
+            ("weekday_multipliers", 7),
+            ("month_multipliers", 12),
+        ):
+            values = getattr(self, name)
+            if values is not None and (len(values) != size or min(values) < 0):
+                raise ValueError(f"{name} needs {size} non-negative numbers, got {values}")
+        if self.jitter_s * 2 >= self.interval_s:
+            raise ValueError("jitter_s must be less than half of interval_s")
+        return self
+
+
+CLIMATES: dict[str, dict[str, float]] = {
+    # The seed's defaults: a heated room.
+    "indoor": {
+        "temp_min": 18.0, "temp_max": 28.0, "humidity_min": 30.0, "humidity_max": 70.0,
+        "pressure_min": 1000.0, "pressure_max": 1025.0,
+    },
+    # Outdoor climates (the seed's "configuration profiles (winter/summer patterns)").
+    "winter": {
+        "temp_min": -15.0, "temp_max": 8.0, "humidity_min": 55.0, "humidity_max": 95.0,
+        "pressure_min": 985.0, "pressure_max": 1040.0,
+    },
+    "summer": {
+        "temp_min": 14.0, "temp_max": 36.0, "humidity_min": 25.0, "humidity_max": 75.0,
+        "pressure_min": 1000.0, "pressure_max": 1025.0,
+    },
+}  # fmt: skip
+
+
+class Bme280Settings(_Model):
+    """The BME280 stream: a temperature/humidity/pressure sensor per device."""
+
+    devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
+    sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
+    rate: RateSettings = RateSettings()
+    faults: FaultSettings = FaultSettings()
+    climate: Literal["indoor", "winter", "summer"] = Field(
+        "indoor", description="Preset ranges; explicit *_min/*_max settings override it."
+    )
+    temp_min: float | None = Field(None, ge=-40, le=85, description="Default from climate.")
+    temp_max: float | None = Field(None, ge=-40, le=85, description="Default from climate.")
+    temp_drift: float = Field(0.5, ge=0, description="Max random change per reading (C).")
+    humidity_min: float | None = Field(None, ge=0, le=100, description="Default from climate.")
+    humidity_max: float | None = Field(None, ge=0, le=100, description="Default from climate.")
+    humidity_drift: float = Field(2.0, ge=0, description="Max random change per reading (%).")
+    pressure_min: float | None = Field(None, ge=300, le=1100, description="Default from climate.")
+    pressure_max: float | None = Field(None, ge=300, le=1100, description="Default from climate.")
+    pressure_drift: float = Field(0.5, ge=0, description="Max random change per reading (hPa).")
+    add_noise: bool = Field(True, description="Add Gaussian sensor noise to each reading.")
+    noise_factor: float = Field(0.1, ge=0, description="Noise standard deviation scale.")
+    enable_daily_pattern: bool = Field(True, description="Warm afternoons, humid nights.")
+    enable_weather_events: bool = Field(True, description="Storms, fronts and clear spells.")
+    weather_event_probability: float = Field(
+        0.01, ge=0, le=1, description="Chance per reading that a weather event starts."
+    )
+    utc_offset_hours: float = Field(
+        0.0, ge=-14, le=14, description="Devices' local time for the daily pattern."
+    )
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @model_validator(mode="after")
+    def _apply_climate(self) -> Self:
+        for name, value in CLIMATES[self.climate].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        for var in ("temp", "humidity", "pressure"):
+            low, high = getattr(self, f"{var}_min"), getattr(self, f"{var}_max")
+            if low >= high:
+                raise ValueError(f"{var}_min ({low}) must be below {var}_max ({high})")
+        return self
+
+    def bounds(self, var: str) -> tuple[float, float]:
+        low, high = getattr(self, f"{var}_min"), getattr(self, f"{var}_max")
+        assert low is not None  # set by _apply_climate
+        assert high is not None
+        return float(low), float(high)
+
+
+class StdoutSinkSettings(_Model):
+    """JSON lines on standard output (logs go to standard error)."""
+
+    max_records: int = Field(1000, ge=1, description="Records per write.")
+
+
+class FileSinkSettings(_Model):
+    """Files, one set per stream under <dir>/<stream>/, rolled by size or event time."""
+
+    dir: Path = Field(Path("data/out"), description="Output folder (--out).")
+    format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="File format.")
+    roll_bytes: int = Field(256 * 2**20, ge=1024, description="Start a new file past this size.")
+    roll_interval_s: float = Field(
+        3600.0, gt=0, description="Start a new file past this much event time."
+    )
+    row_group_rows: int = Field(1_000_000, ge=1, description="Parquet rows per row group.")
+    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        "snappy", description="Parquet compression."
+    )
+    max_records: int = Field(100_000, ge=1, description="Records per write.")
+
+
+class SinksSettings(_Model):
+    stdout: StdoutSinkSettings = StdoutSinkSettings()
+    file: FileSinkSettings = FileSinkSettings()
+
+
+class DeliverySettings(_Model):
+    """The engine's queues, batching, retries and shutdown."""
+
+    queue_records: int = Field(
+        200_000, ge=1, description="Records buffered per stream and sink before the queue is full."
+    )
+    when_full: Literal["block", "drop_newest"] = Field(
+        "block",
+        description="block: the scheduler waits (shows as scheduler lag); "
+        "drop_newest: new records are counted as failed (reason queue_full).",
+    )
+    linger_s: float = Field(0.05, ge=0, description="Wait this long to fill a batch.")
+    max_attempts: int = Field(12, ge=1, description="Send attempts before a batch fails.")
+    backoff_base_s: float = Field(0.1, gt=0, description="First retry waits up to this.")
+    backoff_max_s: float = Field(30.0, gt=0, description="No retry waits longer than this.")
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline to drain queues and close sinks after a stop."
+    )
+
+
+class MetricsSettings(_Model):
+    enabled: bool = Field(True, description="Serve /metrics and /healthz.")
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in containers).")
+    port: int = Field(9108, ge=0, le=65535, description="Port (0 picks a free one).")
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    format: Literal["auto", "console", "json"] = Field(
+        "auto", description="console (coloured on a terminal), json, or auto (console on a tty)."
+    )
+
+
+class BackfillSettings(_Model):
+    """Run the generators over a historical window in event time."""
+
+    enabled: bool = Field(False, description="Backfill instead of live (--backfill).")
+    start: datetime | None = Field(None, description="Window start, ISO 8601 (UTC if no zone).")
+    end: datetime | None = Field(None, description="Window end, ISO 8601; default: now.")
+    speed: float | None = Field(
+        None, gt=0, description="Times real time; default: as fast as the sinks take it."
+    )
+    then_live: bool = Field(False, description="After the window, go on live from now.")
+    progress: Literal["auto", "on", "off"] = Field("auto", description="Progress bar (auto: tty).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.enabled and self.start is None:
+            raise ValueError("a backfill needs a start (--start)")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError(f"end ({self.end.isoformat()}) must be after start")
+        if self.then_live and self.end is not None:
+            raise ValueError("then_live continues from now: leave end unset")
+        return self
+
+
+class Shard(_Model):
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise ValueError(f"expected I/N such as 0/2, got {text!r}")
+        index, count = int(match[1]), int(match[2])
+        if count < 1 or index >= count:
+            raise ValueError(f"needs 0 <= I < N, got {text!r}")
+        return cls(index=index, count=count)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    profile: str = Field("development", description="Profile: profiles/<name>.env.")
+    seed: int = Field(42, ge=0, lt=2**63, description="Same seed, same records.")
+    shard: str = Field("0/1", description="I/N: keep the entities of shard I of N.")
+    streams: CommaList = Field(["bme280"], description="Streams to run.")
+    duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
+    max_records: int | None = Field(None, ge=1, description="Stop after this many records.")
+    use_uvloop: bool = Field(True, description="Run on uvloop.")
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    sinks: SinksSettings = SinksSettings()
+    backfill: BackfillSettings = BackfillSettings()
+    bme280: Bme280Settings = Bme280Settings()
+
+    @field_validator("streams", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in KNOWN_STREAMS:
+                raise ValueError(f"unknown stream {name!r}; accepted: {', '.join(KNOWN_STREAMS)}")
+        if not value:
+            raise ValueError(f"needs at least one stream; accepted: {', '.join(KNOWN_STREAMS)}")
+        return value
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        Shard.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _sinks_known(self) -> Self:
+        for stream in self.streams:
+            for sink in self.stream(stream).sinks:
+                if sink not in KNOWN_SINKS:
+                    raise ValueError(
+                        f"{stream}.sinks: unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}"
+                    )
+        return self
+
+    @property
+    def shard_spec(self) -> Shard:
+        return Shard.parse(self.shard)
+
+    def stream(self, name: str) -> Bme280Settings:
+        settings: Bme280Settings = getattr(self, name)
+        return settings
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective settings for the start log line: secrets are dumped as '**********'."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def profile_path(name: str) -> Path:
+    """``profiles/<name>.env`` from the installed package or the source tree, or a path."""
+    if name.endswith(".env") or os.sep in name:
+        path = Path(name)
+        if path.is_file():
+            return path
+        raise ConfigError(f"SYNTHSTREAM_PROFILE (--profile): no profile file at {name}")
+    for folder in (PACKAGE_DIR / "_profiles", PACKAGE_DIR.parent / "profiles"):
+        path = folder / f"{name}.env"
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"SYNTHSTREAM_PROFILE (--profile): unknown profile {name!r}; "
+        f"accepted: {', '.join(available_profiles())} or a path to a .env file"
+    )
+
+
+def available_profiles() -> list[str]:
+    for folder in (PACKAGE_DIR / "_profiles", PACKAGE_DIR.parent / "profiles"):
+        if folder.is_dir():
+            return sorted(p.stem for p in folder.glob("*.env"))
+    return []
+
+
+def env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[str]:
+    """Every leaf setting as its environment variable name, in declaration order."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from env_names(annotation, f"{prefix}{name.upper()}__")
+        else:
+            yield f"{prefix}{name.upper()}"
+
+
+def _nested_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield f"{prefix}{name.upper()}"
+            yield from _nested_names(annotation, f"{prefix}{name.upper()}__")
+
+
+def _check_unknown(names: Iterator[str] | list[str], where: str) -> None:
+    known = set(env_names()) | set(_nested_names())
+    for name in names:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{name}: unknown setting ({where}){hint} See .env.example.")
+
+
+def _env_file_keys(path: Path) -> list[str]:
+    keys = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            keys.append(line.split("=", 1)[0].removeprefix("export ").strip())
+    return keys
+
+
+def env_name_of(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc if isinstance(part, str))
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate settings from every source, or raise ``ConfigError`` with one line.
+
+    ``overrides`` are command-line values as a nested dict; ``flags`` maps a dotted setting
+    path to the flag that set it, so that errors name the flag the user typed.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    profile = str(overrides.get("profile") or environ.get(f"{ENV_PREFIX}PROFILE") or "development")
+    overrides["profile"] = profile
+    path = profile_path(profile)
+    _check_unknown([k for k in environ if k.upper().startswith(ENV_PREFIX)], "environment")
+    env_files: list[Path] = [path]
+    _check_unknown(_env_file_keys(path), f"profile {path.name}")
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        env_files.append(dotenv)
+        _check_unknown(_env_file_keys(dotenv), ".env")
+    try:
+        return Settings(_env_file=tuple(env_files), **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, flags or {})) from None
+
+
+def _one_line(exc: ValidationError, flags: Mapping[str, str]) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    name = env_name_of(loc)
+    dotted = ".".join(str(p) for p in loc if isinstance(p, str))
+    flag = flags.get(dotted)
+    where = f"{flag} / {name}" if flag else name
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        message = f"accepted: {expected}"
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting; see .env.example"
+    given = first.get("input")
+    got = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    more = f" [{len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
+    if not loc or not dotted:
+        where = "settings"
+    return f"{where}: {message}{got}{more}"
+
+
+def redact(value: object) -> object:
+    return "**********" if isinstance(value, SecretStr) else value

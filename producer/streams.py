@@ -1,0 +1,91 @@
+"""A stream at run time: its entities (this shard's), generator, rate model, faults, routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from producer import rng
+from producer.delivery import Route
+from producer.faults import FaultResult, Faults
+from producer.generators import Generator
+from producer.generators.bme280 import Bme280Generator
+from producer.rates import FixedInterval, RateModel, TotalRate
+from producer.rng import I64, U64
+from producer.settings import Bme280Settings, Settings, Shard
+
+
+def shard_entities(stream: str, count: int, shard: Shard) -> I64:
+    """Global ids of the entities of ``shard``: by a hash of (stream, id), not of the seed,
+    so a replica keeps its entities whatever the seed."""
+    ids = np.arange(count, dtype=np.int64)
+    if shard.count == 1:
+        return ids
+    owner = rng.combine(rng.text_key("shard", stream), ids) % np.uint64(shard.count)
+    kept: I64 = ids[owner == np.uint64(shard.index)]
+    return kept
+
+
+def entity_keys(seed: int, stream: str, ids: I64) -> U64:
+    return rng.combine(rng.text_key(seed, stream), ids)
+
+
+@dataclass
+class Stream:
+    name: str
+    generator: Generator
+    rate: RateModel
+    faults: Faults
+    total_entities: int
+    ground_truth: Path | None = None
+    routes: list[Route] = field(default_factory=list)
+
+    def record_ground_truth(self, result: FaultResult) -> None:
+        if self.ground_truth is None or (not len(result.dropped) and not len(result.duplicated)):
+            return
+        lines = []
+        for kind, batch in (("drop", result.dropped), ("duplicate", result.duplicated)):
+            if len(batch):
+                ids = batch.message_ids().astype("U36").tolist()
+                for mid, ts in zip(ids, batch.iso_times(), strict=True):
+                    lines.append(
+                        orjson.dumps(
+                            {"message_id": mid, "kind": kind, "stream": self.name, "timestamp": ts}
+                        )
+                    )
+        with self.ground_truth.open("ab") as out:
+            out.write(b"\n".join(lines) + b"\n")
+
+
+def build_stream(name: str, settings: Settings) -> Stream:
+    stream_settings: Bme280Settings = settings.stream(name)
+    shard = settings.shard_spec
+    total = stream_settings.devices
+    ids = shard_entities(name, total, shard)
+    keys = entity_keys(settings.seed, name, ids)
+    generator = Bme280Generator(stream_settings, ids, keys)
+    rate_settings = stream_settings.rate
+    rate: RateModel
+    if rate_settings.total_per_s is not None:
+        local = np.full(total, -1, dtype=np.int64)
+        local[ids] = np.arange(ids.size, dtype=np.int64)
+        rate = TotalRate(
+            rng.text_key(settings.seed, name, "arrivals"),
+            total,
+            local,
+            rate_settings,
+            ids.size / total,
+        )
+    else:
+        rate = FixedInterval(
+            keys, round(rate_settings.interval_s * 1000), round(rate_settings.jitter_s * 1000)
+        )
+    ground_truth = None
+    if stream_settings.faults.ground_truth:
+        folder = settings.sinks.file.dir
+        suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
+        ground_truth = folder / f"{name}{suffix}.ground-truth.jsonl"
+    return Stream(name, generator, rate, Faults(stream_settings.faults), total, ground_truth)

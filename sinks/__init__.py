@@ -1,0 +1,1 @@
+"""Sinks deliver; the engine batches, paces and retries (see ``sinks.base.Sink``)."""

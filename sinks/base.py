@@ -1,0 +1,47 @@
+"""The sink contract.
+
+A sink is a small class around one acknowledged call. It does not batch, pace or retry: the
+engine does (``producer.delivery``). Lifecycle: ``open`` once (connect, create what is missing
+if configured, raise ``ConfigError`` for a place that cannot work, such as an unwritable
+folder), then ``send`` any number of times, possibly concurrently for different streams, then
+``aclose`` (idempotent), which flushes what ``send`` acknowledged but buffered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from producer.records import RecordBatch, Schema
+
+
+@dataclass(frozen=True, slots=True)
+class SinkLimits:
+    """What one ``send`` may carry. The engine's batcher never exceeds these."""
+
+    max_records: int
+    max_bytes: int | None = None
+
+
+class Sink(Protocol):
+    name: str
+    limits: SinkLimits
+
+    async def open(self) -> None:
+        """Connect and check the destination. Raises ``ConfigError`` if it cannot work."""
+        ...
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        """Deliver the batch; returns once it is acknowledged.
+
+        Raises ``RetryableError``, ``PartialFailure`` or ``FatalError`` (``sinks.errors``).
+        """
+        ...
+
+    async def check(self) -> str:
+        """One line on whether the destination is reachable; raises ``SinkError`` if not."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and release; idempotent."""
+        ...
