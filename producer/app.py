@@ -72,12 +72,16 @@ class Outcome:
 
 
 class Engine:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics | None = None,
+        sinks: dict[str, Sink] | None = None,
+    ) -> None:  # fmt: skip
+        """``sinks`` replaces the sinks built from settings (by name), e.g. in tests."""
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
         sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
-        self.sinks = build_sinks(settings, sink_names)
+        self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names)
         for stream in self.streams:
             for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
                 stream.routes.append(

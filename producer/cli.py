@@ -15,7 +15,14 @@ from typing import Any, NoReturn
 
 from producer import __version__
 from producer.errors import ConfigError
-from producer.settings import KNOWN_SINKS, KNOWN_STREAMS, Settings, env_names, load_settings
+from producer.settings import (
+    KNOWN_SINKS,
+    KNOWN_STREAMS,
+    Settings,
+    env_example,
+    env_names,
+    load_settings,
+)
 
 # Flag -> (dotted setting, how to turn the flag's value into the setting's)
 _FLAGS: dict[str, str] = {
@@ -80,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     common(config)
     config.add_argument(
         "--env-names", action="store_true", help="list every SYNTHSTREAM_* variable"
+    )
+    config.add_argument(
+        "--env-example", action="store_true", help="print .env.example (every setting, commented)"
     )
     return parser
 
@@ -161,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config" and args.env_names:
             print("\n".join(env_names()))
+            return 0
+        if args.command == "config" and args.env_example:
+            print(env_example(), end="")
             return 0
         overrides, flags = _overrides(args)
         settings = load_settings(overrides, flags=flags)

@@ -20,8 +20,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -166,6 +166,16 @@ class Bme280Settings(_Model):
     def _split(cls, value: object) -> object:
         return _comma_list(value)
 
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, value: list[str]) -> list[str]:
+        for sink in value:
+            if sink not in KNOWN_SINKS:
+                raise ValueError(f"unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}")
+        if not value:
+            raise ValueError(f"needs at least one sink; accepted: {', '.join(KNOWN_SINKS)}")
+        return value
+
     @model_validator(mode="after")
     def _apply_climate(self) -> Self:
         for name, value in CLIMATES[self.climate].items():
@@ -207,6 +217,8 @@ class FileSinkSettings(_Model):
 
 
 class SinksSettings(_Model):
+    """Settings of each sink, shared by every stream that uses it."""
+
     stdout: StdoutSinkSettings = StdoutSinkSettings()
     file: FileSinkSettings = FileSinkSettings()
 
@@ -232,12 +244,16 @@ class DeliverySettings(_Model):
 
 
 class MetricsSettings(_Model):
+    """Prometheus /metrics and /healthz on one port."""
+
     enabled: bool = Field(True, description="Serve /metrics and /healthz.")
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in containers).")
     port: int = Field(9108, ge=0, le=65535, description="Port (0 picks a free one).")
 
 
 class LogSettings(_Model):
+    """Structured logs on standard error."""
+
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     format: Literal["auto", "console", "json"] = Field(
         "auto", description="console (coloured on a terminal), json, or auto (console on a tty)."
@@ -258,19 +274,20 @@ class BackfillSettings(_Model):
 
     @field_validator("start", "end")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
+    def _utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+            value = value.replace(tzinfo=UTC)
+        start = info.data.get("start")
+        if info.field_name == "end" and value is not None and start and value <= start:
+            raise ValueError(f"must be after the start ({start.isoformat()})")
         return value
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.enabled and self.start is None:
-            raise ValueError("a backfill needs a start (--start)")
-        if self.start and self.end and self.end <= self.start:
-            raise ValueError(f"end ({self.end.isoformat()}) must be after start")
+            raise ValueError("a backfill needs a start (--start ISO)")
         if self.then_live and self.end is not None:
-            raise ValueError("then_live continues from now: leave end unset")
+            raise ValueError("--then-live continues from now: leave the end (--end) unset")
         return self
 
 
@@ -331,16 +348,6 @@ class Settings(BaseSettings):
     def _shard(cls, value: str) -> str:
         Shard.parse(value)
         return value
-
-    @model_validator(mode="after")
-    def _sinks_known(self) -> Self:
-        for stream in self.streams:
-            for sink in self.stream(stream).sinks:
-                if sink not in KNOWN_SINKS:
-                    raise ValueError(
-                        f"{stream}.sinks: unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}"
-                    )
-        return self
 
     @property
     def shard_spec(self) -> Shard:
@@ -466,12 +473,46 @@ def _one_line(exc: ValidationError, flags: Mapping[str, str]) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown setting; see .env.example"
     given = first.get("input")
-    got = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    got = ""
+    if not isinstance(given, dict | list) and given is not None and repr(given) not in message:
+        got = f" (got {given!r})"
     more = f" [{len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
     if not loc or not dotted:
         where = "settings"
     return f"{where}: {message}{got}{more}"
 
 
-def redact(value: object) -> object:
-    return "**********" if isinstance(value, SecretStr) else value
+def _env_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(_env_value(v) for v in value)
+    return str(value)
+
+
+def env_example(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> str:
+    """``.env.example``: every setting, commented out at its default, with its description."""
+    lines: list[str] = []
+    if model is Settings:
+        lines += [
+            "# synthstream settings. Every line is a default: uncomment what you change.",
+            "# Precedence: flags > env > .env > profiles/<SYNTHSTREAM_PROFILE>.env > defaults.",
+            "# Lists take commas (SYNTHSTREAM_BME280__SINKS=stdout,file).",
+            "# Regenerate with: synthstream config --env-example > .env.example",
+        ]
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        env = f"{prefix}{name.upper()}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested.append((env, annotation))
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"# {env}={_env_value(field.default)}")
+    for env, sub in nested:
+        lines += ["", f"# ---- {env}__* : {(sub.__doc__ or '').strip().splitlines()[0]}"]
+        lines += env_example(sub, f"{env}__").strip("\n").splitlines()
+    return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ def batch(n_devices: int = 100, hours: int = 6) -> RecordBatch:
 
 
 def within_binomial(count: int, n: int, p: float) -> bool:
-    sd = np.sqrt(n * p * (1 - p))
+    sd = float(np.sqrt(n * p * (1 - p)))
     return abs(count - n * p) <= 4.5 * sd + 1
 
 

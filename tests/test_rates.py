@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,7 @@ def keys(n: int) -> rng.U64:
 
 def collect(model: FixedInterval | TotalRate, cuts: list[int]) -> tuple[np.ndarray, np.ndarray]:
     ents, times = [], []
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         due = model.due(a, b)
         assert np.all(np.diff(due.time_ms) >= 0), "a window's records are in time order"
         assert np.all((due.time_ms >= a) & (due.time_ms < b))
@@ -77,7 +79,7 @@ def test_next_due_is_never_late(t: int, jitter: int) -> None:
 
 
 def total_rate(rate: float, n: int = 1000, **kw: object) -> TotalRate:
-    s = RateSettings(total_per_s=rate, **kw)  # type: ignore[arg-type]
+    s = RateSettings.model_validate({"total_per_s": rate, **kw})
     return TotalRate(rng.text_key(1, "t"), n, np.arange(n), s, 1.0)
 
 

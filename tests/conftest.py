@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SYNTHSTREAM_* variable or .env from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("SYNTHSTREAM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run ``python -m producer`` as a user would, with JSON logs."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    full_env.update({"SYNTHSTREAM_LOG__FORMAT": "json", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
+    )  # fmt: skip

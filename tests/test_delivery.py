@@ -1,0 +1,236 @@
+"""Delivery through the engine: retries, partial failures, fatal errors, full queues,
+the shutdown deadline, and the accounting identity after each.
+
+The sinks here are test doubles of an *external* destination (a flaky server), driven by the
+real engine, queues and retry path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from producer.app import Engine
+from producer.clock import Stopper
+from producer.delivery import backoff_s
+from producer.metrics import Metrics
+from producer.records import RecordBatch, Schema
+from producer.settings import Settings, load_settings
+from sinks.base import SinkLimits
+from sinks.errors import FatalError, PartialFailure, RetryableError
+
+RECORDS = 10 * 600  # 10 devices, one reading a second, ten minutes
+
+
+def settings(**delivery: Any) -> Settings:
+    return load_settings(
+        {
+            "backfill": {
+                "enabled": True,
+                "start": "2024-01-01T00:00:00",
+                "end": "2024-01-01T00:10:00",
+                "progress": "off",
+            },
+            "bme280": {
+                "devices": 10,
+                "sinks": "null",
+                "rate": {"interval_s": 1},
+                "faults": {"drop_rate": 0, "duplicate_rate": 0},
+            },
+            "delivery": {"backoff_base_s": 0.001, "backoff_max_s": 0.01, "linger_s": 0, **delivery},
+        }
+    )
+
+
+class Destination:
+    """Records what it accepted; ``behaviour(call_number, batch)`` may raise instead."""
+
+    name = "null"
+
+    def __init__(self, behaviour: Any = None, max_records: int = 500) -> None:
+        self.limits = SinkLimits(max_records=max_records)
+        self.behaviour = behaviour
+        self.calls = 0
+        self.accepted: list[np.ndarray] = []
+        self.closed = False
+
+    async def open(self) -> None:
+        return None
+
+    async def check(self) -> str:
+        return "test destination"
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        self.calls += 1
+        if self.behaviour is not None:
+            accepted = await self.behaviour(self.calls, batch)
+            if accepted is not None:
+                self.accepted.append(batch.key[accepted])
+                return
+        self.accepted.append(batch.key.copy())
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def keys(self) -> np.ndarray:
+        return np.concatenate(self.accepted) if self.accepted else np.empty(0, np.uint64)
+
+
+async def run(dest: Destination, s: Settings | None = None) -> tuple[int, Metrics, Engine]:
+    metrics = Metrics()
+    engine = Engine(s or settings(), metrics, sinks={"null": dest})
+    outcome = await engine.run(Stopper())
+    return outcome.exit_code, metrics, engine
+
+
+def identity_holds(m: Metrics) -> bool:
+    labels = {"stream": "bme280", "sink": "null"}
+    failed = sum(
+        m.value("synthstream_records_failed_total", {**labels, "reason": r})
+        for r in ("queue_full", "shutdown", "retries_exhausted", "unexpected", "http_401", "bad")
+    )
+    return m.value("synthstream_records_generated_total", {"stream": "bme280"}) == (
+        m.value("synthstream_records_delivered_total", labels)
+        + m.value("synthstream_records_dropped_by_fault_total", {"stream": "bme280"})
+        + failed
+        + m.value("synthstream_records_in_flight", labels)
+    )
+
+
+async def test_everything_arrives_once_in_order_and_the_sink_is_closed() -> None:
+    dest = Destination()
+    code, m, _ = await run(dest)
+    assert code == 0
+    keys = dest.keys()
+    assert keys.size == RECORDS
+    assert np.unique(keys).size == RECORDS
+    assert dest.closed
+    assert all(len(k) <= 500 for k in dest.accepted), "batches respect the sink's limit"
+    assert identity_holds(m)
+
+
+async def test_retryable_errors_are_retried_until_delivered() -> None:
+    async def flaky(call: int, batch: RecordBatch) -> None:
+        if call % 3 != 0:
+            raise RetryableError("503 from the server", reason="http_503")
+
+    dest = Destination(flaky)
+    code, m, _ = await run(dest)
+    assert code == 0
+    assert dest.keys().size == RECORDS
+    assert np.unique(dest.keys()).size == RECORDS
+    retries = m.value("synthstream_send_retries_total", {"sink": "null", "reason": "http_503"})
+    assert retries == dest.calls - len(dest.accepted)
+    assert retries > 0
+    assert identity_holds(m)
+
+
+async def test_a_partial_failure_resends_only_the_failed_records() -> None:
+    async def half(call: int, batch: RecordBatch) -> Any:
+        if len(batch) > 1 and call % 2 == 1:
+            odd = np.arange(1, len(batch), 2)
+            err = PartialFailure("some entries throttled", failed=odd)
+            err.accepted = np.arange(0, len(batch), 2)  # type: ignore[attr-defined]
+            raise err
+        return None
+
+    class Partial(Destination):
+        async def send(self, batch: RecordBatch, schema: Schema) -> None:
+            try:
+                await super().send(batch, schema)
+            except PartialFailure as exc:
+                self.accepted.append(batch.key[exc.accepted])  # type: ignore[attr-defined]
+                raise
+
+    dest = Partial(half)
+    code, m, _ = await run(dest)
+    assert code == 0
+    keys = dest.keys()
+    assert keys.size == RECORDS, "nothing lost, nothing sent twice"
+    assert np.unique(keys).size == RECORDS
+    assert identity_holds(m)
+
+
+async def test_a_fatal_error_fails_the_records_without_retrying() -> None:
+    async def refuse(call: int, batch: RecordBatch) -> None:
+        raise FatalError("401 unauthorized", reason="http_401")
+
+    dest = Destination(refuse)
+    code, m, _ = await run(dest)
+    assert code == 1, "undelivered records make the exit status 1"
+    labels = {"stream": "bme280", "sink": "null", "reason": "http_401"}
+    assert m.value("synthstream_records_failed_total", labels) == RECORDS
+    assert m.value("synthstream_send_retries_total", {"sink": "null", "reason": "http_401"}) == 0
+    assert identity_holds(m)
+
+
+async def test_retries_are_bounded() -> None:
+    async def down(call: int, batch: RecordBatch) -> None:
+        raise RetryableError("connection refused", reason="connect")
+
+    dest = Destination(down, max_records=RECORDS)
+    code, m, _ = await run(dest, settings(max_attempts=4, queue_records=RECORDS))
+    assert code == 1
+    labels = {"stream": "bme280", "sink": "null", "reason": "retries_exhausted"}
+    assert m.value("synthstream_records_failed_total", labels) == RECORDS
+    assert m.value("synthstream_send_retries_total", {"sink": "null", "reason": "connect"}) == (
+        dest.calls - dest.calls // 4
+    )
+    assert identity_holds(m)
+
+
+async def test_the_shutdown_deadline_counts_what_is_left_as_failed() -> None:
+    release = asyncio.Event()
+
+    async def hang(call: int, batch: RecordBatch) -> None:
+        await release.wait()
+
+    dest = Destination(hang)
+    code, m, _ = await run(dest, settings(shutdown_timeout_s=0.2, queue_records=1000))
+    assert code == 1
+    labels = {"stream": "bme280", "sink": "null"}
+    failed = m.value("synthstream_records_failed_total", {**labels, "reason": "shutdown"})
+    assert failed == RECORDS
+    assert m.value("synthstream_records_in_flight", labels) == 0
+    assert identity_holds(m)
+
+
+async def test_drop_newest_counts_refused_records_when_the_queue_is_full() -> None:
+    async def slow(call: int, batch: RecordBatch) -> None:
+        await asyncio.sleep(0.05)  # a destination slower than the producer
+
+    dest = Destination(slow, max_records=100)
+    s = settings(queue_records=100, when_full="drop_newest")
+    s.backfill.speed = 1000.0  # chunks of 100 s of event time every 0.1 s
+    code, m, _ = await run(dest, s)
+    labels = {"stream": "bme280", "sink": "null"}
+    refused = m.value("synthstream_records_failed_total", {**labels, "reason": "queue_full"})
+    assert refused > 0
+    assert dest.keys().size + refused == RECORDS
+    assert code == 1
+    assert identity_holds(m)
+
+
+async def test_block_makes_the_scheduler_wait_and_loses_nothing() -> None:
+    async def slow(call: int, batch: RecordBatch) -> None:
+        await asyncio.sleep(0.01)
+
+    dest = Destination(slow, max_records=100)
+    s = settings(queue_records=100, when_full="block")
+    s.backfill.speed = 1000.0
+    code, m, _ = await run(dest, s)
+    assert code == 0
+    assert dest.keys().size == RECORDS
+    assert identity_holds(m)
+
+
+@pytest.mark.parametrize("attempt", range(8))
+def test_backoff_is_full_jitter_and_capped(attempt: int) -> None:
+    delays = [backoff_s(attempt, 0.1, 2.0) for _ in range(300)]
+    cap = min(2.0, 0.1 * 2**attempt)
+    assert min(delays) >= 0
+    assert max(delays) <= cap
+    assert max(delays) > cap * 0.8, "spread over the whole range"

@@ -1,0 +1,150 @@
+"""Settings: sources and precedence, .env.example in step with the model, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from producer.errors import ConfigError
+from producer.settings import Settings, env_example, env_names, load_settings
+from tests.conftest import ROOT, cli
+
+
+def example_lines() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        body = line.removeprefix("#").strip()
+        if body.startswith("SYNTHSTREAM_") and "=" in body:
+            key, value = body.split("=", 1)
+            values[key] = value
+    return values
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    documented = set(example_lines())
+    model = set(env_names())
+    assert documented - model == set(), "in .env.example but not a setting"
+    assert model - documented == set(), "a setting missing from .env.example"
+    assert (ROOT / ".env.example").read_text() == env_example(), (
+        "regenerate: synthstream config --env-example > .env.example"
+    )
+
+
+def test_env_example_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in example_lines().items():
+        if value != "":
+            monkeypatch.setenv(key, value)
+    from_example = Settings(_env_file=None)
+    for key in example_lines():
+        monkeypatch.delenv(key, raising=False)
+    assert from_example == Settings(_env_file=None)
+
+
+def test_precedence_flags_over_environment_over_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    profile = tmp_path / "mine.env"
+    profile.write_text(
+        "SYNTHSTREAM_BME280__DEVICES=7\nSYNTHSTREAM_SEED=3\nSYNTHSTREAM_BME280__SINKS=file\n"
+    )
+    s = load_settings({"profile": str(profile)})
+    assert (s.bme280.devices, s.seed, s.bme280.sinks) == (7, 3, ["file"])
+    monkeypatch.setenv("SYNTHSTREAM_SEED", "4")
+    monkeypatch.setenv("SYNTHSTREAM_BME280__SINKS", "stdout, file")
+    s = load_settings({"profile": str(profile)})
+    assert (s.bme280.devices, s.seed, s.bme280.sinks) == (7, 4, ["stdout", "file"])
+    s = load_settings({"profile": str(profile), "seed": "5"})
+    assert s.seed == 5
+
+
+def test_profiles_are_shipped_and_differ() -> None:
+    dev = load_settings({"profile": "development"})
+    prod = load_settings({"profile": "production"})
+    assert dev.bme280.devices == 10
+    assert prod.bme280.devices == 1000
+    assert prod.log.format == "json"
+
+
+def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSTREAM_PROFILE", "production")
+    assert load_settings().bme280.devices == 1000
+
+
+def test_climate_presets_and_explicit_overrides() -> None:
+    s = load_settings({"bme280": {"climate": "winter", "temp_max": 2}})
+    assert s.bme280.bounds("temp") == (-15.0, 2.0)
+    assert s.bme280.bounds("humidity") == (55.0, 95.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "environ", "expected"),
+    [
+        ({"shard": "3/2"}, {}, "SYNTHSTREAM_SHARD"),
+        ({"streams": "bme280,weather"}, {}, "accepted: bme280"),
+        ({}, {"SYNTHSTREAM_BME280__DEVICES": "-5"}, "SYNTHSTREAM_BME280__DEVICES"),
+        ({}, {"SYNTHSTREAM_BME280__DEVCES": "5"}, "did you mean SYNTHSTREAM_BME280__DEVICES"),
+        ({}, {"SYNTHSTREAM_LOG__FORMAT": "xml"}, "'console'"),
+        ({"profile": "staging"}, {}, "accepted: development, production"),
+        ({"bme280": {"rate": {"interval_s": 1, "jitter_s": 0.6}}}, {}, "jitter_s"),
+        ({"bme280": {"temp_min": 30}}, {}, "temp_min (30.0) must be below temp_max"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, object], environ: dict[str, str],
+    expected: str,
+) -> None:  # fmt: skip
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--shard", "3/2"], "--shard / SYNTHSTREAM_SHARD: needs 0 <= I < N"),
+        (["run", "--streams", "nope"], "--streams / SYNTHSTREAM_STREAMS: unknown stream 'nope'"),
+        (["run", "--sinks", "kafkaa"], "--sinks / SYNTHSTREAM_BME280__SINKS: unknown sink"),
+        (["run", "--profile", "staging"], "unknown profile 'staging'"),
+        (["run", "--duration", "-1"], "--duration / SYNTHSTREAM_DURATION_S"),
+        (
+            ["run", "--backfill", "--start", "2024-02-01", "--end", "2024-01-01"],
+            "--end / SYNTHSTREAM_BACKFILL__END: must be after the start",
+        ),
+        (["run", "--start", "2024-01-01"], "--start needs --backfill"),
+        (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(args: list[str], expected: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_folder_fails_before_any_record(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = cli("run", "--sinks", "file", "--out", str(blocker / "out"), "--metrics-port", "0")
+    assert result.returncode == 2
+    assert "--out / SYNTHSTREAM_SINKS__FILE__DIR: cannot write to" in result.stderr
+    assert "records_generated" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_check_reports_each_sink(tmp_path: Path) -> None:
+    ok = cli("check", "--sinks", "file,stdout", "--out", str(tmp_path / "out"))
+    assert ok.returncode == 0, ok.stderr
+    assert "file: reachable" in ok.stdout
+    assert "stdout: reachable" in ok.stdout
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    bad = cli("check", "--sinks", "file", "--out", str(blocker / "x"))
+    assert bad.returncode == 1
+    assert "file: NOT reachable" in bad.stdout
