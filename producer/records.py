@@ -127,8 +127,19 @@ class Schema(Protocol):
         ...
 
 
+ENCODE_CHUNK = 4096
+
+
 def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
-    """One JSON object per line. The joined buffer is sized to its content (see DESIGN)."""
+    """One JSON object per line, as one buffer sized to its content.
+
+    Encoded in chunks: every ``orjson.dumps`` result holds about 4 KiB while alive whatever
+    its length (see DESIGN), so a million of them at once would cost gigabytes.
+    """
     dumps = orjson.dumps
     option = orjson.OPT_APPEND_NEWLINE
-    return b"".join([dumps(row, option=option) for row in schema.rows(batch)])
+    parts = []
+    for start in range(0, len(batch), ENCODE_CHUNK):
+        rows = schema.rows(batch.take(slice(start, start + ENCODE_CHUNK)))
+        parts.append(b"".join([dumps(row, option=option) for row in rows]))
+    return b"".join(parts)

@@ -80,8 +80,13 @@ def build_stream(name: str, settings: Settings) -> Stream:
             ids.size / total,
         )
     else:
+        offset = float(rng.uniform(rng.combine(rng.text_key(settings.seed, name), 0), 7)[0])
         rate = FixedInterval(
-            keys, round(rate_settings.interval_s * 1000), round(rate_settings.jitter_s * 1000)
+            ids,
+            keys,
+            round(rate_settings.interval_s * 1000),
+            round(rate_settings.jitter_s * 1000),
+            offset,
         )
     ground_truth = None
     if stream_settings.faults.ground_truth:

@@ -18,7 +18,7 @@ def batch(n_devices: int = 100, hours: int = 6) -> RecordBatch:
     ids = np.arange(n_devices, dtype=np.int64)
     keys = entity_keys(3, "bme280", ids)
     gen = Bme280Generator(Bme280Settings(devices=n_devices), ids, keys)
-    return gen.generate(FixedInterval(keys, 10_000).due(T0, T0 + hours * HOUR_MS))
+    return gen.generate(FixedInterval(ids, keys, 10_000).due(T0, T0 + hours * HOUR_MS))
 
 
 def within_binomial(count: int, n: int, p: float) -> bool:

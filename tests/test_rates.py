@@ -15,8 +15,9 @@ from producer.settings import RateSettings
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
 
 
-def keys(n: int) -> rng.U64:
-    return rng.combine(rng.text_key(1, "test"), np.arange(n))
+def fixed(n: int, interval: int, jitter: int = 0) -> FixedInterval:
+    ids = np.arange(n, dtype=np.int64)
+    return FixedInterval(ids, rng.combine(rng.text_key(1, "test"), ids), interval, jitter, 0.3)
 
 
 def collect(model: FixedInterval | TotalRate, cuts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +41,7 @@ def collect(model: FixedInterval | TotalRate, cuts: list[int]) -> tuple[np.ndarr
 def test_fixed_interval_windows_partition_the_schedule(
     n: int, interval: int, jitter_share: float, splits: list[int]
 ) -> None:
-    model = FixedInterval(keys(n), interval, int(interval * jitter_share))
+    model = fixed(n, interval, int(interval * jitter_share))
     cuts = sorted({T0, T0 + 60_000, *(T0 + s for s in splits)})
     ent, t = collect(model, cuts)
     whole = model.due(T0, T0 + 60_000)
@@ -52,7 +53,7 @@ def test_fixed_interval_windows_partition_the_schedule(
 
 
 def test_fixed_interval_per_entity_times_are_increasing_and_spaced() -> None:
-    model = FixedInterval(keys(100), 10_000, 2_000)
+    model = fixed(100, 10_000, 2_000)
     due = model.due(T0, T0 + 3_600_000)
     for e in range(100):
         times = due.time_ms[due.entity == e]
@@ -63,16 +64,24 @@ def test_fixed_interval_per_entity_times_are_increasing_and_spaced() -> None:
 
 
 def test_fixed_interval_spreads_phases_so_the_rate_is_steady() -> None:
-    model = FixedInterval(keys(1000), 10_000)
-    per_second = [len(model.due(T0 + s * 1000, T0 + (s + 1) * 1000)) for s in range(60)]
-    assert sum(per_second) == 6000
-    assert max(per_second) < 150, "1,000 devices at 10 s: about 100/s, not bursts of 1,000"
+    for n in (330, 1000, 4321):
+        model = fixed(n, 10_000)
+        per_second = [len(model.due(T0 + s * 1000, T0 + (s + 1) * 1000)) for s in range(60)]
+        assert sum(per_second) == 6 * n
+        assert max(per_second) - min(per_second) <= 3, "as many in every second, not bursts"
+    # ... and a device's phase does not depend on which other devices exist.
+    ids = np.array([5, 77], dtype=np.int64)
+    some = FixedInterval(ids, rng.combine(rng.text_key(1, "test"), ids), 10_000, 0, 0.3)
+    assert np.array_equal(
+        some.due(T0, T0 + 10_000).time_ms,
+        np.sort(fixed(100, 10_000).time_of(ids, np.full(2, T0 // 10_000))),
+    )
 
 
 @settings(max_examples=40, deadline=None)
 @given(t=st.integers(T0, T0 + 10 * HOUR_MS), jitter=st.integers(0, 4_999))
 def test_next_due_is_never_late(t: int, jitter: int) -> None:
-    model = FixedInterval(keys(7), 10_000, jitter)
+    model = fixed(7, 10_000, jitter)
     nxt = model.next_due(t)
     assert nxt >= t
     assert len(model.due(t, nxt)) == 0, "nothing is due before next_due"

@@ -95,12 +95,14 @@ class Bme280Generator:
         step = self.steps[local] + rank
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
 
-        # Everything random or time-driven is drawn for the whole batch at once ...
-        walk = np.stack([rng.uniform(keys, i) * 2.0 - 1.0 for i in range(3)], axis=1) * self.drift
+        # Everything random is drawn for the whole batch at once: columns 0-2 walk steps,
+        # 3-8 noise (three Box-Muller pairs), 9 event start, 10 event length, 11 event kind.
+        u = rng.uniform_block(keys, 12)
+        walk = (u[:, 0:3] * 2.0 - 1.0) * self.drift
         if s.enable_weather_events:
-            starts = rng.uniform(keys, 9) < s.weather_event_probability
-            length = rng.integers(keys, 10, 10, 50)
-            kind = rng.integers(keys, 11, 0, 2).astype(np.int8)
+            starts = u[:, 9] < s.weather_event_probability
+            length = (10 + np.floor(u[:, 10] * 41)).astype(np.int64)
+            kind = np.floor(u[:, 11] * 3).astype(np.int8)
         value = np.empty((n, 3))
         in_event = np.zeros(n, dtype=np.bool_)
         event_type = np.full(n, -1, dtype=np.int8)
@@ -139,8 +141,8 @@ class Bme280Generator:
             value += self._daily(time_ms)
 
         if s.add_noise:
-            for i, var in enumerate(VARIABLES):
-                value[:, i] += rng.normal(keys, 3 + 2 * i) * s.noise_factor * NOISE_SCALE[var]
+            noise = rng.box_muller(u[:, 3:9:2], u[:, 4:9:2]) * s.noise_factor
+            value += noise * np.array([NOISE_SCALE[var] for var in VARIABLES])
         columns: dict[str, npt.NDArray[Any]] = {}
         for i, var in enumerate(VARIABLES):
             low, high = PHYSICAL[var]
