@@ -187,9 +187,9 @@ class Engine:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
         total_ms = (end_ms if end_ms is not None else wall_ms()) - start_ms
         bar = tqdm(
-            total=round(total_ms / 3_600_000, 2),
-            unit="h",
-            desc="backfill (event time)",
+            total=max(total_ms, 1),
+            desc="backfill",
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
             disable=not progress,
             file=sys.stderr,
             dynamic_ncols=True,
@@ -209,8 +209,8 @@ class Engine:
                     if stopper.stopped:
                         break
                 more = await self._tick(cursor, t1, live=False)
-                bar.update(round((t1 - cursor) / 3_600_000, 6))
-                bar.set_postfix(records=self.generated, refresh=False)
+                bar.update(t1 - cursor)
+                bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.generated:,} records", refresh=False)
                 cursor = t1
                 self.cursor_ms = cursor
                 if not more:

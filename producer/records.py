@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from producer.rng import I64, U64
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Two ASCII hex digits per byte value, as one uint16 in memory order.
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 # (hex start, output start, width) of the 8-4-4-4-12 groups
 _UUID_GROUPS = ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12))
 
@@ -88,12 +89,10 @@ def uuid_strings(key: U64) -> npt.NDArray[np.bytes_]:
     raw = np.empty((key.size, 2), dtype=np.uint64)
     raw[:, 0] = rng.draw(key, 60)
     raw[:, 1] = rng.draw(key, 61)
-    octets = raw.view(np.uint8).reshape(key.size, 16).copy()
+    octets = raw.view(np.uint8).reshape(key.size, 16)
     octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
     octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    hexes = np.empty((key.size, 32), dtype=np.uint8)
-    hexes[:, 0::2] = _HEX[octets >> 4]
-    hexes[:, 1::2] = _HEX[octets & 0x0F]
+    hexes = _HEX_PAIRS[octets].view(np.uint8)  # (n, 32) ASCII hex digits
     out = np.full((key.size, 36), ord("-"), dtype=np.uint8)
     for src, dst, width in _UUID_GROUPS:
         out[:, dst : dst + width] = hexes[:, src : src + width]

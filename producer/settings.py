@@ -213,7 +213,7 @@ class FileSinkSettings(_Model):
     compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         "snappy", description="Parquet compression."
     )
-    max_records: int = Field(100_000, ge=1, description="Records per write.")
+    max_records: int = Field(500_000, ge=1, description="Records per write.")
 
 
 class SinksSettings(_Model):

@@ -167,9 +167,12 @@ class FileSink:
 
 
 def _flat(table: pa.Table) -> pa.Table:
-    """CSV has no nested columns: ``metadata.in_weather_event`` and so on."""
+    """CSV has no nested or dictionary columns: ``metadata.in_weather_event`` and so on."""
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
     return table
 
 

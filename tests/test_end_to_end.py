@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +224,41 @@ def test_ground_truth_lists_every_injected_fault(tmp_path: Path) -> None:
     delivered_ids = {r["message_id"] for r in rows}
     assert not drops & delivered_ids
     assert sorted(dups) == sorted(r["message_id"] for r in rows if r["is_duplicate"])
+
+
+def test_then_live_continues_the_backfill_without_gap_or_overlap(tmp_path: Path) -> None:
+    start = time.time() - 20
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start))
+    result = cli(
+        "run", "--backfill", "--start", iso, "--then-live", "--duration", "2",
+        "--sinks", "file", "--out", str(tmp_path), "--metrics-port", "0",
+        env={"SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "0.5",
+             "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
+             "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = log_events(result.stderr)
+    assert "backfill_caught_up" in events
+    rows = [orjson.loads(x) for x in records(tmp_path)]
+    per_device: dict[str, list[str]] = {}
+    for row in rows:
+        per_device.setdefault(row["device_id"], []).append(row["timestamp"])
+    assert len(per_device) == 20
+    for stamps in per_device.values():
+        times = [datetime.fromisoformat(s).timestamp() for s in stamps]
+        gaps = {round(b - a, 3) for a, b in itertools.pairwise(times)}
+        assert gaps == {0.5}, "one reading every 0.5 s across the handover"
+        assert times[0] - start < 0.5
+        assert times[-1] > start + 20, "went on live past the moment it started"
+
+
+def test_files_roll_by_size(tmp_path: Path) -> None:
+    backfill(tmp_path, env={"SYNTHSTREAM_SINKS__FILE__ROLL_BYTES": "200000",
+                            "SYNTHSTREAM_SINKS__FILE__MAX_RECORDS": "1000"})  # fmt: skip
+    files = sorted((tmp_path / "bme280").glob("*.jsonl"))
+    sizes = [f.stat().st_size for f in files]
+    assert len(files) > 20
+    assert max(sizes) < 200_000 + 1000 * 400, "rolled once past the limit, one write over at most"
+    whole = tmp_path / "whole"
+    backfill(whole)
+    assert records(tmp_path) == records(whole), "rolling splits files, it does not change them"

@@ -217,6 +217,8 @@ class Bme280Schema:
     def __init__(self, entity_ids: I64) -> None:
         top = int(entity_ids.max()) + 1 if entity_ids.size else 0
         self.names = np.array([device_name(i) for i in range(top)], dtype=object)
+        self._arrow_names = pa.array(self.names, pa.string())
+        self._arrow_kinds = pa.array(WEATHER_TYPES, pa.string())
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -259,17 +261,17 @@ class Bme280Schema:
                 pa.repeat(pa.scalar("synthstream.bme280"), n),
                 pa.repeat(pa.scalar(MODEL_VERSION), n),
                 pa.array(c["in_weather_event"]),
-                pa.array(
-                    np.array(WEATHER_TYPES, dtype=object)[np.maximum(kinds, 0)],
-                    pa.string(),
-                    mask=kinds < 0,
+                pa.DictionaryArray.from_arrays(
+                    pa.array(kinds, pa.int8(), mask=kinds < 0), self._arrow_kinds
                 ),
             ],
             names=["generator", "version", "in_weather_event", "weather_event_type"],
         )
         return pa.table(
             {
-                "device_id": pa.array(self.names[batch.entity], pa.string()),
+                "device_id": pa.DictionaryArray.from_arrays(
+                    batch.entity.astype(np.int32), self._arrow_names
+                ),
                 "temperature_c": pa.array(c["temperature_c"]),
                 "humidity": pa.array(c["humidity"]),
                 "pressure_hpa": pa.array(c["pressure_hpa"]),
