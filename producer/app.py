@@ -32,6 +32,7 @@ from producer.settings import Settings
 from producer.streams import Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink
+from sinks.http import HttpSink
 from sinks.stdout import NullSink, StdoutSink
 
 log = structlog.get_logger("synthstream")
@@ -46,7 +47,9 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def build_sinks(settings: Settings, names: Iterable[str]) -> dict[str, Sink]:
+def build_sinks(
+    settings: Settings, names: Iterable[str], metrics: Metrics | None = None
+) -> dict[str, Sink]:
     shard = settings.shard_spec
     suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
     sinks: dict[str, Sink] = {}
@@ -57,6 +60,9 @@ def build_sinks(settings: Settings, names: Iterable[str]) -> dict[str, Sink]:
             sinks[name] = StdoutSink(settings.sinks.stdout)
         elif name == "file":
             sinks[name] = FileSink(settings.sinks.file, suffix)
+        elif name == "http":
+            paths = {stream: settings.stream(stream).http_path for stream in settings.streams}
+            sinks[name] = HttpSink(settings.sinks.http, paths, metrics)
         elif name == "null":
             sinks[name] = NullSink()
         else:  # unreachable: Settings validates sink names
@@ -81,7 +87,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
         sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
-        self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names)
+        self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names, self.metrics)
         for stream in self.streams:
             for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
                 stream.routes.append(

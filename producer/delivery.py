@@ -156,19 +156,31 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 async def send_with_retry(route: Route, batch: RecordBatch) -> None:
     """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
 
+    ``max_attempts`` bounds consecutive attempts without progress: a partial failure that
+    delivered some records starts the count (and the backoff) again.
+
     Cancellation (the shutdown deadline) interrupts the wait between attempts; the records
     then stay in flight and are counted by ``Route.abandon``.
     """
     sink, settings, metrics = route.sink, route.settings, route.metrics
     pending = batch
-    attempt = 0
+    attempt = 0  # consecutive attempts that made no progress
     while True:
         started = time.perf_counter()
         try:
             await sink.send(pending, route.schema)
         except PartialFailure as exc:
             failed = np.asarray(exc.failed, dtype=np.int64)
-            route.delivered(len(pending) - failed.size)
+            refused = sum(len(positions) for positions in exc.rejected.values())
+            accepted = len(pending) - failed.size - refused
+            if accepted or refused:
+                attempt = -1  # progress: the bound counts attempts that achieved nothing
+            route.delivered(accepted)
+            for reason, positions in exc.rejected.items():
+                if len(positions):
+                    route.fail(len(positions), reason, str(exc))
+            if failed.size == 0:
+                return
             pending = pending.take(failed)
             error: RetryableError = exc
         except RetryableError as exc:

@@ -97,6 +97,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.http_responses = Counter(
+            p + "http_responses",
+            "HTTP answers (status code, or connect/timeout) per sink.",
+            ["sink", "code"],
+            registry=r,
+        )
         self.retries = Counter(
             p + "send_retries",
             "Send attempts that will be retried.",

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -31,7 +32,7 @@ from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
 KNOWN_STREAMS = ("bme280",)
-KNOWN_SINKS = ("stdout", "file", "null")
+KNOWN_SINKS = ("stdout", "file", "http", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -160,6 +161,9 @@ class Bme280Settings(_Model):
     utc_offset_hours: float = Field(
         0.0, ge=-14, le=14, description="Devices' local time for the daily pattern."
     )
+    http_path: str = Field(
+        "/api/v1/sensors/bme280", description="Path the http sink posts this stream's records to."
+    )
 
     @field_validator("sinks", mode="before")
     @classmethod
@@ -216,11 +220,39 @@ class FileSinkSettings(_Model):
     max_records: int = Field(500_000, ge=1, description="Records per write.")
 
 
+class HttpSinkSettings(_Model):
+    """POST records to an HTTP ingest API, such as the BME280 ingest endpoint."""
+
+    base_url: str = Field("http://127.0.0.1:8000", description="Scheme, host and port.")
+    mode: Literal["single", "batch"] = Field(
+        "single", description="single: one JSON reading per request; batch: a JSON array."
+    )
+    batch_size: int = Field(100, ge=1, le=100_000, description="Records per request in batch mode.")
+    max_in_flight: int = Field(
+        16, ge=1, le=1024, description="Concurrent requests (a device's records stay in order)."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Read/write timeout per request.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
+    bearer_token: SecretStr | None = Field(
+        None, description="Sent as 'Authorization: Bearer <token>'; never logged."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Extra headers as JSON, e.g. {"X-API-Key": "..."}.'
+    )
+    tls_verify: bool = Field(True, description="Verify the server's TLS certificate.")
+    ca_file: Path | None = Field(None, description="CA bundle to verify the server with.")
+    client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    client_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
+    http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
+    max_records: int = Field(2_000, ge=1, description="Records per send call.")
+
+
 class SinksSettings(_Model):
     """Settings of each sink, shared by every stream that uses it."""
 
     stdout: StdoutSinkSettings = StdoutSinkSettings()
     file: FileSinkSettings = FileSinkSettings()
+    http: HttpSinkSettings = HttpSinkSettings()
 
 
 class DeliverySettings(_Model):
@@ -489,6 +521,8 @@ def _env_value(value: object) -> str:
         return str(value).lower()
     if isinstance(value, list):
         return ",".join(_env_value(v) for v in value)
+    if isinstance(value, dict):
+        return "{}" if not value else str(value)
     return str(value)
 
 
@@ -511,7 +545,7 @@ def env_example(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> 
             continue
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"# {env}={_env_value(field.default)}")
+        lines.append(f"# {env}={_env_value(field.get_default(call_default_factory=True))}")
     for env, sub in nested:
         lines += ["", f"# ---- {env}__* : {(sub.__doc__ or '').strip().splitlines()[0]}"]
         lines += env_example(sub, f"{env}__").strip("\n").splitlines()

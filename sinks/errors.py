@@ -3,7 +3,8 @@
     SinkError
     ├── RetryableError     the whole batch may succeed if sent again (timeout, 503, outage)
     ├── PartialFailure     some records were accepted; resend only ``failed`` (Kinesis
-    │                      entries with an ErrorCode, HTTP 429/5xx in batch mode)
+    │                      entries with an ErrorCode, HTTP 429/5xx for some requests);
+    │                      ``rejected`` ones failed for good (a 4xx for one request)
     └── FatalError         sending again cannot help (401, 400, a record too large):
                            the records are counted as failed with ``reason``
 
@@ -38,7 +39,11 @@ class RetryableError(SinkError):
 
 
 class PartialFailure(RetryableError):
-    """Some records were acknowledged; ``failed`` are the batch positions to resend."""
+    """Some records were acknowledged; ``failed`` are the batch positions to resend.
+
+    ``rejected`` maps a reason (``http_422``) to positions that failed for good: they are
+    counted as failed and not sent again. Every other position was acknowledged.
+    """
 
     def __init__(
         self,
@@ -46,9 +51,11 @@ class PartialFailure(RetryableError):
         failed: npt.NDArray[np.int64],
         reason: str = "partial",
         retry_after_s: float | None = None,
+        rejected: dict[str, npt.NDArray[np.int64]] | None = None,
     ) -> None:
         super().__init__(message, reason, retry_after_s)
         self.failed = failed
+        self.rejected = rejected or {}
 
 
 class FatalError(SinkError):

@@ -1,0 +1,3 @@
+from ingest.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Reference ingest endpoint for BME280 readings (Starlette, served by uvicorn).
+
+``POST /api/v1/sensors/bme280`` takes one reading or a JSON array of them, validates each
+against the seed's ``BME280Reading`` (temperature -40..85, humidity 0..100, pressure
+300..1100), and answers 201, or 422 with the reasons (an array is accepted or refused
+whole). It counts accepted, rejected and duplicate ``message_id``s, serves ``/metrics``,
+``/healthz`` and ``/stats`` (the counts as JSON), and can append what it accepted to a JSON
+lines file. For tests and demos it fails on purpose when asked: a share of 503s, a share of
+429s with ``Retry-After``, added latency, and a bearer token it requires (401 otherwise).
+
+    synthstream-ingest --port 8000 --fail-rate 0.3 --throttle-rate 0.05 --out accepted.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+from collections import Counter as Tally
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+class BME280Reading(BaseModel):
+    """The seed's schema; ``message_id`` and ``is_duplicate`` as synthstream sends them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    device_id: str
+    temperature_c: float = Field(..., ge=-40, le=85)
+    humidity: float = Field(..., ge=0, le=100)
+    pressure_hpa: float = Field(..., ge=300, le=1100)
+    timestamp: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    message_id: str | None = None
+    is_duplicate: bool | None = None
+
+
+_ONE_OR_MANY: TypeAdapter[BME280Reading | list[BME280Reading]] = TypeAdapter(
+    BME280Reading | list[BME280Reading]
+)
+
+
+class IngestSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    fail_rate: float = Field(0.0, ge=0, le=1)
+    throttle_rate: float = Field(0.0, ge=0, le=1)
+    retry_after_s: float = Field(1.0, ge=0)
+    latency_ms: float = Field(0.0, ge=0)
+    token: SecretStr | None = None
+    out: Path | None = None
+    seed: int | None = None
+
+
+class Ingest:
+    """The endpoint's state: counts, seen ids, failure dice, output file."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.random = random.Random(settings.seed)
+        self.registry = CollectorRegistry()
+        self.readings = Counter(
+            "ingest_readings", "Readings by result.", ["result"], registry=self.registry
+        )
+        self.duplicates = Counter(
+            "ingest_duplicate_message_ids", "Accepted readings whose message_id was seen before.",
+            registry=self.registry,
+        )  # fmt: skip
+        self.responses = Counter(
+            "ingest_responses", "Responses by status.", ["status"], registry=self.registry
+        )
+        self.tally: Tally[str] = Tally()
+        self.seen: set[str] = set()
+        self._out = settings.out.open("ab") if settings.out else None
+
+    def answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        self.responses.labels(str(status)).inc()
+        self.tally[f"status_{status}"] += 1
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def post(self, request: Request) -> Response:
+        s = self.settings
+        if s.latency_ms:
+            await asyncio.sleep(s.latency_ms / 1000)
+        if s.token is not None:
+            expected = f"Bearer {s.token.get_secret_value()}"
+            if request.headers.get("authorization") != expected:
+                return self.answer(401, {"detail": "missing or wrong bearer token"})
+        dice = self.random.random()
+        if dice < s.fail_rate:
+            return self.answer(503, {"detail": "injected failure"})
+        if dice < s.fail_rate + s.throttle_rate:
+            return self.answer(
+                429, {"detail": "injected throttling"},
+                headers={"Retry-After": f"{s.retry_after_s:g}"},
+            )  # fmt: skip
+        body = await request.body()
+        try:
+            parsed = _ONE_OR_MANY.validate_json(body)
+        except ValidationError as exc:
+            count = len(orjson.loads(body)) if body.startswith(b"[") else 1
+            self.readings.labels("rejected").inc(count)
+            self.tally["rejected"] += count
+            reasons = [
+                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
+            ]
+            return self.answer(422, {"detail": reasons[:20]})
+        readings = parsed if isinstance(parsed, list) else [parsed]
+        for reading in readings:
+            if reading.message_id is not None:
+                if reading.message_id in self.seen:
+                    self.duplicates.inc()
+                    self.tally["duplicates"] += 1
+                self.seen.add(reading.message_id)
+        self.readings.labels("accepted").inc(len(readings))
+        self.tally["accepted"] += len(readings)
+        if self._out is not None:
+            self._out.write(
+                b"".join(
+                    orjson.dumps(r.model_dump(mode="json"), option=orjson.OPT_APPEND_NEWLINE)
+                    for r in readings
+                )
+            )
+            self._out.flush()
+        return self.answer(201, {"accepted": len(readings)})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(dict(self.tally))
+
+    async def root(self, request: Request) -> Response:
+        return JSONResponse({"service": "synthstream reference ingest endpoint"})
+
+
+def create_app(settings: IngestSettings) -> Starlette:
+    ingest = Ingest(settings)
+    app = Starlette(
+        routes=[
+            Route("/api/v1/sensors/bme280", ingest.post, methods=["POST"]),
+            Route("/metrics", ingest.metrics),
+            Route("/healthz", ingest.healthz),
+            Route("/stats", ingest.stats),
+            Route("/", ingest.root),
+        ]
+    )
+    app.state.ingest = ingest
+    return app
+
+
+class _Server(uvicorn.Server):
+    """Prints one JSON line with the bound port once listening (port 0 picks one)."""
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        port = self.servers[0].sockets[0].getsockname()[1] if self.servers else None
+        print(orjson.dumps({"event": "ingest_listening", "port": port}).decode(), flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"synthstream-ingest: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="synthstream-ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of 503 answers")
+    parser.add_argument("--throttle-rate", type=float, default=0.0, help="share of 429 answers")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429, s")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN'")
+    parser.add_argument("--out", type=Path, help="append accepted readings to this JSONL file")
+    parser.add_argument("--seed", type=int, help="seed of the failure dice")
+    args = parser.parse_args(argv)
+    try:
+        settings = IngestSettings(
+            host=args.host, port=args.port, fail_rate=args.fail_rate,
+            throttle_rate=args.throttle_rate, retry_after_s=args.retry_after,
+            latency_ms=args.latency_ms, token=args.token, out=args.out, seed=args.seed,
+        )  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"synthstream-ingest: error: --{first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+        access_log=False, lifespan="off",
+    )  # fmt: skip
+    _Server(config).run()
+    return 0

@@ -1,0 +1,211 @@
+"""The http sink against the reference ingest endpoint, a real server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from producer.app import Engine
+from producer.clock import Stopper
+from producer.metrics import Metrics
+from producer.settings import load_settings
+from tests.conftest import cli
+from tests.test_end_to_end import log_events, scrape
+
+
+@contextmanager
+def ingest(*args: str, port: int = 0) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """The reference endpoint as a user starts it; yields its port once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        yield json.loads(line)["port"], proc
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)  # also closes the pipes
+
+
+def stats(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
+        result: dict[str, int] = json.loads(response.read())
+    return result
+
+
+def engine_settings(port: int, mode: str = "single", **extra: Any) -> Any:
+    return load_settings(
+        {
+            "metrics": {"enabled": False},
+            "backfill": {
+                "enabled": True,
+                "start": "2024-05-01T00:00:00",
+                "end": "2024-05-01T00:00:50",
+                "progress": "off",
+            },
+            "bme280": {
+                "devices": 20,
+                "sinks": "http",
+                "rate": {"interval_s": 1},
+                "faults": {"drop_rate": 0.01, "duplicate_rate": 0.02},
+            },
+            "sinks": {
+                "http": {
+                    "base_url": f"http://127.0.0.1:{port}",
+                    "mode": mode,
+                    "batch_size": 25,
+                    "max_in_flight": 8,
+                }
+            },
+            "delivery": {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_attempts": 50},
+            **extra,
+        }
+    )
+
+
+async def run_engine(settings: Any) -> tuple[int, Metrics]:
+    metrics = Metrics()
+    outcome = await Engine(settings, metrics).run(Stopper())
+    return outcome.exit_code, metrics
+
+
+def check_arrivals(accepted_file: Path, metrics: Metrics, endpoint: dict[str, int]) -> None:
+    rows = [orjson.loads(x) for x in accepted_file.read_bytes().splitlines()]
+    generated = metrics.value("synthstream_records_generated_total", {"stream": "bme280"})
+    dropped = metrics.value("synthstream_records_dropped_by_fault_total", {"stream": "bme280"})
+    duplicated = metrics.value(
+        "synthstream_records_duplicated_by_fault_total", {"stream": "bme280"}
+    )
+    assert generated - duplicated == 1000, "20 devices x 50 s at 1 s"
+    assert dropped > 0
+    assert duplicated > 0
+    assert len(rows) == generated - dropped, "every reading arrived once, plus the duplicates"
+    assert endpoint["accepted"] == len(rows)
+    assert endpoint["duplicates"] == duplicated, "the endpoint saw exactly the injected copies"
+    assert endpoint.get("rejected", 0) == 0
+    assert sum(r["is_duplicate"] for r in rows) == duplicated
+    last: dict[str, str] = {}
+    for row in rows:
+        assert row["timestamp"] >= last.get(row["device_id"], ""), "in per-device order"
+        last[row["device_id"]] = row["timestamp"]
+
+
+@pytest.mark.parametrize("mode", ["single", "batch"])
+async def test_readings_arrive_once_in_order_and_valid(tmp_path: Path, mode: str) -> None:
+    out = tmp_path / "accepted.jsonl"
+    with ingest("--out", str(out)) as (port, _):
+        code, metrics = await run_engine(engine_settings(port, mode))
+        endpoint = stats(port)
+    assert code == 0
+    check_arrivals(out, metrics, endpoint)
+    requests = endpoint["status_201"]
+    assert requests == (endpoint["accepted"] if mode == "single" else pytest.approx(45, abs=15))
+
+
+async def test_nothing_is_lost_when_the_endpoint_fails_30_percent(tmp_path: Path) -> None:
+    out = tmp_path / "accepted.jsonl"
+    args = ("--out", str(out), "--fail-rate", "0.3", "--throttle-rate", "0.05",
+            "--retry-after", "0.02", "--seed", "1")  # fmt: skip
+    with ingest(*args) as (port, _):
+        code, metrics = await run_engine(engine_settings(port))
+        endpoint = stats(port)
+    assert code == 0
+    check_arrivals(out, metrics, endpoint)
+    for status in ("201", "503", "429"):
+        seen = metrics.value("synthstream_http_responses_total", {"sink": "http", "code": status})
+        assert seen == endpoint[f"status_{status}"], status
+    assert endpoint["status_503"] > 200
+    retries = sum(
+        metrics.value("synthstream_send_retries_total", {"sink": "http", "reason": r})
+        for r in ("http_503", "http_429")
+    )
+    assert retries > 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "accepted.jsonl"
+    env = {
+        **os.environ, "SYNTHSTREAM_LOG__FORMAT": "json",
+        "SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{port}",
+        "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "0.1",
+        "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
+        "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0",
+        "SYNTHSTREAM_DELIVERY__QUEUE_RECORDS": "300", "SYNTHSTREAM_DELIVERY__LINGER_S": "0",
+        "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.3", "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "1000",
+        "SYNTHSTREAM_SINKS__HTTP__MAX_RECORDS": "100",
+    }  # fmt: skip
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--sinks", "http", "--duration", "8",
+         "--metrics-port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    try:
+        assert producer.stderr is not None
+        start = json.loads(producer.stderr.readline())
+        metrics_port = start["metrics_port"]
+        # Wait (on the producer's own log, not a clock) until it has retried a few times.
+        retries_seen = 0
+        while retries_seen < 5:
+            event = json.loads(producer.stderr.readline())
+            retries_seen += event["event"] == "send_retry"
+        m = scrape(metrics_port)
+        labels = '{sink="http",stream="bme280"}'
+        assert m[f"synthstream_records_in_flight{labels}"] > 0, "a backlog, shown in /metrics"
+        assert m['synthstream_send_retries_total{reason="connect",sink="http"}'] >= 5
+        assert m[f"synthstream_queue_depth_records{labels}"] <= 300, "bounded by the queue"
+        with ingest("--out", str(out), port=port) as (_, _server):
+            _, err = producer.communicate(timeout=60)
+            endpoint = stats(port)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+    assert producer.returncode == 0, err
+    summary = log_events(err)["synthstream_finished"]["streams"]["bme280"]
+    assert summary["sinks"]["http"]["delivered"] == summary["generated"]
+    assert endpoint["accepted"] == summary["generated"]
+    assert len(out.read_bytes().splitlines()) == summary["generated"]
+
+
+def test_a_wrong_token_fails_clearly_without_endless_retries(tmp_path: Path) -> None:
+    with ingest("--token", "right-token") as (port, _):
+        result = cli(
+            "run", "--backfill", "--start", "2024-05-01T00:00:00", "--end", "2024-05-01T00:00:10",
+            "--sinks", "http", "--metrics-port", "0",
+            env={"SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{port}",
+                 "SYNTHSTREAM_SINKS__HTTP__BEARER_TOKEN": "wrong-token",
+                 "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
+                 "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0"},
+        )  # fmt: skip
+        endpoint = stats(port)
+    assert result.returncode == 1
+    events = log_events(result.stderr)
+    assert events["http_rejected"]["status"] == 401
+    assert "bearer token" in events["http_rejected"]["body"]
+    assert "send_retry" not in events
+    assert "wrong-token" not in result.stderr, "secrets are never logged"
+    sink = events["synthstream_finished"]["streams"]["bme280"]["sinks"]["http"]
+    assert sink["failed"] == events["synthstream_finished"]["streams"]["bme280"]["generated"]
+    assert endpoint["status_401"] == sink["failed"]
