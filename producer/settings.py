@@ -229,7 +229,7 @@ class HttpSinkSettings(_Model):
     )
     batch_size: int = Field(100, ge=1, le=100_000, description="Records per request in batch mode.")
     max_in_flight: int = Field(
-        16, ge=1, le=1024, description="Concurrent requests (a device's records stay in order)."
+        8, ge=1, le=1024, description="Concurrent requests (a device's records stay in order)."
     )
     timeout_s: float = Field(10.0, gt=0, description="Read/write timeout per request.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
@@ -244,7 +244,12 @@ class HttpSinkSettings(_Model):
     client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
     client_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
     http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
-    max_records: int = Field(2_000, ge=1, description="Records per send call.")
+    max_records: int | None = Field(
+        None,
+        ge=1,
+        description="Records per send call; default: 2000 in single mode, "
+        "8 requests per lane in batch mode.",
+    )
 
 
 class SinksSettings(_Model):

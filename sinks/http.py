@@ -59,7 +59,10 @@ class HttpSink:
         self.settings = settings
         self.paths = paths
         self.metrics = metrics or Metrics()
-        self.limits = SinkLimits(max_records=settings.max_records)
+        per_send = settings.max_records or (
+            settings.batch_size * settings.max_in_flight * 8 if settings.mode == "batch" else 2000
+        )
+        self.limits = SinkLimits(max_records=per_send)
         self._client: httpx.AsyncClient | None = None
 
     def _build_client(self) -> httpx.AsyncClient:
