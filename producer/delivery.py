@@ -42,6 +42,7 @@ class Route:
         self._queue: deque[RecordBatch] = deque()
         self._queued = 0
         self._closed = False
+        self._blocked = 0  # puts waiting for room: then lingering cannot fill a batch
         self._changed = asyncio.Condition()
         self.in_flight = 0
 
@@ -58,9 +59,13 @@ class Route:
                     return
             else:
                 # A batch larger than the whole queue is still accepted into an empty queue.
-                await self._changed.wait_for(
-                    lambda: self._queued == 0 or self._queued + n <= self.settings.queue_records
-                )
+                self._blocked += 1
+                try:
+                    await self._changed.wait_for(
+                        lambda: self._queued == 0 or self._queued + n <= self.settings.queue_records
+                    )
+                finally:
+                    self._blocked -= 1
             self._queue.append(batch)
             self._queued += n
             self.metrics.queue_depth.labels(*self.labels).set(self._queued)
@@ -80,9 +85,9 @@ class Route:
             await self._changed.wait_for(lambda: bool(self._queue) or self._closed)
             if not self._queue:
                 return None
-            if self._queued < limit and not self._closed and self.settings.linger_s > 0:
+            if self._queued < limit and self.settings.linger_s > 0:
                 deadline = time.monotonic() + self.settings.linger_s
-                while self._queued < limit and not self._closed:
+                while self._queued < limit and not self._closed and not self._blocked:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
