@@ -306,15 +306,10 @@ class Engine:
             label = {"stream": stream.name}
             per_sink = {}
             for route in stream.routes:
-                sl = {"stream": stream.name, "sink": route.sink.name}
-                failed = sum(
-                    m.value("synthstream_records_failed_total", {**sl, "reason": reason})
-                    for reason in _failure_reasons(m, sl)
-                )
-                undelivered += int(failed) + route.in_flight
+                undelivered += route.failed_count + route.in_flight
                 per_sink[route.sink.name] = {
-                    "delivered": int(m.value("synthstream_records_delivered_total", sl)),
-                    "failed": int(failed),
+                    "delivered": route.delivered_count,
+                    "failed": route.failed_count,
                     "in_flight": route.in_flight,
                 }
             streams[stream.name] = {
@@ -338,16 +333,6 @@ class Engine:
             exit_code=code,
         )
         return Outcome(code, self.generated, undelivered)
-
-
-def _failure_reasons(metrics: Metrics, labels: dict[str, str]) -> set[str]:
-    reasons = set()
-    for family in metrics.registry.collect():
-        if family.name == "synthstream_records_failed":
-            for sample in family.samples:
-                if all(sample.labels.get(k) == v for k, v in labels.items()):
-                    reasons.add(sample.labels["reason"])
-    return reasons
 
 
 async def main_async(settings: Settings) -> int:

@@ -45,6 +45,8 @@ class Route:
         self._blocked = 0  # puts waiting for room: then lingering cannot fill a batch
         self._changed = asyncio.Condition()
         self.in_flight = 0
+        self.delivered_count = 0
+        self.failed_count = 0
 
     # ------------------------------------------------------------------ producer side
     async def put(self, batch: RecordBatch) -> None:
@@ -126,11 +128,13 @@ class Route:
 
     def delivered(self, n: int) -> None:
         self.in_flight -= n
+        self.delivered_count += n
         self.metrics.delivered.labels(*self.labels).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
 
     def fail(self, n: int, reason: str, message: str) -> None:
         self.in_flight -= n
+        self.failed_count += n
         self.metrics.failed.labels(*self.labels, reason).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
         log.error(

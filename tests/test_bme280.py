@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from pydantic import BaseModel, Field
 
+from ingest.app import BME280Reading  # the seed's schema, as the ingest endpoint enforces it
 from producer.generators.bme280 import Bme280Generator, daily_cycle
 from producer.rates import HOUR_MS, Due, FixedInterval
 from producer.records import encode_jsonl
@@ -17,17 +17,6 @@ from producer.settings import Bme280Settings
 from producer.streams import entity_keys
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-
-
-class BME280Reading(BaseModel):
-    """The seed's schema, verbatim in its constraints."""
-
-    device_id: str
-    temperature_c: float = Field(..., ge=-40, le=85)
-    humidity: float = Field(..., ge=0, le=100)
-    pressure_hpa: float = Field(..., ge=300, le=1100)
-    timestamp: datetime | None = None
-    metadata: dict[str, Any] | None = None
 
 
 def make(n: int = 20, seed: int = 1, **kw: Any) -> tuple[Bme280Generator, FixedInterval]:
