@@ -33,6 +33,7 @@ from producer.streams import Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink
 from sinks.http import HttpSink
+from sinks.kafka import KafkaSink
 from sinks.stdout import NullSink, StdoutSink
 
 log = structlog.get_logger("synthstream")
@@ -63,6 +64,9 @@ def build_sinks(
         elif name == "http":
             paths = {stream: settings.stream(stream).http_path for stream in settings.streams}
             sinks[name] = HttpSink(settings.sinks.http, paths, metrics)
+        elif name == "kafka":
+            topics = {stream: settings.stream(stream).kafka_topic for stream in settings.streams}
+            sinks[name] = KafkaSink(settings.sinks.kafka, topics)
         elif name == "null":
             sinks[name] = NullSink()
         else:  # unreachable: Settings validates sink names

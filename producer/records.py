@@ -116,6 +116,7 @@ class Schema(Protocol):
     """How one stream's records look outside the engine."""
 
     stream: str
+    partition_key: str  # the JSON field that keys a record (Kafka key, Kinesis partition key)
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         """Records as JSON-ready dicts, in the stream's documented shape."""

@@ -32,7 +32,7 @@ from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
 KNOWN_STREAMS = ("bme280",)
-KNOWN_SINKS = ("stdout", "file", "http", "null")
+KNOWN_SINKS = ("stdout", "file", "http", "kafka", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -164,6 +164,7 @@ class Bme280Settings(_Model):
     http_path: str = Field(
         "/api/v1/sensors/bme280", description="Path the http sink posts this stream's records to."
     )
+    kafka_topic: str = Field("bme280", description="Topic of the kafka sink (key: device_id).")
 
     @field_validator("sinks", mode="before")
     @classmethod
@@ -252,12 +253,42 @@ class HttpSinkSettings(_Model):
     )
 
 
+class KafkaSinkSettings(_Model):
+    """Kafka topics through aiokafka: one producer per process, key = the stream's key."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    acks: Literal["all", "1", "0"] = Field("all", description="Acknowledgements to wait for.")
+    idempotence: Literal["auto", "on", "off"] = Field(
+        "auto", description="Idempotent producer; auto: on, off if the broker lacks it."
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Batch compression (snappy, lz4, zstd need their packages)."
+    )
+    linger_ms: int = Field(5, ge=0, description="aiokafka linger before sending a batch.")
+    max_batch_bytes: int = Field(1_048_576, ge=1024, description="aiokafka batch size, bytes.")
+    request_timeout_ms: int = Field(30_000, ge=1000, description="Request timeout.")
+    create_topics: bool = Field(True, description="Create missing topics at start.")
+    partitions: int = Field(3, ge=1, description="Partitions of a created topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication of a created topic.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Passed to aiokafka."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism."
+    )
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password; never logged.")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL.")
+    max_records: int = Field(5_000, ge=1, description="Records per send call.")
+
+
 class SinksSettings(_Model):
     """Settings of each sink, shared by every stream that uses it."""
 
     stdout: StdoutSinkSettings = StdoutSinkSettings()
     file: FileSinkSettings = FileSinkSettings()
     http: HttpSinkSettings = HttpSinkSettings()
+    kafka: KafkaSinkSettings = KafkaSinkSettings()
 
 
 class DeliverySettings(_Model):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -28,3 +30,13 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
         [sys.executable, "-m", "producer", *args],
         capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
     )  # fmt: skip
+
+
+def next_event(pipe: IO[str], name: str) -> dict[str, Any]:
+    """Read a running producer's JSON log until the event ``name``; fail if it ends first."""
+    for line in pipe:
+        if line.startswith("{"):
+            event: dict[str, Any] = json.loads(line)
+            if event.get("event") == name:
+                return event
+    raise AssertionError(f"the producer ended before logging {name}")

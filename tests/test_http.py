@@ -20,7 +20,7 @@ from producer.app import Engine
 from producer.clock import Stopper
 from producer.metrics import Metrics
 from producer.settings import load_settings
-from tests.conftest import cli
+from tests.conftest import cli, next_event
 from tests.test_end_to_end import log_events, scrape
 
 
@@ -163,13 +163,10 @@ def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert producer.stderr is not None
-        start = json.loads(producer.stderr.readline())
-        metrics_port = start["metrics_port"]
+        metrics_port = next_event(producer.stderr, "synthstream_started")["metrics_port"]
         # Wait (on the producer's own log, not a clock) until it has retried a few times.
-        retries_seen = 0
-        while retries_seen < 5:
-            event = json.loads(producer.stderr.readline())
-            retries_seen += event["event"] == "send_retry"
+        for _ in range(5):
+            next_event(producer.stderr, "send_retry")
         m = scrape(metrics_port)
         labels = '{sink="http",stream="bme280"}'
         assert m[f"synthstream_records_in_flight{labels}"] > 0, "a backlog, shown in /metrics"

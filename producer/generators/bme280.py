@@ -213,6 +213,7 @@ class Bme280Schema:
     """The seed's ``BME280Reading`` JSON shape, plus ``message_id`` and ``is_duplicate``."""
 
     stream = STREAM
+    partition_key = "device_id"
 
     def __init__(self, entity_ids: I64) -> None:
         top = int(entity_ids.max()) + 1 if entity_ids.size else 0

@@ -1,0 +1,189 @@
+"""Kafka topics through aiokafka: one producer per process.
+
+Each record goes to its stream's topic with the stream's partition key as the message key
+(so a device's readings stay in order on one partition), the JSON reading as the value, the
+event time as the message timestamp, and ``message_id``, ``event_time`` and ``is_duplicate``
+as headers. A ``send`` counts as delivered only when every message's future has resolved;
+messages whose futures failed with a retriable error are handed back to the engine's retry
+path, others fail for good with reason ``kafka_<ErrorName>``. A broker that is down at start
+is not a bad setting: the producer is started again on the next send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import numpy as np
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from producer.records import RecordBatch, Schema
+from producer.settings import KafkaSinkSettings
+from sinks.base import SinkLimits
+from sinks.errors import PartialFailure, RetryableError
+
+log = structlog.get_logger("synthstream.kafka")
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSinkSettings, topics: dict[str, str]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.limits = SinkLimits(max_records=settings.max_records)
+        self._producer: AIOKafkaProducer | None = None
+        self._idempotent: bool | None = None
+
+    def _common(self) -> dict[str, Any]:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bootstrap_servers": s.bootstrap_servers,
+            "request_timeout_ms": s.request_timeout_ms,
+            "security_protocol": s.security_protocol,
+            "client_id": "synthstream",
+        }
+        if s.sasl_mechanism:
+            options["sasl_mechanism"] = s.sasl_mechanism
+            options["sasl_plain_username"] = s.sasl_username
+            if s.sasl_password is not None:
+                options["sasl_plain_password"] = s.sasl_password.get_secret_value()
+        if s.ssl_cafile or s.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(s.ssl_cafile) if s.ssl_cafile else None
+            )
+        return options
+
+    async def _start_producer(self, idempotent: bool) -> AIOKafkaProducer:
+        s = self.settings
+        producer = AIOKafkaProducer(
+            **self._common(),
+            acks="all" if idempotent else (s.acks if s.acks == "all" else int(s.acks)),
+            enable_idempotence=idempotent,
+            compression_type=None if s.compression == "none" else s.compression,
+            linger_ms=s.linger_ms,
+            max_batch_size=s.max_batch_bytes,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _start(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        mode = self.settings.idempotence
+        try:
+            producer = await self._start_producer(mode != "off")
+            self._idempotent = mode != "off"
+        except KafkaError as exc:
+            if (
+                mode != "auto"
+                or isinstance(exc, KafkaTimeoutError)
+                or "connect" in str(exc).lower()
+            ):
+                raise
+            # A broker without InitProducerId: same producer, without idempotence.
+            log.warning("kafka_idempotence_unsupported", error=str(exc))
+            producer = await self._start_producer(False)
+            self._idempotent = False
+        if self.settings.create_topics:
+            await self._create_topics()
+        self._producer = producer
+        return producer
+
+    async def _create_topics(self) -> None:
+        admin = AIOKafkaAdminClient(**self._common())
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in dict.fromkeys(self.topics.values()) if t not in existing]
+            if missing:
+                new = [
+                    NewTopic(t, self.settings.partitions, self.settings.replication_factor)
+                    for t in missing
+                ]
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+                log.info("kafka_topics_created", topics=missing)
+        finally:
+            await admin.close()
+
+    async def open(self) -> None:
+        try:
+            await self._start()
+        except KafkaError as exc:
+            log.warning("kafka_unreachable_at_start", error=str(exc), retry="on first send")
+
+    async def check(self) -> str:
+        producer = await self._start()
+        metadata = await producer.client.fetch_all_metadata()
+        return (
+            f"{self.settings.bootstrap_servers}: {len(metadata.brokers())} broker(s), "
+            f"idempotence {'on' if self._idempotent else 'off'}"
+        )
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        try:
+            producer = await self._start()
+        except KafkaError as exc:
+            raise RetryableError(f"kafka unreachable: {exc}", reason="connect") from exc
+        topic = self.topics[batch.stream]
+        rows = schema.rows(batch)
+        key_field = schema.partition_key
+        ids = batch.message_ids()
+        times = batch.time_ms.tolist()
+        duplicate = batch.is_duplicate.tolist()
+        futures: list[asyncio.Future[Any] | BaseException] = []
+        for i, row in enumerate(rows):
+            headers = [
+                ("message_id", bytes(ids[i])),
+                ("event_time", row.get("timestamp", "").encode()),
+                ("is_duplicate", b"true" if duplicate[i] else b"false"),
+            ]
+            try:
+                futures.append(
+                    await producer.send(
+                        topic, value=orjson.dumps(row), key=str(row[key_field]).encode(),
+                        headers=headers, timestamp_ms=times[i],
+                    )
+                )  # fmt: skip
+            except KafkaError as exc:  # too large, buffer timeout, producer closed
+                futures.append(exc)
+        outcomes = await asyncio.gather(
+            *[f for f in futures if not isinstance(f, BaseException)], return_exceptions=True
+        )
+        results = iter(outcomes)
+        retry: list[int] = []
+        rejected: dict[str, list[int]] = {}
+        last = ""
+        for i, future in enumerate(futures):
+            result = future if isinstance(future, BaseException) else next(results)
+            if not isinstance(result, BaseException):
+                continue
+            last = f"{type(result).__name__}: {result}"
+            if isinstance(result, KafkaError) and (result.retriable or isinstance(
+                result, KafkaTimeoutError
+            )):  # fmt: skip
+                retry.append(i)
+            else:
+                rejected.setdefault(f"kafka_{type(result).__name__}", []).append(i)
+        if retry or rejected:
+            raise PartialFailure(
+                last, failed=np.asarray(retry, dtype=np.int64), reason="kafka",
+                rejected={k: np.asarray(v, dtype=np.int64) for k, v in rejected.items()},
+            )  # fmt: skip
+
+    async def aclose(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
