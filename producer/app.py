@@ -26,7 +26,9 @@ from tqdm import tqdm
 from producer.clock import Stopper, wall_ms
 from producer.delivery import Route
 from producer.errors import ConfigError
+from producer.faults import FaultOutput
 from producer.metrics import Metrics
+from producer.rates import Due
 from producer.server import MetricsServer
 from producer.settings import Settings
 from producer.streams import Stream, build_stream
@@ -121,33 +123,44 @@ class Engine:
             due = stream.rate.due(t0, t1)
             if limit is not None and self.generated + len(due) >= limit:
                 due = due.head(limit - self.generated)
-            if not len(due):
+            if not len(due) and stream.faults.held is None:
                 continue
-            batch = stream.generator.generate(due)
-            self.generated += len(batch)
-            result = stream.faults.apply(batch) if stream.faults.active else None
-            out = batch if result is None else result.batch
-            now = time.time()
-            # Counted in one synchronous step, so /metrics never sees a half-done transition.
-            self.metrics.observe_generated(
-                stream.name, len(out) + (0 if result is None else len(result.dropped)), now
+            batch = stream.generator.generate(due) if len(due) else None
+            self.generated += len(due)
+            result = stream.faults.apply(batch, t1)
+            await self._route(stream, result, due if live and len(due) else None)
+        self.metrics.event_time.set(t1 / 1000)
+        return limit is None or self.generated < limit
+
+    async def _route(self, stream: Stream, result: FaultOutput, lag_of: Due | None) -> None:
+        now = time.time()
+        m = self.metrics
+        # Counted in one synchronous step, so /metrics never sees a half-done transition.
+        if result.generated:
+            m.observe_generated(stream.name, result.generated, now)
+            m.dropped_by_fault.labels(stream.name).inc(result.dropped)
+            m.duplicated_by_fault.labels(stream.name).inc(result.duplicated)
+        for entry in result.truth:
+            m.faults_injected.labels(stream.name, entry.kind).inc(len(entry.records))
+        stream.record_ground_truth(result.truth)
+        for route in stream.routes:
+            route.accept(result.accepted)
+        if lag_of is not None:
+            m.scheduler_lag.labels(stream.name).observe(
+                max(0.0, now - int(lag_of.time_ms[0]) / 1000)
             )
-            if result is not None:
-                self.metrics.dropped_by_fault.labels(stream.name).inc(len(result.dropped))
-                self.metrics.duplicated_by_fault.labels(stream.name).inc(len(result.duplicated))
-                stream.record_ground_truth(result)
-            for route in stream.routes:
-                route.accept(len(out))
-            if live:
-                self.metrics.scheduler_lag.labels(stream.name).observe(
-                    max(0.0, now - int(due.time_ms[0]) / 1000)
-                )
+        if len(result.batch):
             if self.first_record_wall is None:
                 self.first_record_wall = time.perf_counter()
             for route in stream.routes:
-                await route.put(out)
-        self.metrics.event_time.set(t1 / 1000)
-        return limit is None or self.generated < limit
+                await route.put(result.batch)
+
+    async def _release_held(self) -> None:
+        """At the end of a run, what faults still hold (late, replayed) goes out now."""
+        for stream in self.streams:
+            held = stream.faults.flush()
+            if held is not None:
+                await self._route(stream, FaultOutput(held), None)
 
     def _next_due(self, t: int) -> int:
         return min(stream.rate.next_due(t) for stream in self.streams)
@@ -254,6 +267,7 @@ class Engine:
                 workers = [group.create_task(route.run()) for route in self.routes]
                 try:
                     await self._schedule(stopper, start_ms)
+                    await self._release_held()
                 finally:
                     await self._drain(workers, stopper.forced)
         finally:

@@ -1,53 +1,313 @@
-"""Fault injection between a stream's generator and its sinks.
+"""Fault injection between a stream's generator and its sinks, with ground truth.
 
-Decisions are pure functions of each record's key, so the same seed drops and duplicates the
-same records in every run and every shard, and a run with faults off is the clean stream.
-A duplicate follows its original immediately, with the same ``message_id`` and
-``is_duplicate: true``.
+Every decision is a pure function of record keys (or of entity and hour for episodes), so
+the same seed injects the same faults in every run and shard, and faults off gives the clean
+stream exactly. Stages, in order:
+
+    anomalies   sensor episodes on measurement columns: spike, stuck, drift, dropout (null),
+                step; per entity and hour with ``anomaly_rate``
+    clock skew  a share of entities report time_ms + offset + drift (re-synced daily)
+    outage      an entity goes silent for a while (per entity and hour); its records are
+                lost, or held and replayed in a burst when it comes back
+    drop        records dropped
+    duplicate   a copy right after its original: same message_id, is_duplicate true
+    late        records held back by an exponential delay (bounded by ``late_max_s``) and
+                released after later ones; ``late_keep_key_order`` holds a key's later
+                records behind a late one instead
+
+Held records count as in flight for every route from the moment they are generated, so
+``generated = delivered + dropped_by_fault + failed + in_flight`` holds while they wait;
+``flush`` releases them all at the end of a run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from producer import rng
-from producer.records import RecordBatch
+from producer.records import RecordBatch, Schema
+from producer.rng import I64
 from producer.settings import FaultSettings
 
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 _DROP_DRAW = 40
 _DUPLICATE_DRAW = 41
+_LATE_DRAW = 42
+_LATE_DELAY_DRAW = 43
+# Episode durations by anomaly kind, seconds (all within an hour: an episode spills at most
+# into the next hour, which is all the look-back below handles).
+_ANOMALY_SECONDS = {
+    "spike": (10, 60),
+    "stuck": (600, 3600),
+    "drift": (1800, 3600),
+    "dropout": (60, 1800),
+    "step": (1800, 3600),
+}
 
 
-@dataclass(frozen=True, slots=True)
-class FaultResult:
-    batch: RecordBatch  # what goes on to the sinks
-    dropped: RecordBatch  # originals that were dropped
-    duplicated: RecordBatch  # the extra copies that were added
+@dataclass
+class Truth:
+    """Records one fault touched, and its parameters (one value, or one per record)."""
+
+    kind: str
+    records: RecordBatch
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FaultOutput:
+    batch: RecordBatch  # to route now
+    generated: int = 0  # records that entered the pipeline (originals and duplicates)
+    accepted: int = 0  # of those, routed now or held for later (in flight either way)
+    dropped: int = 0  # dropped on purpose (drops, outages without replay)
+    duplicated: int = 0
+    truth: list[Truth] = field(default_factory=list)
 
 
 class Faults:
-    def __init__(self, settings: FaultSettings) -> None:
-        self.drop_rate = settings.drop_rate
-        self.duplicate_rate = settings.duplicate_rate
+    def __init__(self, settings: FaultSettings, key: int, schema: Schema | None = None) -> None:
+        self.s = settings
+        self.key = key
+        self.measures = dict(schema.measures) if schema is not None else {}
+        self.held: RecordBatch | None = None
+        self.release_ms = np.empty(0, dtype=np.int64)
+        self.block_until = np.zeros(0, dtype=np.int64)  # per entity, keep-order mode
+        self.stuck_values: dict[tuple[int, int, str], float] = {}
 
     @property
     def active(self) -> bool:
-        return self.drop_rate > 0 or self.duplicate_rate > 0
+        s = self.s
+        return any(
+            rate > 0
+            for rate in (s.drop_rate, s.duplicate_rate, s.late_rate, s.clock_skew_rate,
+                         s.outage_rate, s.anomaly_rate)
+        ) or self.held is not None  # fmt: skip
 
-    def apply(self, batch: RecordBatch) -> FaultResult:
-        drop = rng.uniform(batch.key, _DROP_DRAW) < self.drop_rate
-        dup = ~drop & (rng.uniform(batch.key, _DUPLICATE_DRAW) < self.duplicate_rate)
-        if not drop.any() and not dup.any():
-            empty = batch.take(slice(0, 0))
-            return FaultResult(batch, empty, empty)
-        kept = np.flatnonzero(~drop)
-        # Each kept record once, a duplicated one twice in a row: repeat counts 1 or 2.
-        order = np.repeat(kept, 1 + dup[kept].astype(np.int64))
-        out = batch.take(order)
-        is_copy = np.zeros(order.size, dtype=np.bool_)
-        is_copy[1:] = order[1:] == order[:-1]
-        out.is_duplicate[is_copy] = True
-        copies = out.take(np.flatnonzero(is_copy))
-        return FaultResult(out, batch.take(np.flatnonzero(drop)), copies)
+    # ------------------------------------------------------------------ episodes
+    def _episode(self, entity: I64, time_ms: I64, salt: int, rate: float) -> tuple[Any, ...]:
+        """The episode (if any) covering each record: per entity and hour, with probability
+        ``rate``, starting at a uniform time in the hour. Looks at this hour and the last."""
+        found = np.zeros(entity.size, dtype=np.bool_)
+        start = np.zeros(entity.size, dtype=np.int64)
+        draws = np.zeros((entity.size, 4))
+        for back in (1, 0):  # this hour's episode wins over the last hour's
+            hour = time_ms // HOUR_MS - back
+            keys = rng.combine(rng.combine(rng.combine(self.key, salt), entity), hour)
+            u = rng.uniform_block(keys, 6)
+            begins = hour * HOUR_MS + (u[:, 1] * HOUR_MS).astype(np.int64)
+            hit = (u[:, 0] < rate) & (time_ms >= begins)
+            found = np.where(hit, True, found)
+            start = np.where(hit, begins, start)
+            draws = np.where(hit[:, None], u[:, 2:6], draws)
+        return found, start, draws
+
+    def _anomalies(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        if not self.measures or not self.s.anomaly_kinds:
+            return batch
+        found, start, u = self._episode(batch.entity, batch.time_ms, 1, self.s.anomaly_rate)
+        kinds = self.s.anomaly_kinds
+        kind_i = np.minimum((u[:, 0] * len(kinds)).astype(np.int64), len(kinds) - 1)
+        names = list(self.measures)
+        col_i = np.minimum((u[:, 1] * len(names)).astype(np.int64), len(names) - 1)
+        sign = np.where(u[:, 2] < 0.5, -1.0, 1.0)
+        lengths = np.array([_ANOMALY_SECONDS[k] for k in kinds], dtype=np.float64) * 1000
+        duration = lengths[kind_i, 0] + u[:, 3] * (lengths[kind_i, 1] - lengths[kind_i, 0])
+        active = found & (batch.time_ms < start + duration.astype(np.int64))
+        if not active.any():
+            return batch
+        columns = dict(batch.columns)
+        touched: list[tuple[str, I64, dict[str, Any]]] = []
+        for ci, name in enumerate(names):
+            scale, low, high = self.measures[name]
+            if (active & (col_i == ci)).any():
+                columns[name] = columns[name].copy()
+            values = columns[name]
+            for ki, kind in enumerate(kinds):
+                hit = np.flatnonzero(active & (col_i == ci) & (kind_i == ki))
+                if not hit.size:
+                    continue
+                magnitude = sign[hit] * scale
+                elapsed = (batch.time_ms[hit] - start[hit]) / duration[hit]
+                if kind == "spike":
+                    values[hit] += magnitude * (4 + 4 * u[hit, 3])
+                elif kind == "drift":
+                    values[hit] += magnitude * 2 * elapsed
+                elif kind == "step":
+                    values[hit] += magnitude * 1.5
+                elif kind == "dropout":
+                    values[hit] = np.nan
+                else:  # stuck: the value of the episode's first reading, held
+                    for i in hit.tolist():
+                        slot = (int(batch.entity[i]), int(start[i]), name)
+                        values[i] = self.stuck_values.setdefault(slot, float(values[i]))
+                if kind != "dropout":
+                    values[hit] = np.clip(np.round(values[hit], 2), low, high)
+                end = start[hit] + duration[hit].astype(np.int64)
+                touched.append((kind, hit, {"column": name, "start_ms": start[hit], "end_ms": end}))
+        if len(self.stuck_values) > 100_000:  # episodes last at most an hour
+            horizon = int(batch.time_ms.min()) - 2 * HOUR_MS
+            self.stuck_values = {k: v for k, v in self.stuck_values.items() if k[1] > horizon}
+        out = RecordBatch(
+            batch.stream, batch.entity, batch.time_ms, batch.key, columns,
+            batch.is_duplicate, batch.skew_ms,
+        )  # fmt: skip
+        truth += [Truth(kind, out.take(hit), params) for kind, hit, params in touched]
+        return out
+
+    def _clock_skew(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        keys = rng.combine(rng.combine(self.key, 2), batch.entity)
+        u = rng.uniform_block(keys, 5)
+        skewed = u[:, 0] < self.s.clock_skew_rate
+        if not skewed.any():
+            return batch
+        offset = rng.box_muller(u[:, 1], u[:, 2]) * self.s.clock_skew_s * 1000
+        drift = rng.box_muller(u[:, 3], u[:, 4]) * self.s.clock_drift_ppm * 1e-6
+        since_sync = (batch.time_ms % DAY_MS).astype(np.float64)
+        skew = np.where(skewed, np.rint(offset + drift * since_sync), 0).astype(np.int64)
+        out = RecordBatch(
+            batch.stream, batch.entity, batch.time_ms, batch.key, batch.columns,
+            batch.is_duplicate, batch.skew_ms + skew,
+        )  # fmt: skip
+        hit = np.flatnonzero(skewed)
+        truth.append(Truth("clock_skew", out.take(hit), {"skew_ms": skew[hit]}))
+        return out
+
+    def _outages(self, batch: RecordBatch, truth: list[Truth]) -> tuple[RecordBatch, RecordBatch]:
+        """Returns (records going on, records lost); replayed ones are held."""
+        found, start, u = self._episode(batch.entity, batch.time_ms, 3, self.s.outage_rate)
+        span = self.s.outage_min_s + u[:, 0] * (self.s.outage_max_s - self.s.outage_min_s)
+        end = start + (span * 1000).astype(np.int64)
+        silent = found & (batch.time_ms < end)
+        empty = np.empty(0, dtype=np.int64)
+        if not silent.any():
+            return batch, batch.take(empty)
+        hit = np.flatnonzero(silent)
+        kind = "outage_replayed" if self.s.outage_replay else "outage_lost"
+        truth.append(Truth(kind, batch.take(hit), {"start_ms": start[hit], "end_ms": end[hit]}))
+        going = batch.take(np.flatnonzero(~silent))
+        if self.s.outage_replay:
+            self._hold(batch.take(hit), end[hit])
+            return going, batch.take(empty)
+        return going, batch.take(hit)
+
+    def _hold(self, records: RecordBatch, release: I64) -> None:
+        if not len(records):
+            return
+        if self.held is None:
+            self.held, self.release_ms = records, release
+        else:
+            self.held = RecordBatch.concat([self.held, records])
+            self.release_ms = np.concatenate([self.release_ms, release])
+
+    # ------------------------------------------------------------------ the pipeline
+    def apply(self, batch: RecordBatch | None, t1: int) -> FaultOutput:
+        """Inject faults into a new batch (or none) and release what is due before ``t1``."""
+        truth: list[Truth] = []
+        if batch is None or not len(batch):
+            released = self._release(t1)
+            return FaultOutput(released if released is not None else _nothing(batch), truth=truth)
+        generated = len(batch)
+        s = self.s
+        if s.anomaly_rate > 0:
+            batch = self._anomalies(batch, truth)
+        if s.clock_skew_rate > 0:
+            batch = self._clock_skew(batch, truth)
+        lost = batch.take(np.empty(0, dtype=np.int64))
+        if s.outage_rate > 0:
+            batch, lost = self._outages(batch, truth)
+        drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate
+        dup = ~drop & (rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate)
+        dropped = batch.take(np.flatnonzero(drop))
+        if drop.any() or dup.any():
+            kept = np.flatnonzero(~drop)
+            order = np.repeat(kept, 1 + dup[kept].astype(np.int64))
+            batch = batch.take(order)
+            copy = np.zeros(order.size, dtype=np.bool_)
+            copy[1:] = order[1:] == order[:-1]
+            batch.is_duplicate[copy] = True
+            truth.append(Truth("duplicate", batch.take(np.flatnonzero(copy))))
+        if len(dropped):
+            truth.append(Truth("drop", dropped))
+        duplicated = int(dup.sum())
+        out = self._late(batch, t1, truth) if s.late_rate > 0 or s.late_keep_key_order else batch
+        released = self._release(t1)
+        if released is not None:  # a backlog goes out before what is new
+            out = RecordBatch.concat([released, out]) if len(out) else released
+        total = generated + duplicated
+        lost_count = len(dropped) + len(lost)
+        return FaultOutput(
+            out, generated=total, accepted=total - lost_count, dropped=lost_count,
+            duplicated=duplicated, truth=truth,
+        )  # fmt: skip
+
+    def _late(self, batch: RecordBatch, t1: int, truth: list[Truth]) -> RecordBatch:
+        s = self.s
+        late = rng.uniform(batch.key, _LATE_DRAW) < s.late_rate
+        delay = np.minimum(
+            -np.log(rng.uniform(batch.key, _LATE_DELAY_DRAW)) * s.late_mean_s * 1000,
+            s.late_max_s * 1000,
+        ).astype(np.int64)
+        delay = np.where(late, np.maximum(delay, 1), 0)
+        release = batch.time_ms + delay
+        if late.any():
+            hit = np.flatnonzero(late)
+            truth.append(Truth("late", batch.take(hit), {"delay_ms": delay[hit]}))
+        if s.late_keep_key_order:
+            release = self._keep_order(batch.entity, release)
+        wait = release >= t1
+        self._hold(batch.take(np.flatnonzero(wait)), release[wait])
+        # What goes now goes in order of release, so a short delay still lands behind later
+        # records even when the whole delay falls inside one (backfill-sized) tick.
+        now = np.flatnonzero(~wait)
+        return batch.take(now[np.argsort(release[now], kind="stable")])
+
+    def _keep_order(self, entity: I64, release: I64) -> I64:
+        """No record of a key leaves before an earlier one of the same key: a running
+        maximum of release times per key, in time order, carried across batches."""
+        top = int(entity.max()) + 1
+        if self.block_until.size < top:
+            self.block_until = np.concatenate(
+                [self.block_until, np.zeros(top - self.block_until.size, dtype=np.int64)]
+            )
+        release = np.maximum(release, self.block_until[entity])
+        order = np.argsort(entity, kind="stable")
+        ent = entity[order]
+        base = int(release.min())
+        group = np.cumsum(np.concatenate([[0], ent[1:] != ent[:-1]]))
+        span = int(release.max()) - base + 1
+        running = np.maximum.accumulate((release[order] - base) + group * span) - group * span
+        result = np.empty_like(release)
+        result[order] = running + base
+        np.maximum.at(self.block_until, entity, result)
+        return result
+
+    def _release(self, t1: int) -> RecordBatch | None:
+        if self.held is None:
+            return None
+        due = self.release_ms < t1
+        if not due.any():
+            return None
+        idx = np.flatnonzero(due)
+        idx = idx[np.lexsort((self.held.time_ms[idx], self.release_ms[idx]))]
+        out = self.held.take(idx)
+        rest = np.flatnonzero(~due)
+        if rest.size:
+            self.held, self.release_ms = self.held.take(rest), self.release_ms[rest]
+        else:
+            self.held, self.release_ms = None, np.empty(0, dtype=np.int64)
+        return out
+
+    def flush(self) -> RecordBatch | None:
+        """Everything still held, now (end of a run: its event times have passed)."""
+        return self._release(2**62)
+
+
+def _nothing(batch: RecordBatch | None) -> RecordBatch:
+    empty = np.empty(0, dtype=np.int64)
+    if batch is not None:
+        return batch.take(empty)
+    return RecordBatch("", empty, empty, np.empty(0, dtype=np.uint64), {})

@@ -78,6 +78,12 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.faults_injected = Counter(
+            p + "faults_injected",
+            "Records touched by each kind of injected fault.",
+            ["stream", "kind"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             p + "records_in_flight",
             "Records routed to a sink and not yet delivered or failed.",

@@ -38,10 +38,20 @@ class RecordBatch:
     key: U64
     columns: dict[str, npt.NDArray[Any]]
     is_duplicate: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, np.bool_))
+    # Clock skew injected by faults: the record *says* time_ms + skew_ms (see reported_ms).
+    skew_ms: I64 = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __post_init__(self) -> None:
         if self.is_duplicate.size != self.entity.size:
             object.__setattr__(self, "is_duplicate", np.zeros(self.entity.size, dtype=np.bool_))
+        if self.skew_ms.size != self.entity.size:
+            object.__setattr__(self, "skew_ms", np.zeros(self.entity.size, dtype=np.int64))
+
+    @property
+    def reported_ms(self) -> I64:
+        """The timestamp the record carries: its event time plus any injected clock skew."""
+        reported: I64 = self.time_ms + self.skew_ms
+        return reported
 
     def __len__(self) -> int:
         return int(self.entity.size)
@@ -54,6 +64,7 @@ class RecordBatch:
             key=self.key[index],
             columns={name: col[index] for name, col in self.columns.items()},
             is_duplicate=self.is_duplicate[index],
+            skew_ms=self.skew_ms[index],
         )
 
     @staticmethod
@@ -70,6 +81,7 @@ class RecordBatch:
                 name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns
             },
             is_duplicate=np.concatenate([b.is_duplicate for b in batches]),
+            skew_ms=np.concatenate([b.skew_ms for b in batches]),
         )
 
     def message_ids(self) -> npt.NDArray[np.bytes_]:
@@ -78,7 +90,7 @@ class RecordBatch:
 
     def iso_times(self) -> list[str]:
         """Event times as ISO 8601 UTC strings with milliseconds and a ``Z``."""
-        stamps = np.datetime_as_string(self.time_ms.astype("datetime64[ms]"), timezone="UTC")
+        stamps = np.datetime_as_string(self.reported_ms.astype("datetime64[ms]"), timezone="UTC")
         return stamps.tolist()  # type: ignore[no-any-return]
 
 
@@ -117,6 +129,8 @@ class Schema(Protocol):
 
     stream: str
     partition_key: str  # the JSON field that keys a record (Kafka key, Kinesis partition key)
+    # Numeric measurement columns sensor anomalies may touch: (typical scale, low, high).
+    measures: dict[str, tuple[float, float, float]]
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         """Records as JSON-ready dicts, in the stream's documented shape."""

@@ -49,18 +49,70 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+ANOMALY_KINDS = ("spike", "stuck", "drift", "dropout", "step")
+
+
 class FaultSettings(_Model):
-    """Faults injected between a stream's generator and its sinks."""
+    """Faults injected between a stream's generator and its sinks, each recorded."""
 
     drop_rate: float = Field(0.001, ge=0.0, le=1.0, description="Share of records dropped.")
     duplicate_rate: float = Field(
         0.005, ge=0.0, le=1.0, description="Share of records sent twice (same message_id)."
     )
+    late_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of records held back and delivered late."
+    )
+    late_mean_s: float = Field(30.0, gt=0, description="Mean extra delay (exponential).")
+    late_max_s: float = Field(
+        300.0, gt=0, description="Bound on lateness: a watermark consumers can rely on."
+    )
+    late_keep_key_order: bool = Field(
+        False, description="Hold a key's later records behind a late one (order kept)."
+    )
+    clock_skew_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of entities whose clock is off."
+    )
+    clock_skew_s: float = Field(5.0, ge=0, description="Std dev of a skewed clock's offset.")
+    clock_drift_ppm: float = Field(50.0, ge=0, description="Std dev of its drift, ppm.")
+    outage_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Chance per entity and hour of going silent."
+    )
+    outage_min_s: float = Field(60.0, gt=0, description="Shortest outage.")
+    outage_max_s: float = Field(1800.0, gt=0, le=3600, description="Longest outage (<= 1 h).")
+    outage_replay: bool = Field(
+        True, description="After an outage, replay the backlog (else it is lost)."
+    )
+    anomaly_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Chance per entity and hour of a sensor anomaly."
+    )
+    anomaly_kinds: CommaList = Field(
+        list(ANOMALY_KINDS),
+        description="Sensor anomalies to draw from: " + ", ".join(ANOMALY_KINDS),
+    )
     ground_truth: bool = Field(
         False,
-        description="Write every injected fault (message_id, kind, stream) to "
+        description="Write every injected fault (message_id, kind, stream, parameters) to "
         "<file sink dir>/<stream>.ground-truth.jsonl.",
     )
+
+    @field_validator("anomaly_kinds", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("anomaly_kinds")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for kind in value:
+            if kind not in ANOMALY_KINDS:
+                raise ValueError(f"unknown anomaly {kind!r}; accepted: {', '.join(ANOMALY_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.outage_min_s > self.outage_max_s:
+            raise ValueError("outage_min_s must not exceed outage_max_s")
+        return self
 
 
 class RateSettings(_Model):

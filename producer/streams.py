@@ -10,7 +10,7 @@ import orjson
 
 from producer import rng
 from producer.delivery import Route
-from producer.faults import FaultResult, Faults
+from producer.faults import Faults, Truth
 from producer.generators import Generator
 from producer.generators.bme280 import Bme280Generator
 from producer.rates import FixedInterval, RateModel, TotalRate
@@ -43,21 +43,28 @@ class Stream:
     ground_truth: Path | None = None
     routes: list[Route] = field(default_factory=list)
 
-    def record_ground_truth(self, result: FaultResult) -> None:
-        if self.ground_truth is None or (not len(result.dropped) and not len(result.duplicated)):
+    def record_ground_truth(self, truth: list[Truth]) -> None:
+        """Append what faults did to ``<dir>/<stream>.ground-truth.jsonl``, one line a record:
+        message_id, kind, stream, the timestamp it carries, its event time, parameters."""
+        if self.ground_truth is None or not truth:
             return
         lines = []
-        for kind, batch in (("drop", result.dropped), ("duplicate", result.duplicated)):
-            if len(batch):
-                ids = batch.message_ids().astype("U36").tolist()
-                for mid, ts in zip(ids, batch.iso_times(), strict=True):
-                    lines.append(
-                        orjson.dumps(
-                            {"message_id": mid, "kind": kind, "stream": self.name, "timestamp": ts}
-                        )
-                    )
+        for entry in truth:
+            records = entry.records
+            ids = records.message_ids().astype("U36").tolist()
+            event_times = records.time_ms.tolist()
+            stamps = records.iso_times()
+            params = {
+                name: value.tolist() if isinstance(value, np.ndarray) else [value] * len(records)
+                for name, value in entry.params.items()
+            }
+            for i, mid in enumerate(ids):
+                row = {"message_id": mid, "kind": entry.kind, "stream": self.name,
+                       "timestamp": stamps[i], "event_time_ms": event_times[i]}  # fmt: skip
+                row.update({name: values[i] for name, values in params.items()})
+                lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         with self.ground_truth.open("ab") as out:
-            out.write(b"\n".join(lines) + b"\n")
+            out.write(b"".join(lines))
 
 
 def build_stream(name: str, settings: Settings) -> Stream:
@@ -93,4 +100,7 @@ def build_stream(name: str, settings: Settings) -> Stream:
         folder = settings.sinks.file.dir
         suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
         ground_truth = folder / f"{name}{suffix}.ground-truth.jsonl"
-    return Stream(name, generator, rate, Faults(stream_settings.faults), total, ground_truth)
+    faults = Faults(
+        stream_settings.faults, rng.text_key(settings.seed, name, "faults"), generator.schema
+    )
+    return Stream(name, generator, rate, faults, total, ground_truth)

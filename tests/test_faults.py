@@ -1,24 +1,56 @@
-"""Fault injection: rates within binomial tolerance, duplicates keep their ids, determinism."""
+"""Fault injection: realised rates, ground truth equal to the differences from a clean run,
+late and out-of-order delivery, outages, clock skew and sensor anomalies."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from producer.faults import Faults
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from producer.faults import Faults, Truth
 from producer.generators.bme280 import Bme280Generator
 from producer.rates import HOUR_MS, FixedInterval
-from producer.records import RecordBatch
+from producer.records import RecordBatch, encode_jsonl
 from producer.settings import Bme280Settings, FaultSettings
 from producer.streams import entity_keys
 
 T0 = 1_704_067_200_000
+OFF = {"drop_rate": 0, "duplicate_rate": 0}
 
 
-def batch(n_devices: int = 100, hours: int = 6) -> RecordBatch:
-    ids = np.arange(n_devices, dtype=np.int64)
+def source(devices: int = 50) -> tuple[Bme280Generator, FixedInterval]:
+    ids = np.arange(devices, dtype=np.int64)
     keys = entity_keys(3, "bme280", ids)
-    gen = Bme280Generator(Bme280Settings(devices=n_devices), ids, keys)
-    return gen.generate(FixedInterval(ids, keys, 10_000).due(T0, T0 + hours * HOUR_MS))
+    return Bme280Generator(Bme280Settings(devices=devices), ids, keys), FixedInterval(
+        ids, keys, 10_000
+    )
+
+
+def run(hours: float, step_ms: int = 60_000, devices: int = 50, **faults: Any) -> tuple[
+    RecordBatch, list[Truth], int
+]:  # fmt: skip
+    """Ticks through ``hours`` like the engine does; returns output, truth, generated."""
+    gen, rate = source(devices)
+    pipeline = Faults(FaultSettings(**faults), key=99, schema=gen.schema)
+    out: list[RecordBatch] = []
+    truth: list[Truth] = []
+    generated = 0
+    for t in range(T0, T0 + int(hours * HOUR_MS), step_ms):
+        due = rate.due(t, t + step_ms)
+        result = pipeline.apply(gen.generate(due) if len(due) else None, t + step_ms)
+        generated += result.generated
+        out.append(result.batch)
+        truth += result.truth
+    rest = pipeline.flush()
+    if rest is not None:
+        out.append(rest)
+    return RecordBatch.concat([b for b in out if len(b)]), truth, generated
+
+
+def keys_of(truth: list[Truth], kind: str) -> set[int]:
+    return {int(k) for t in truth if t.kind == kind for k in t.records.key.tolist()}
 
 
 def within_binomial(count: int, n: int, p: float) -> bool:
@@ -26,37 +58,148 @@ def within_binomial(count: int, n: int, p: float) -> bool:
     return abs(count - n * p) <= 4.5 * sd + 1
 
 
-def test_realised_rates_match_the_settings() -> None:
-    b = batch()
-    n = len(b)
-    for drop, dup in ((0.001, 0.005), (0.05, 0.1), (0.0, 0.3)):
-        result = Faults(FaultSettings(drop_rate=drop, duplicate_rate=dup)).apply(b)
-        assert within_binomial(len(result.dropped), n, drop)
-        assert within_binomial(len(result.duplicated), n, (1 - drop) * dup)
-        assert len(result.batch) == n - len(result.dropped) + len(result.duplicated)
+def test_realised_drop_and_duplicate_rates() -> None:
+    clean, _, n = run(6, **OFF)
+    for drop, dup in ((0.001, 0.005), (0.05, 0.1)):
+        out, truth, _ = run(6, drop_rate=drop, duplicate_rate=dup)
+        drops, dups = keys_of(truth, "drop"), keys_of(truth, "duplicate")
+        assert within_binomial(len(drops), n, drop)
+        assert within_binomial(len(dups), n, (1 - drop) * dup)
+        assert len(out) == len(clean) - len(drops) + len(dups)
 
 
 def test_a_duplicate_follows_its_original_with_the_same_message_id() -> None:
-    b = batch()
-    out = Faults(FaultSettings(drop_rate=0.0, duplicate_rate=0.2)).apply(b).batch
+    out, _, _ = run(2, drop_rate=0, duplicate_rate=0.2)
     ids = out.message_ids()
     dup = np.flatnonzero(out.is_duplicate)
     assert dup.size > 0
-    assert not out.is_duplicate[dup - 1].any(), "the record before a copy is its original"
+    assert not out.is_duplicate[dup - 1].any()
     assert np.array_equal(ids[dup], ids[dup - 1])
     assert np.array_equal(out.columns["humidity"][dup], out.columns["humidity"][dup - 1])
-    originals = out.take(np.flatnonzero(~out.is_duplicate))
-    assert len(set(originals.message_ids().tolist())) == len(originals)
 
 
-def test_faults_off_is_the_clean_stream_and_same_seed_same_faults() -> None:
-    b = batch(hours=1)
-    clean = Faults(FaultSettings(drop_rate=0, duplicate_rate=0)).apply(b).batch
-    assert np.array_equal(clean.key, b.key)
-    first = Faults(FaultSettings(drop_rate=0.01, duplicate_rate=0.01)).apply(b)
-    second = Faults(FaultSettings(drop_rate=0.01, duplicate_rate=0.01)).apply(batch(hours=1))
-    assert np.array_equal(first.batch.key, second.batch.key)
-    assert np.array_equal(first.dropped.key, second.dropped.key)
-    # What the faulty run lacks and adds is exactly what the fault result reports.
-    missing = np.setdiff1d(b.key, first.batch.key)
-    assert np.array_equal(np.sort(missing), np.sort(first.dropped.key))
+EVERYTHING: dict[str, Any] = {
+    "drop_rate": 0.01, "duplicate_rate": 0.01, "late_rate": 0.02, "late_mean_s": 30,
+    "late_max_s": 120, "clock_skew_rate": 0.2, "outage_rate": 0.1, "outage_replay": False,
+    "anomaly_rate": 0.3,
+}  # fmt: skip
+
+
+def test_ground_truth_is_exactly_the_difference_from_a_clean_run() -> None:
+    clean, _, _ = run(6, **OFF)
+    faulty, truth, _ = run(6, **EVERYTHING)
+    assert run(6, **EVERYTHING)[0].key.tolist() == faulty.key.tolist(), "same seed, same faults"
+    kinds = {t.kind for t in truth}
+    assert {"drop", "duplicate", "late", "clock_skew", "outage_lost"} <= kinds
+    assert kinds & {"spike", "stuck", "drift", "dropout", "step"}
+    by_key = {int(k): i for i, k in enumerate(clean.key.tolist())}
+    gone = keys_of(truth, "drop") | keys_of(truth, "outage_lost")
+    present = [int(k) for k in faulty.key[~faulty.is_duplicate].tolist()]
+    assert sorted(present) == sorted(set(by_key) - gone), "missing = dropped + lost, no more"
+    assert len(present) == len(set(present))
+    assert set(faulty.key[faulty.is_duplicate].tolist()) == keys_of(truth, "duplicate")
+    # Values differ from the clean run exactly where an anomaly says so.
+    anomalous: dict[int, str] = {}
+    for t in truth:
+        if t.kind in ("spike", "stuck", "drift", "dropout", "step"):
+            anomalous.update((int(k), t.params["column"]) for k in t.records.key.tolist())
+    skewed = keys_of(truth, "clock_skew")
+    originals = faulty.take(np.flatnonzero(~faulty.is_duplicate))
+    clean_at = np.asarray([by_key[int(k)] for k in originals.key.tolist()])
+    for column in ("temperature_c", "humidity", "pressure_hpa"):
+        a, b = originals.columns[column], clean.columns[column][clean_at]
+        differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        changed = {int(k) for k in originals.key[differs].tolist()}
+        expected = {k for k, c in anomalous.items() if c == column} - gone
+        # A stuck value may equal the clean one by chance; nothing else may differ.
+        assert changed <= expected
+        assert len(changed) >= 0.9 * len(expected)
+    moved = originals.key[originals.reported_ms != clean.time_ms[clean_at]]
+    assert {int(k) for k in moved.tolist()} == skewed - gone - {
+        k for t in truth if t.kind == "clock_skew"
+        for k, s in zip(t.records.key.tolist(), t.params["skew_ms"].tolist(), strict=True)
+        if s == 0
+    }  # fmt: skip
+
+
+def test_late_events_arrive_after_later_event_times_within_the_bound() -> None:
+    out, truth, _ = run(3, late_rate=0.05, late_mean_s=20, late_max_s=90, **OFF)
+    late = keys_of(truth, "late")
+    assert within_binomial(len(late), len(out), 0.05)
+    position = {int(k): i for i, k in enumerate(out.key.tolist())}
+    times = out.time_ms
+    overtaken = 0
+    for k in late:
+        i = position[k]
+        later_before = times[:i] > times[i]
+        overtaken += bool(later_before.any())
+        # Never later than the bound: nothing before it in the output is more than the bound
+        # (90 s) plus one tick (60 s) younger.
+        assert times[:i].max() - times[i] <= (90 + 60) * 1000
+    assert overtaken >= 0.9 * len(late), "late events arrive after later event times"
+    per_key_inversions = sum(int((np.diff(times[out.entity == e]) < 0).sum()) for e in range(50))
+    assert per_key_inversions > 0
+
+
+def test_per_key_order_holds_when_asked_for() -> None:
+    out, truth, _ = run(3, late_rate=0.05, late_keep_key_order=True, **OFF)
+    assert keys_of(truth, "late")
+    for e in range(50):
+        assert np.all(np.diff(out.time_ms[out.entity == e]) >= 0)
+
+
+def test_outages_replay_their_backlog_in_order_when_the_entity_returns() -> None:
+    out, truth, _ = run(6, outage_rate=0.2, outage_replay=True, **OFF)
+    clean, _, _ = run(6, **OFF)
+    replayed = keys_of(truth, "outage_replayed")
+    assert replayed
+    assert sorted(out.key.tolist()) == sorted(clean.key.tolist()), "nothing lost"
+    for t in truth:
+        if t.kind == "outage_replayed":
+            assert np.all(t.records.time_ms < t.params["end_ms"])
+            assert np.all(t.records.time_ms >= t.params["start_ms"])
+    for e in range(50):
+        assert np.all(np.diff(out.time_ms[out.entity == e]) >= 0), "a backlog replays in order"
+
+
+def test_anomalies_have_their_shapes() -> None:
+    _out, truth, _ = run(24, anomaly_rate=0.5, **OFF)
+    clean, _, _ = run(24, **OFF)
+    by_key = {int(k): i for i, k in enumerate(clean.key.tolist())}
+    seen = set()
+    for t in truth:
+        column = t.params["column"]
+        idx = np.asarray([by_key[int(k)] for k in t.records.key.tolist()])
+        now, before = t.records.columns[column], clean.columns[column][idx]
+        seen.add(t.kind)
+        if t.kind == "dropout":
+            assert np.isnan(now).all()
+        elif t.kind == "stuck":
+            for e in np.unique(t.records.entity):
+                for start in np.unique(t.params["start_ms"][t.records.entity == e]):
+                    mine = (t.records.entity == e) & (t.params["start_ms"] == start)
+                    assert np.unique(now[mine]).size == 1
+        elif t.kind == "spike":
+            scale = {"temperature_c": 3.0, "humidity": 10.0, "pressure_hpa": 4.0}[column]
+            clipped = (now <= {"humidity": 0.0}.get(column, -40)) | (now >= 100)
+            assert (np.abs(now - before)[~clipped] >= 4 * scale - 0.01).all()
+    assert seen == {"spike", "stuck", "drift", "dropout", "step"}
+    # A dropout is null in JSON and in Arrow, not NaN.
+    gen, _ = source()
+    dropped = next(t for t in truth if t.kind == "dropout")
+    row = orjson.loads(encode_jsonl(gen.schema, dropped.records.take(slice(0, 1))))
+    assert row[dropped.params["column"]] is None
+    table = gen.schema.table(dropped.records)
+    assert table.column(dropped.params["column"]).null_count == len(dropped.records)
+    assert isinstance(table, pa.Table)
+
+
+def test_clock_skew_is_stable_per_entity_and_drifts_within_a_day() -> None:
+    out, truth, _ = run(6, clock_skew_rate=0.3, clock_skew_s=5, clock_drift_ppm=50, **OFF)
+    skew = [t for t in truth if t.kind == "clock_skew"]
+    entities = {int(e) for t in skew for e in t.records.entity.tolist()}
+    assert 5 <= len(entities) <= 25
+    for e in entities:
+        mine = out.skew_ms[out.entity == e]
+        assert mine.max() - mine.min() <= 6 * 3_600 * 50e-6 * 5 * 1000, "drift, not jumps"
+    assert not out.skew_ms[~np.isin(out.entity, list(entities))].any()

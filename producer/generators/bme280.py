@@ -216,6 +216,11 @@ class Bme280Schema:
     partition_key = "device_id"
 
     def __init__(self, entity_ids: I64) -> None:
+        self.measures = {
+            "temperature_c": (3.0, *PHYSICAL["temp"]),
+            "humidity": (10.0, *PHYSICAL["humidity"]),
+            "pressure_hpa": (4.0, *PHYSICAL["pressure"]),
+        }
         top = int(entity_ids.max()) + 1 if entity_ids.size else 0
         self.names = np.array([device_name(i) for i in range(top)], dtype=object)
         self._arrow_names = pa.array(self.names, pa.string())
@@ -273,10 +278,11 @@ class Bme280Schema:
                 "device_id": pa.DictionaryArray.from_arrays(
                     batch.entity.astype(np.int32), self._arrow_names
                 ),
-                "temperature_c": pa.array(c["temperature_c"]),
-                "humidity": pa.array(c["humidity"]),
-                "pressure_hpa": pa.array(c["pressure_hpa"]),
-                "timestamp": timestamp_array(batch.time_ms),
+                # NaN (a sensor dropout injected by faults) is written as null.
+                "temperature_c": pa.array(c["temperature_c"], from_pandas=True),
+                "humidity": pa.array(c["humidity"], from_pandas=True),
+                "pressure_hpa": pa.array(c["pressure_hpa"], from_pandas=True),
+                "timestamp": timestamp_array(batch.reported_ms),
                 "metadata": metadata,
                 "message_id": uuid_array(batch.key),
                 "is_duplicate": pa.array(batch.is_duplicate),
