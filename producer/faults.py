@@ -230,6 +230,9 @@ class Faults:
             copy[1:] = order[1:] == order[:-1]
             batch.is_duplicate[copy] = True
             truth.append(Truth("duplicate", batch.take(np.flatnonzero(copy))))
+        gone = np.concatenate([dropped.key, lost.key])
+        if gone.size:  # an anomaly or skew on a record that never arrives is not visible
+            truth[:] = [_without(t, gone) if t.kind != "outage_lost" else t for t in truth]
         if len(dropped):
             truth.append(Truth("drop", dropped))
         duplicated = int(dup.sum())
@@ -311,3 +314,11 @@ def _nothing(batch: RecordBatch | None) -> RecordBatch:
     if batch is not None:
         return batch.take(empty)
     return RecordBatch("", empty, empty, np.empty(0, dtype=np.uint64), {})
+
+
+def _without(entry: Truth, keys: np.ndarray) -> Truth:
+    keep = np.flatnonzero(~np.isin(entry.records.key, keys))
+    if keep.size == len(entry.records):
+        return entry
+    params = {k: v[keep] if isinstance(v, np.ndarray) else v for k, v in entry.params.items()}
+    return Truth(entry.kind, entry.records.take(keep), params)

@@ -65,6 +65,9 @@ def backfill(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[
 def test_live_run_streams_to_files_and_metrics_hold_the_identity(tmp_path: Path) -> None:
     env = {
         **os.environ, **QUIET, "SYNTHSTREAM_LOG__FORMAT": "json",
+        # Late records wait in the fault layer: the identity counts them as in flight.
+        "SYNTHSTREAM_BME280__FAULTS__LATE_RATE": "0.05",
+        "SYNTHSTREAM_BME280__FAULTS__LATE_MEAN_S": "2",
         "SYNTHSTREAM_BME280__DEVICES": "300", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
     }  # fmt: skip
     started = time.monotonic()
@@ -211,11 +214,19 @@ def test_backfill_to_parquet_and_csv(tmp_path: Path, fmt: str) -> None:
 
 
 def test_ground_truth_lists_every_injected_fault(tmp_path: Path) -> None:
-    events = backfill(tmp_path, env={"SYNTHSTREAM_BME280__FAULTS__GROUND_TRUTH": "true"})
+    events = backfill(
+        tmp_path, "--metrics-port", "0",
+        env={"SYNTHSTREAM_BME280__FAULTS__GROUND_TRUTH": "true",
+             "SYNTHSTREAM_BME280__FAULTS__LATE_RATE": "0.02",
+             "SYNTHSTREAM_BME280__FAULTS__CLOCK_SKEW_RATE": "0.1",
+             "SYNTHSTREAM_BME280__FAULTS__OUTAGE_RATE": "0.05",
+             "SYNTHSTREAM_BME280__FAULTS__ANOMALY_RATE": "0.2"},
+    )  # fmt: skip
     counts = events["synthstream_finished"]["streams"]["bme280"]
-    truth = [
-        orjson.loads(x) for x in (tmp_path / "bme280.ground-truth.jsonl").read_bytes().splitlines()
-    ]
+    truth_file = tmp_path / "bme280.ground-truth.jsonl"
+    truth = [orjson.loads(x) for x in truth_file.read_bytes().splitlines()]
+    kinds = {t["kind"] for t in truth}
+    assert {"drop", "duplicate", "late", "clock_skew", "outage_replayed"} <= kinds
     drops = {t["message_id"] for t in truth if t["kind"] == "drop"}
     dups = [t["message_id"] for t in truth if t["kind"] == "duplicate"]
     assert len(drops) == counts["dropped_by_fault"]
@@ -224,6 +235,12 @@ def test_ground_truth_lists_every_injected_fault(tmp_path: Path) -> None:
     delivered_ids = {r["message_id"] for r in rows}
     assert not drops & delivered_ids
     assert sorted(dups) == sorted(r["message_id"] for r in rows if r["is_duplicate"])
+    by_id = {r["message_id"]: r for r in rows}
+    for t in truth:
+        if t["kind"] == "dropout":
+            assert by_id[t["message_id"]][t["column"]] is None
+        if t["kind"] == "clock_skew":
+            assert by_id[t["message_id"]]["timestamp"] == t["timestamp"]
 
 
 def test_then_live_continues_the_backfill_without_gap_or_overlap(tmp_path: Path) -> None:
