@@ -22,13 +22,13 @@ Held records count as in flight for every route from the moment they are generat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from producer import rng
-from producer.records import RecordBatch, Schema
+from producer.records import MALFORMED_KINDS, RecordBatch, Schema
 from producer.rng import I64
 from producer.settings import FaultSettings
 
@@ -38,6 +38,7 @@ _DROP_DRAW = 40
 _DUPLICATE_DRAW = 41
 _LATE_DRAW = 42
 _LATE_DELAY_DRAW = 43
+_MALFORMED_DRAW = 44
 # Episode durations by anomaly kind, seconds (all within an hour: an episode spills at most
 # into the next hour, which is all the look-back below handles).
 _ANOMALY_SECONDS = {
@@ -84,7 +85,7 @@ class Faults:
         return any(
             rate > 0
             for rate in (s.drop_rate, s.duplicate_rate, s.late_rate, s.clock_skew_rate,
-                         s.outage_rate, s.anomaly_rate)
+                         s.outage_rate, s.anomaly_rate, s.malformed_rate)
         ) or self.held is not None  # fmt: skip
 
     # ------------------------------------------------------------------ episodes
@@ -151,10 +152,7 @@ class Faults:
         if len(self.stuck_values) > 100_000:  # episodes last at most an hour
             horizon = int(batch.time_ms.min()) - 2 * HOUR_MS
             self.stuck_values = {k: v for k, v in self.stuck_values.items() if k[1] > horizon}
-        out = RecordBatch(
-            batch.stream, batch.entity, batch.time_ms, batch.key, columns,
-            batch.is_duplicate, batch.skew_ms,
-        )  # fmt: skip
+        out = replace(batch, columns=columns)
         truth += [Truth(kind, out.take(hit), params) for kind, hit, params in touched]
         return out
 
@@ -168,12 +166,39 @@ class Faults:
         drift = rng.box_muller(u[:, 3], u[:, 4]) * self.s.clock_drift_ppm * 1e-6
         since_sync = (batch.time_ms % DAY_MS).astype(np.float64)
         skew = np.where(skewed, np.rint(offset + drift * since_sync), 0).astype(np.int64)
-        out = RecordBatch(
-            batch.stream, batch.entity, batch.time_ms, batch.key, batch.columns,
-            batch.is_duplicate, batch.skew_ms + skew,
-        )  # fmt: skip
+        out = replace(batch, skew_ms=batch.skew_ms + skew)
         hit = np.flatnonzero(skewed)
         truth.append(Truth("clock_skew", out.take(hit), {"skew_ms": skew[hit]}))
+        return out
+
+    def _malformed(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        kinds = self.s.malformed_kinds
+        hit = np.flatnonzero(rng.uniform(batch.key, _MALFORMED_DRAW) < self.s.malformed_rate)
+        if not hit.size or not kinds or not self.measures:
+            return batch
+        choice = np.minimum(
+            (rng.uniform(batch.key[hit], _MALFORMED_DRAW + 1) * len(kinds)).astype(np.int64),
+            len(kinds) - 1,
+        )
+        codes = np.asarray([MALFORMED_KINDS.index(k) for k in kinds], dtype=np.int8)[choice]
+        malformed = batch.malformed.copy()
+        malformed[hit] = codes
+        columns = dict(batch.columns)
+        names = list(self.measures)
+        column_of = (batch.key[hit] % np.uint64(len(names))).astype(np.int64)
+        out_of_range = codes == MALFORMED_KINDS.index("out_of_range")
+        for ci, name in enumerate(names):
+            rows = hit[out_of_range & (column_of == ci)]
+            if rows.size:  # far outside the sensor's range, in every output format
+                columns[name] = columns[name].copy()
+                columns[name][rows] = np.round(columns[name][rows] * 100 + 1000, 2)
+        out = replace(batch, columns=columns, malformed=malformed)
+        for code in np.unique(codes).tolist():
+            mine = hit[codes == code]
+            field_names = np.asarray(names, dtype=object)[column_of[codes == code]]
+            truth.append(
+                Truth(f"malformed_{MALFORMED_KINDS[code]}", out.take(mine), {"field": field_names})
+            )
         return out
 
     def _outages(self, batch: RecordBatch, truth: list[Truth]) -> tuple[RecordBatch, RecordBatch]:
@@ -217,6 +242,8 @@ class Faults:
         if s.clock_skew_rate > 0:
             batch = self._clock_skew(batch, truth)
         lost = batch.take(np.empty(0, dtype=np.int64))
+        if s.malformed_rate > 0:
+            batch = self._malformed(batch, truth)
         if s.outage_rate > 0:
             batch, lost = self._outages(batch, truth)
         drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
+from producer import settings
 from producer.rng import I64, U64
 
 # Two ASCII hex digits per byte value, as one uint16 in memory order.
@@ -40,12 +41,16 @@ class RecordBatch:
     is_duplicate: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, np.bool_))
     # Clock skew injected by faults: the record *says* time_ms + skew_ms (see reported_ms).
     skew_ms: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    # Malformation injected by faults (index into MALFORMED_KINDS, -1: none), see json_rows.
+    malformed: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
 
     def __post_init__(self) -> None:
         if self.is_duplicate.size != self.entity.size:
             object.__setattr__(self, "is_duplicate", np.zeros(self.entity.size, dtype=np.bool_))
         if self.skew_ms.size != self.entity.size:
             object.__setattr__(self, "skew_ms", np.zeros(self.entity.size, dtype=np.int64))
+        if self.malformed.size != self.entity.size:
+            object.__setattr__(self, "malformed", np.full(self.entity.size, -1, dtype=np.int8))
 
     @property
     def reported_ms(self) -> I64:
@@ -65,6 +70,7 @@ class RecordBatch:
             columns={name: col[index] for name, col in self.columns.items()},
             is_duplicate=self.is_duplicate[index],
             skew_ms=self.skew_ms[index],
+            malformed=self.malformed[index],
         )
 
     @staticmethod
@@ -82,6 +88,7 @@ class RecordBatch:
             },
             is_duplicate=np.concatenate([b.is_duplicate for b in batches]),
             skew_ms=np.concatenate([b.skew_ms for b in batches]),
+            malformed=np.concatenate([b.malformed for b in batches]),
         )
 
     def message_ids(self) -> npt.NDArray[np.bytes_]:
@@ -142,18 +149,53 @@ class Schema(Protocol):
 
 
 ENCODE_CHUNK = 4096
+MALFORMED_KINDS = settings.MALFORMED_KINDS
+
+
+def json_documents(
+    schema: Schema, batch: RecordBatch, rows: list[dict[str, Any]] | None = None
+) -> list[bytes]:
+    """Each record as one JSON document, malformed where faults asked for it.
+
+    ``out_of_range`` is already in the columns (so columnar files show it too); the other
+    kinds only exist in JSON: a measurement as a string with its unit (wrong type), a
+    measurement left out (missing field), the document cut in half (truncated), a
+    measurement renamed and a ``schema_version`` added (schema change).
+    """
+    rows = schema.rows(batch) if rows is None else rows
+    broken = np.flatnonzero(batch.malformed >= 0)
+    cut: set[int] = set()
+    if broken.size:
+        names = list(schema.measures)
+        for i in broken.tolist():
+            kind = MALFORMED_KINDS[int(batch.malformed[i])]
+            column = names[int(batch.key[i] % np.uint64(len(names)))]
+            row = rows[i]
+            if kind == "wrong_type":
+                row[column] = f"{row[column]} units"
+            elif kind == "missing_field":
+                del row[column]
+            elif kind == "schema_change":
+                row[f"{column}_v2"] = row.pop(column)
+                row["schema_version"] = 2
+            elif kind == "truncated_json":
+                cut.add(i)
+    dumps = orjson.dumps
+    docs = [dumps(row) for row in rows]
+    for i in cut:
+        docs[i] = docs[i][: len(docs[i]) // 2]
+    return docs
 
 
 def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
-    """One JSON object per line, as one buffer sized to its content.
+    """One JSON document per line, as one buffer sized to its content.
 
     Encoded in chunks: every ``orjson.dumps`` result holds about 4 KiB while alive whatever
     its length (see DESIGN), so a million of them at once would cost gigabytes.
     """
-    dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE
     parts = []
     for start in range(0, len(batch), ENCODE_CHUNK):
-        rows = schema.rows(batch.take(slice(start, start + ENCODE_CHUNK)))
-        parts.append(b"".join([dumps(row, option=option) for row in rows]))
+        docs = json_documents(schema, batch.take(slice(start, start + ENCODE_CHUNK)))
+        docs.append(b"")
+        parts.append(b"\n".join(docs))
     return b"".join(parts)

@@ -50,6 +50,7 @@ class _Model(BaseModel):
 
 
 ANOMALY_KINDS = ("spike", "stuck", "drift", "dropout", "step")
+MALFORMED_KINDS = ("wrong_type", "missing_field", "out_of_range", "truncated_json", "schema_change")
 
 
 class FaultSettings(_Model):
@@ -89,23 +90,33 @@ class FaultSettings(_Model):
         list(ANOMALY_KINDS),
         description="Sensor anomalies to draw from: " + ", ".join(ANOMALY_KINDS),
     )
+    malformed_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of records made malformed (dead-letter tests)."
+    )
+    malformed_kinds: CommaList = Field(
+        list(MALFORMED_KINDS),
+        description="Malformations to draw from: "
+        + ", ".join(MALFORMED_KINDS)
+        + " (all but out_of_range exist in JSON outputs only).",
+    )
     ground_truth: bool = Field(
         False,
         description="Write every injected fault (message_id, kind, stream, parameters) to "
         "<file sink dir>/<stream>.ground-truth.jsonl.",
     )
 
-    @field_validator("anomaly_kinds", mode="before")
+    @field_validator("anomaly_kinds", "malformed_kinds", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)
 
-    @field_validator("anomaly_kinds")
+    @field_validator("anomaly_kinds", "malformed_kinds")
     @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
+    def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        accepted = ANOMALY_KINDS if info.field_name == "anomaly_kinds" else MALFORMED_KINDS
         for kind in value:
-            if kind not in ANOMALY_KINDS:
-                raise ValueError(f"unknown anomaly {kind!r}; accepted: {', '.join(ANOMALY_KINDS)}")
+            if kind not in accepted:
+                raise ValueError(f"unknown kind {kind!r}; accepted: {', '.join(accepted)}")
         return value
 
     @model_validator(mode="after")

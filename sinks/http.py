@@ -20,16 +20,14 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 import structlog
 
 from producer.errors import ConfigError
 from producer.metrics import Metrics
-from producer.records import RecordBatch, Schema
+from producer.records import RecordBatch, Schema, json_documents
 from producer.settings import HttpSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import PartialFailure, SinkError
@@ -122,14 +120,14 @@ class HttpSink:
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         if self._client is None:
             await self.open()
-        rows = schema.rows(batch)
+        docs = json_documents(schema, batch)
         lanes = _lanes(batch.entity, self.settings.max_in_flight)
         outcome = _Outcome()
         path = self.paths[batch.stream]
         size = self.settings.batch_size if self.settings.mode == "batch" else 1
         async with asyncio.TaskGroup() as group:
             for lane in lanes:
-                group.create_task(self._lane(path, rows, lane, size, outcome))
+                group.create_task(self._lane(path, docs, lane, size, outcome))
         if outcome.retry or outcome.rejected:
             raise PartialFailure(
                 outcome.last_error,
@@ -140,13 +138,13 @@ class HttpSink:
             )
 
     async def _lane(
-        self, path: str, rows: list[dict[str, Any]], lane: Sequence[int], size: int,
+        self, path: str, docs: list[bytes], lane: Sequence[int], size: int,
         outcome: _Outcome,
     ) -> None:  # fmt: skip
         assert self._client is not None
         for start in range(0, len(lane), size):
             chunk = lane[start : start + size]
-            body = orjson.dumps(rows[chunk[0]] if size == 1 else [rows[i] for i in chunk])
+            body = docs[chunk[0]] if size == 1 else b"[" + b",".join(docs[i] for i in chunk) + b"]"
             started = time.perf_counter()
             try:
                 response = await self._client.post(path, content=body)

@@ -16,13 +16,12 @@ import contextlib
 from typing import Any
 
 import numpy as np
-import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from producer.records import RecordBatch, Schema
+from producer.records import RecordBatch, Schema, json_documents
 from producer.settings import KafkaSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import PartialFailure, RetryableError
@@ -139,21 +138,23 @@ class KafkaSink:
             raise RetryableError(f"kafka unreachable: {exc}", reason="connect") from exc
         topic = self.topics[batch.stream]
         rows = schema.rows(batch)
-        key_field = schema.partition_key
+        keys = [str(row[schema.partition_key]).encode() for row in rows]
+        docs = json_documents(schema, batch, rows)
+        stamps = batch.iso_times()
         ids = batch.message_ids()
         times = batch.time_ms.tolist()
         duplicate = batch.is_duplicate.tolist()
         futures: list[asyncio.Future[Any] | BaseException] = []
-        for i, row in enumerate(rows):
+        for i, doc in enumerate(docs):
             headers = [
                 ("message_id", bytes(ids[i])),
-                ("event_time", row.get("timestamp", "").encode()),
+                ("event_time", stamps[i].encode()),
                 ("is_duplicate", b"true" if duplicate[i] else b"false"),
             ]
             try:
                 futures.append(
                     await producer.send(
-                        topic, value=orjson.dumps(row), key=str(row[key_field]).encode(),
+                        topic, value=doc, key=keys[i],
                         headers=headers, timestamp_ms=times[i],
                     )
                 )  # fmt: skip

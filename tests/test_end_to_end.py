@@ -279,3 +279,14 @@ def test_files_roll_by_size(tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     backfill(whole)
     assert records(tmp_path) == records(whole), "rolling splits files, it does not change them"
+
+
+def test_the_scoring_example_joins_output_and_ground_truth(tmp_path: Path) -> None:
+    backfill(tmp_path, env={"SYNTHSTREAM_BME280__FAULTS__GROUND_TRUTH": "true",
+                            "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0.05"})  # fmt: skip
+    script = Path(__file__).resolve().parents[1] / "examples" / "score_detector.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    duplicate = next(line for line in result.stdout.splitlines() if "duplicate" in line).split()
+    assert duplicate[-2:] == ["1.000", "1.000"], result.stdout

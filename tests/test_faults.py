@@ -203,3 +203,27 @@ def test_clock_skew_is_stable_per_entity_and_drifts_within_a_day() -> None:
         mine = out.skew_ms[out.entity == e]
         assert mine.max() - mine.min() <= 6 * 3_600 * 50e-6 * 5 * 1000, "drift, not jumps"
     assert not out.skew_ms[~np.isin(out.entity, list(entities))].any()
+
+
+def test_malformed_records_really_fail_the_schema_and_only_they() -> None:
+    from pydantic import ValidationError
+
+    from ingest.app import BME280Reading
+    from producer.records import json_documents
+
+    out, truth, _ = run(2, malformed_rate=0.05, **OFF)
+    gen, _ = source()
+    docs = json_documents(gen.schema, out)
+    bad = {k for t in truth if t.kind.startswith("malformed_") for k in t.records.key.tolist()}
+    assert within_binomial(len(bad), len(out), 0.05)
+    kinds = {t.kind for t in truth}
+    assert kinds == {f"malformed_{k}" for k in
+                     ("wrong_type", "missing_field", "out_of_range", "truncated_json",
+                      "schema_change")}  # fmt: skip
+    for key, doc in zip(out.key.tolist(), docs, strict=True):
+        try:
+            BME280Reading.model_validate_json(doc)
+            valid = True
+        except ValidationError:
+            valid = False
+        assert valid == (key not in bad)
