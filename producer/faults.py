@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from producer import rng
-from producer.records import MALFORMED_KINDS, RecordBatch, Schema
+from producer.records import (
+    MALFORMED_KINDS,
+    SOURCES,
+    VARIANTS,
+    RecordBatch,
+    Schema,
+    uuid_strings,
+)
 from producer.rng import I64
 from producer.settings import FaultSettings
 
@@ -39,6 +46,12 @@ _DUPLICATE_DRAW = 41
 _LATE_DRAW = 42
 _LATE_DELAY_DRAW = 43
 _MALFORMED_DRAW = 44
+_QUALITY_DRAW = 46
+_SOURCE_DRAW = 48
+# Conflicts between sources (seed 004, S02): name variants 40 %, measure differences 30 %,
+# date conflicts 20 %, other 10 %.
+_CONFLICTS = ("name_conflict", "measure_conflict", "date_conflict", "other_conflict")
+_CONFLICT_WEIGHTS = np.cumsum([0.4, 0.3, 0.2, 0.1])
 # Episode durations by anomaly kind, seconds (all within an hour: an episode spills at most
 # into the next hour, which is all the look-back below handles).
 _ANOMALY_SECONDS = {
@@ -85,8 +98,9 @@ class Faults:
         return any(
             rate > 0
             for rate in (s.drop_rate, s.duplicate_rate, s.late_rate, s.clock_skew_rate,
-                         s.outage_rate, s.anomaly_rate, s.malformed_rate)
-        ) or self.held is not None  # fmt: skip
+                         s.outage_rate, s.anomaly_rate, s.malformed_rate,
+                         s.quality_issue_rate)
+        ) or self.s.sources > 1 or self.held is not None  # fmt: skip
 
     # ------------------------------------------------------------------ episodes
     def _episode(self, entity: I64, time_ms: I64, salt: int, rate: float) -> tuple[Any, ...]:
@@ -201,6 +215,103 @@ class Faults:
             )
         return out
 
+    def _shift_measure(
+        self, batch: RecordBatch, rows: I64, low_scale: float, high_scale: float, draw: int
+    ) -> tuple[dict[str, Any], Any]:
+        """Move one measurement per record (chosen by its key) by +/- low..high x its scale,
+        clipped to the plausible range. Returns new columns and the column names."""
+        names = list(self.measures)
+        columns = dict(batch.columns)
+        column_of = (batch.key[rows] % np.uint64(len(names))).astype(np.int64)
+        u = rng.uniform_block(batch.key[rows], draw + 2)[:, draw:]
+        for ci, name in enumerate(names):
+            mine = column_of == ci
+            if mine.any():
+                scale, low, high = self.measures[name]
+                sign = np.where(u[mine, 0] < 0.5, -1.0, 1.0)
+                size = low_scale + u[mine, 1] * (high_scale - low_scale)
+                columns[name] = columns[name].copy()
+                moved = columns[name][rows[mine]] + sign * size * scale
+                columns[name][rows[mine]] = np.clip(np.round(moved, 2), low, high)
+        return columns, np.asarray(names, dtype=object)[column_of]
+
+    def _quality(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        """Seed 004's "95 % clean": missing optional values (null, "", "N/A"), another date
+        format, a near-duplicate entity name, an outlier within the plausible range."""
+        kinds = self.s.quality_issue_kinds
+        hit = np.flatnonzero(rng.uniform(batch.key, _QUALITY_DRAW) < self.s.quality_issue_rate)
+        if not hit.size or not kinds:
+            return batch
+        choice = np.minimum(
+            (rng.uniform(batch.key[hit], _QUALITY_DRAW + 1) * len(kinds)).astype(np.int64),
+            len(kinds) - 1,
+        )
+        codes = np.asarray([VARIANTS.index(k) for k in kinds], dtype=np.int8)[choice]
+        variant = batch.variant.copy()
+        variant[hit] = codes
+        columns = batch.columns
+        outliers = hit[codes == VARIANTS.index("outlier")]
+        fields = None
+        if outliers.size and self.measures:
+            columns, fields = self._shift_measure(batch, outliers, 1.5, 2.5, 10)
+        out = replace(batch, columns=columns, variant=variant)
+        for code in np.unique(codes).tolist():
+            mine = hit[codes == code]
+            params = {"field": fields} if VARIANTS[code] == "outlier" and fields is not None else {}
+            truth.append(Truth(f"quality_{VARIANTS[code]}", out.take(mine), params))
+        return out
+
+    def _sources(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        """Seed 004's S02: the stream as 2 or 3 sources. Each record is unique to one source
+        or shared by two; shares follow ``source_overlaps`` (A 40 %, B 50 %, C 30 % of a
+        source's records also in another); the second copy of a shared record conflicts
+        (name 40 %, measure 30 %, date 20 %, other 10 %). Every copy has its own message_id;
+        the ground truth links it to the original's."""
+        n = self.s.sources
+        overlaps = np.asarray(self.s.source_overlaps[:n])
+        pairs = [(0, 1)] if n == 2 else [(0, 1), (0, 2), (1, 2)]
+        unique_weight = (n - 1) * (1 - overlaps) / overlaps  # per shared pair, see the note
+        weights = np.concatenate([unique_weight, np.ones(len(pairs))])
+        bounds = np.cumsum(weights / weights.sum())
+        u = rng.uniform_block(batch.key, _SOURCE_DRAW + 2)[:, _SOURCE_DRAW:]
+        category = np.minimum(np.searchsorted(bounds, u[:, 0], side="right"), len(bounds) - 1)
+        shared = category >= n
+        copies = 1 + shared.astype(np.int64)
+        index = np.repeat(np.arange(len(batch)), copies)
+        second = np.zeros(index.size, dtype=np.bool_)
+        second[1:] = index[1:] == index[:-1]
+        first_of_pair = np.asarray([p[0] for p in pairs])
+        first_source = np.where(shared, first_of_pair[np.maximum(category - n, 0)], category)
+        second_source = np.asarray([p[1] for p in pairs])[np.maximum(category - n, 0)]
+        source = np.where(second, second_source[index], first_source[index]).astype(np.int8)
+        conflict = np.searchsorted(_CONFLICT_WEIGHTS, u[index, 1], side="right")
+        conflict = np.minimum(conflict, len(_CONFLICTS) - 1)
+        variant = batch.variant[index].copy()
+        codes = np.asarray([VARIANTS.index(c) for c in _CONFLICTS], dtype=np.int8)
+        variant[second] = codes[conflict[second]]
+        out = batch.take(index)
+        original_ids = uuid_strings(out.key).astype("U36").astype(object)
+        out = replace(out, key=rng.combine(out.key, source.astype(np.int64) + 1), source=source,
+                      variant=variant)  # fmt: skip
+        columns, skew = out.columns, out.skew_ms
+        measure = np.flatnonzero(second & (conflict == _CONFLICTS.index("measure_conflict")))
+        if measure.size and self.measures:
+            columns, _ = self._shift_measure(out, measure, 0.03, 0.3, 12)
+        dates = np.flatnonzero(second & (conflict == _CONFLICTS.index("date_conflict")))
+        if dates.size:
+            shift = (1 + rng.uniform(out.key[dates], 14) * 119) * 1000
+            sign = np.where(rng.uniform(out.key[dates], 15) < 0.5, -1, 1)
+            skew = skew.copy()
+            skew[dates] += (sign * shift).astype(np.int64)
+        out = replace(out, columns=columns, skew_ms=skew)
+        conflict_names = np.where(second, np.asarray(_CONFLICTS, dtype=object)[conflict], "")
+        truth.append(Truth("source_copy", out, {
+            "source": np.asarray(SOURCES, dtype=object)[source],
+            "original_message_id": original_ids,
+            "conflict": conflict_names,
+        }))  # fmt: skip
+        return out
+
     def _outages(self, batch: RecordBatch, truth: list[Truth]) -> tuple[RecordBatch, RecordBatch]:
         """Returns (records going on, records lost); replayed ones are held."""
         found, start, u = self._episode(batch.entity, batch.time_ms, 3, self.s.outage_rate)
@@ -244,6 +355,12 @@ class Faults:
         lost = batch.take(np.empty(0, dtype=np.int64))
         if s.malformed_rate > 0:
             batch = self._malformed(batch, truth)
+        if s.quality_issue_rate > 0:
+            batch = self._quality(batch, truth)
+        if s.sources > 1:
+            before = len(batch)
+            batch = self._sources(batch, truth)
+            generated += len(batch) - before
         if s.outage_rate > 0:
             batch, lost = self._outages(batch, truth)
         drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate

@@ -7,8 +7,10 @@ edge; columnar sinks ask it for an Arrow table and never see per-record dicts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,14 +45,18 @@ class RecordBatch:
     skew_ms: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     # Malformation injected by faults (index into MALFORMED_KINDS, -1: none), see json_rows.
     malformed: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
+    # Data-quality variant (index into VARIANTS) and source (index into SOURCES), -1: none.
+    variant: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
+    source: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
 
     def __post_init__(self) -> None:
         if self.is_duplicate.size != self.entity.size:
             object.__setattr__(self, "is_duplicate", np.zeros(self.entity.size, dtype=np.bool_))
         if self.skew_ms.size != self.entity.size:
             object.__setattr__(self, "skew_ms", np.zeros(self.entity.size, dtype=np.int64))
-        if self.malformed.size != self.entity.size:
-            object.__setattr__(self, "malformed", np.full(self.entity.size, -1, dtype=np.int8))
+        for name in ("malformed", "variant", "source"):
+            if getattr(self, name).size != self.entity.size:
+                object.__setattr__(self, name, np.full(self.entity.size, -1, dtype=np.int8))
 
     @property
     def reported_ms(self) -> I64:
@@ -71,6 +77,8 @@ class RecordBatch:
             is_duplicate=self.is_duplicate[index],
             skew_ms=self.skew_ms[index],
             malformed=self.malformed[index],
+            variant=self.variant[index],
+            source=self.source[index],
         )
 
     @staticmethod
@@ -89,6 +97,8 @@ class RecordBatch:
             is_duplicate=np.concatenate([b.is_duplicate for b in batches]),
             skew_ms=np.concatenate([b.skew_ms for b in batches]),
             malformed=np.concatenate([b.malformed for b in batches]),
+            variant=np.concatenate([b.variant for b in batches]),
+            source=np.concatenate([b.source for b in batches]),
         )
 
     def message_ids(self) -> npt.NDArray[np.bytes_]:
@@ -138,6 +148,8 @@ class Schema(Protocol):
     partition_key: str  # the JSON field that keys a record (Kafka key, Kinesis partition key)
     # Numeric measurement columns sensor anomalies may touch: (typical scale, low, high).
     measures: dict[str, tuple[float, float, float]]
+    time_field: str  # the JSON field with the record's timestamp
+    optional_fields: tuple[str, ...]  # JSON fields a consumer must cope without
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         """Records as JSON-ready dicts, in the stream's documented shape."""
@@ -150,6 +162,66 @@ class Schema(Protocol):
 
 ENCODE_CHUNK = 4096
 MALFORMED_KINDS = settings.MALFORMED_KINDS
+# Data-quality variants: the single-source issues, then the conflicts between sources.
+VARIANTS = (*settings.QUALITY_KINDS, "name_conflict", "measure_conflict", "date_conflict",
+            "other_conflict")  # fmt: skip
+SOURCES = ("A", "B", "C")
+_NAME = re.compile(r"^(?P<prefix>.*?)[_-]?(?P<digits>\d+)$")
+_MISSING = (None, "", "N/A")
+
+
+def _name_style(name: str, style: int) -> str:
+    """0 as is, 1 ``BME280-0007``, 2 ``bme280 #7``, 3 ``bme280_7``: one entity, four names."""
+    match = _NAME.match(name)
+    if style == 0 or match is None:
+        return name
+    prefix, digits = match["prefix"], match["digits"]
+    if style == 1:
+        return f"{prefix.upper()}-{digits}"
+    if style == 2:
+        return f"{prefix} #{int(digits)}"
+    return f"{prefix}_{int(digits)}"
+
+
+def _date_style(stamp: str, style: int, shift_ms: int = 0) -> object:
+    """0 ISO 8601, 1 US ``11/23/2026 04:33:25 PM``, 2 EU ``23.11.2026 16:33:25``, 3 epoch ms."""
+    if style == 0 and not shift_ms:
+        return stamp
+    moment = datetime.fromisoformat(stamp) + timedelta(milliseconds=shift_ms)
+    if style == 1:
+        return moment.strftime("%m/%d/%Y %I:%M:%S %p")
+    if style == 2:
+        return moment.strftime("%d.%m.%Y %H:%M:%S")
+    if style == 3:
+        return int(moment.timestamp() * 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _apply_variants(
+    schema: Schema, batch: RecordBatch, rows: list[dict[str, Any]], marked: Any
+) -> None:
+    """Each source's own formats, and the data-quality variants, on JSON rows."""
+    for i in marked.tolist():
+        row = rows[i]
+        source = int(batch.source[i])
+        variant = VARIANTS[int(batch.variant[i])] if batch.variant[i] >= 0 else ""
+        pick = int(batch.key[i] % np.uint64(997))
+        name_style = date_style = max(source, 0)
+        if source >= 0:
+            row["source"] = SOURCES[source]
+        if variant in ("name_variant", "name_conflict"):
+            name_style = (name_style + 1 + pick % 3) % 4
+        if variant == "date_format":
+            date_style = (date_style + 1 + pick % 3) % 4
+        key = schema.partition_key
+        row[key] = _name_style(str(row[key]), name_style)
+        if schema.time_field in row:
+            row[schema.time_field] = _date_style(row[schema.time_field], date_style)
+        for optional in schema.optional_fields:
+            if variant == "missing_optional" or (source == 2 and pick % 4 == 0):
+                row[optional] = _MISSING[pick % 3]
+            elif variant == "other_conflict":
+                row.pop(optional, None)
 
 
 def json_documents(
@@ -180,6 +252,9 @@ def json_documents(
                 row["schema_version"] = 2
             elif kind == "truncated_json":
                 cut.add(i)
+    marked = np.flatnonzero((batch.variant >= 0) | (batch.source >= 0))
+    if marked.size:
+        _apply_variants(schema, batch, rows, marked)
     dumps = orjson.dumps
     docs = [dumps(row) for row in rows]
     for i in cut:

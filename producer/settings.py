@@ -51,6 +51,7 @@ class _Model(BaseModel):
 
 ANOMALY_KINDS = ("spike", "stuck", "drift", "dropout", "step")
 MALFORMED_KINDS = ("wrong_type", "missing_field", "out_of_range", "truncated_json", "schema_change")
+QUALITY_KINDS = ("missing_optional", "date_format", "name_variant", "outlier")
 
 
 class FaultSettings(_Model):
@@ -99,21 +100,39 @@ class FaultSettings(_Model):
         + ", ".join(MALFORMED_KINDS)
         + " (all but out_of_range exist in JSON outputs only).",
     )
+    quality_issue_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of records with a data-quality issue (seed: 5%)."
+    )
+    quality_issue_kinds: CommaList = Field(
+        list(QUALITY_KINDS), description="Issues to draw from: " + ", ".join(QUALITY_KINDS)
+    )
+    sources: int = Field(
+        1, ge=1, le=3, description="Emit the stream as 2 or 3 overlapping, conflicting sources."
+    )
+    source_overlaps: Annotated[list[float], NoDecode] = Field(
+        [0.4, 0.5, 0.3], description="Share of each source's records also in another source."
+    )
     ground_truth: bool = Field(
         False,
         description="Write every injected fault (message_id, kind, stream, parameters) to "
         "<file sink dir>/<stream>.ground-truth.jsonl.",
     )
 
-    @field_validator("anomaly_kinds", "malformed_kinds", mode="before")
+    @field_validator(
+        "anomaly_kinds", "malformed_kinds", "quality_issue_kinds", "source_overlaps", mode="before"
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)
 
-    @field_validator("anomaly_kinds", "malformed_kinds")
+    @field_validator("anomaly_kinds", "malformed_kinds", "quality_issue_kinds")
     @classmethod
     def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        accepted = ANOMALY_KINDS if info.field_name == "anomaly_kinds" else MALFORMED_KINDS
+        accepted = {
+            "anomaly_kinds": ANOMALY_KINDS,
+            "malformed_kinds": MALFORMED_KINDS,
+            "quality_issue_kinds": QUALITY_KINDS,
+        }[str(info.field_name)]
         for kind in value:
             if kind not in accepted:
                 raise ValueError(f"unknown kind {kind!r}; accepted: {', '.join(accepted)}")
@@ -123,6 +142,10 @@ class FaultSettings(_Model):
     def _bounds(self) -> Self:
         if self.outage_min_s > self.outage_max_s:
             raise ValueError("outage_min_s must not exceed outage_max_s")
+        if len(self.source_overlaps) < self.sources or not all(
+            0 < o < 1 for o in self.source_overlaps[: self.sources]
+        ):
+            raise ValueError(f"source_overlaps needs {self.sources} shares between 0 and 1")
         return self
 
 

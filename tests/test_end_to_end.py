@@ -290,3 +290,21 @@ def test_the_scoring_example_joins_output_and_ground_truth(tmp_path: Path) -> No
     )
     duplicate = next(line for line in result.stdout.splitlines() if "duplicate" in line).split()
     assert duplicate[-2:] == ["1.000", "1.000"], result.stdout
+
+
+def test_multi_source_and_quality_issues_through_the_cli(tmp_path: Path) -> None:
+    env = {
+        "SYNTHSTREAM_BME280__FAULTS__SOURCES": "3",
+        "SYNTHSTREAM_BME280__FAULTS__QUALITY_ISSUE_RATE": "0.05",
+        "SYNTHSTREAM_BME280__FAULTS__GROUND_TRUTH": "true",
+    }
+    counts = backfill(tmp_path, env=env)["synthstream_finished"]["streams"]["bme280"]
+    lines = records(tmp_path)
+    assert counts["generated"] == len(lines) + counts["dropped_by_fault"]
+    assert len(lines) > 50 * 6 * 360 * 1.2, "shared records come twice, from two sources"
+    rows = [orjson.loads(x) for x in lines]
+    assert {r["source"] for r in rows} == {"A", "B", "C"}
+    truth = (tmp_path / "bme280.ground-truth.jsonl").read_bytes().splitlines()
+    # One line per delivered source copy (a fault's duplicate is not a source's copy).
+    copies = sum(b'"source_copy"' in t for t in truth)
+    assert copies == len(lines) - counts["duplicated_by_fault"]

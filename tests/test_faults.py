@@ -227,3 +227,80 @@ def test_malformed_records_really_fail_the_schema_and_only_they() -> None:
         except ValidationError:
             valid = False
         assert valid == (key not in bad)
+
+
+def rows_of(batch: RecordBatch) -> list[dict[str, Any]]:
+    from producer.records import json_documents
+
+    gen, _ = source()
+    return [orjson.loads(doc) for doc in json_documents(gen.schema, batch)]
+
+
+def test_quality_issues_are_about_five_percent_and_realistic() -> None:
+    clean, _, _ = run(3, **OFF)
+    out, truth, _ = run(3, quality_issue_rate=0.05, **OFF)
+    hit = {int(k) for t in truth if t.kind.startswith("quality_") for k in t.records.key.tolist()}
+    assert within_binomial(len(hit), len(out), 0.05)
+    assert {t.kind for t in truth} == {
+        "quality_missing_optional", "quality_date_format", "quality_name_variant",
+        "quality_outlier",
+    }  # fmt: skip
+    rows = rows_of(out)
+    kind_of = {int(k): t.kind for t in truth for k in t.records.key.tolist()}
+    canonical = {r["message_id"]: r for r in rows_of(clean)}
+    for key, row in zip(out.key.tolist(), rows, strict=True):
+        kind, before = kind_of.get(int(key), ""), canonical[row["message_id"]]
+        if kind == "quality_missing_optional":
+            assert row["metadata"] in (None, "", "N/A")
+        elif kind == "quality_date_format":
+            assert row["timestamp"] != before["timestamp"]
+        elif kind == "quality_name_variant":
+            assert row["device_id"] != before["device_id"]
+            digits = "".join(ch for ch in row["device_id"][6:] if ch.isdigit())
+            assert int(digits) == int(before["device_id"][-4:]), "the same device, named anew"
+        elif kind == "quality_outlier":
+            changed = [c for c in ("temperature_c", "humidity", "pressure_hpa")
+                       if row[c] != before[c]]  # fmt: skip
+            assert len(changed) == 1
+            assert -40 <= row["temperature_c"] <= 85
+            assert 0 <= row["humidity"] <= 100
+        else:
+            assert row == before, "nothing else changes"
+
+
+def test_multi_source_overlaps_and_conflicts_follow_the_seed() -> None:
+    clean, _, _ = run(6, **OFF)
+    out, truth, generated = run(6, sources=3, **OFF)
+    entries = [t for t in truth if t.kind == "source_copy"]
+    params = {
+        name: np.concatenate([t.params[name] for t in entries])
+        for name in ("source", "original_message_id", "conflict")
+    }
+    assert sum(len(t.records) for t in entries) == len(out) == generated
+    rows = rows_of(out)
+    clean_ids = set(clean.message_ids().astype("U36").tolist())
+    originals = params["original_message_id"].tolist()
+    assert set(originals) == clean_ids, "every record comes from some source"
+    count: dict[str, int] = {}
+    for o in originals:
+        count[o] = count.get(o, 0) + 1
+    for letter, overlap in zip("ABC", (0.4, 0.5, 0.3), strict=True):
+        mine = [o for o, s in zip(originals, params["source"].tolist(), strict=True)
+                if s == letter]  # fmt: skip
+        share = sum(count[o] == 2 for o in mine) / len(mine)
+        assert abs(share - overlap) < 0.03, (letter, share)
+    conflicts = [c for c in params["conflict"].tolist() if c]
+    for name, weight in (("name_conflict", 0.4), ("measure_conflict", 0.3),
+                         ("date_conflict", 0.2), ("other_conflict", 0.1)):  # fmt: skip
+        assert abs(conflicts.count(name) / len(conflicts) - weight) < 0.03
+    assert {r["source"] for r in rows} == {"A", "B", "C"}
+    for letter, prefix, date in (
+        ("A", "bme280_0", "-"),
+        ("B", "BME280-", "/"),
+        ("C", "bme280 #", "."),
+    ):
+        mine = [r for r in rows if r["source"] == letter]
+        in_style = [r for r in mine if r["device_id"].startswith(prefix)]
+        assert len(in_style) > 0.8 * len(mine), "each source names devices its own way"
+        assert sum(date in str(r["timestamp"]) for r in mine) > 0.8 * len(mine)
+    assert len({r["message_id"] for r in rows}) == len(rows), "each copy has its own id"

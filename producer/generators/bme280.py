@@ -214,6 +214,8 @@ class Bme280Schema:
 
     stream = STREAM
     partition_key = "device_id"
+    time_field = "timestamp"
+    optional_fields: tuple[str, ...] = ("metadata",)
 
     def __init__(self, entity_ids: I64) -> None:
         self.measures = {
