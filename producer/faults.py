@@ -314,7 +314,8 @@ class Faults:
 
     def _outages(self, batch: RecordBatch, truth: list[Truth]) -> tuple[RecordBatch, RecordBatch]:
         """Returns (records going on, records lost); replayed ones are held."""
-        found, start, u = self._episode(batch.entity, batch.time_ms, 3, self.s.outage_rate)
+        group = batch.entity // self.s.outage_group_size
+        found, start, u = self._episode(group, batch.time_ms, 3, self.s.outage_rate)
         span = self.s.outage_min_s + u[:, 0] * (self.s.outage_max_s - self.s.outage_min_s)
         end = start + (span * 1000).astype(np.int64)
         silent = found & (batch.time_ms < end)
@@ -323,7 +324,9 @@ class Faults:
             return batch, batch.take(empty)
         hit = np.flatnonzero(silent)
         kind = "outage_replayed" if self.s.outage_replay else "outage_lost"
-        truth.append(Truth(kind, batch.take(hit), {"start_ms": start[hit], "end_ms": end[hit]}))
+        truth.append(Truth(kind, batch.take(hit), {
+            "start_ms": start[hit], "end_ms": end[hit], "group": group[hit],
+        }))  # fmt: skip
         going = batch.take(np.flatnonzero(~silent))
         if self.s.outage_replay:
             self._hold(batch.take(hit), end[hit])

@@ -81,6 +81,9 @@ class FaultSettings(_Model):
     )
     outage_min_s: float = Field(60.0, gt=0, description="Shortest outage.")
     outage_max_s: float = Field(1800.0, gt=0, le=3600, description="Longest outage (<= 1 h).")
+    outage_group_size: int = Field(
+        1, ge=1, description="Entities that go silent together (a gateway's devices: ids // size)."
+    )
     outage_replay: bool = Field(
         True, description="After an outage, replay the backlog (else it is lost)."
     )

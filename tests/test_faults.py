@@ -304,3 +304,16 @@ def test_multi_source_overlaps_and_conflicts_follow_the_seed() -> None:
         assert len(in_style) > 0.8 * len(mine), "each source names devices its own way"
         assert sum(date in str(r["timestamp"]) for r in mine) > 0.8 * len(mine)
     assert len({r["message_id"] for r in rows}) == len(rows), "each copy has its own id"
+
+
+def test_a_group_goes_silent_together() -> None:
+    _, truth, _ = run(6, outage_rate=0.1, outage_group_size=10, outage_replay=False, **OFF)
+    lost = [t for t in truth if t.kind == "outage_lost"]
+    assert lost
+    windows: dict[tuple[int, int], set[int]] = {}
+    for t in lost:
+        for e, g, s in zip(t.records.entity.tolist(), t.params["group"].tolist(),
+                           t.params["start_ms"].tolist(), strict=True):  # fmt: skip
+            assert g == e // 10
+            windows.setdefault((g, s), set()).add(e)
+    assert max(len(members) for members in windows.values()) == 10, "the whole group at once"
