@@ -42,6 +42,7 @@ log = structlog.get_logger("synthstream")
 
 MIN_TICK_MS = 1
 BACKFILL_CHUNK_RECORDS = 250_000
+MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
 EXIT_OK = 0
 EXIT_UNDELIVERED = 1
 
@@ -205,7 +206,7 @@ class Engine:
         """Tick through ``[start, end)`` of event time; with no end, until caught up to now."""
         self._set_targets(start_ms)
         rate = sum(max(s.rate.target_rate(start_ms), 1e-3) for s in self.streams)
-        chunk = int(min(3_600_000, max(1_000, BACKFILL_CHUNK_RECORDS / rate * 1000)))
+        chunk = int(min(MAX_CHUNK_MS, max(1_000, BACKFILL_CHUNK_RECORDS / rate * 1000)))
         if speed is not None:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
         total_ms = (end_ms if end_ms is not None else wall_ms()) - start_ms
@@ -273,7 +274,25 @@ class Engine:
         finally:
             for sink in self.sinks.values():
                 await sink.aclose()
+        self._log_dataset()
         return self._summary(stopper, time.perf_counter() - started)
+
+    def _log_dataset(self) -> None:
+        backfill = self.settings.backfill
+        file_sink = self.sinks.get("file")
+        if backfill.dataset is None or not isinstance(file_sink, FileSink):
+            return
+        files = [p for p in file_sink.completed if p.exists()]
+        assert backfill.start is not None
+        log.info(
+            "dataset_written",
+            dataset=backfill.dataset,
+            records=self.generated,
+            cities=self.settings.air_quality.cities,
+            date_range=[backfill.start.isoformat(), (backfill.end or backfill.start).isoformat()],
+            files=[str(p) for p in files],
+            size_mb=round(sum(p.stat().st_size for p in files) / 2**20, 1),
+        )
 
     async def _schedule(self, stopper: Stopper, start_ms: int) -> None:
         s = self.settings

@@ -70,7 +70,7 @@ class FixedInterval:
 
     def __init__(
         self, entity_ids: I64, keys: U64, interval_ms: int, jitter_ms: int = 0,
-        phase_offset: float = 0.0,
+        phase_offset: float = 0.0, aligned: bool = False,
     ) -> None:  # fmt: skip
         if interval_ms < 1 or 2 * jitter_ms >= interval_ms:
             raise ValueError("needs interval_ms >= 1 and jitter_ms < interval_ms / 2")
@@ -79,6 +79,8 @@ class FixedInterval:
         self.jitter = jitter_ms
         spread = np.modf(phase_offset + entity_ids * _GOLDEN_FRACTION)[0]
         phase = np.floor(spread * interval_ms).astype(np.int64)
+        if aligned:  # hourly data on the hour, every entity at once
+            phase = np.zeros_like(phase)
         self._phase_of_entity = phase
         self._order = np.argsort(phase, kind="stable").astype(np.int64)
         self._phase = phase[self._order]

@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
-KNOWN_STREAMS = ("bme280",)
+KNOWN_STREAMS = ("bme280", "air_quality")
 KNOWN_SINKS = ("stdout", "file", "http", "kafka", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -182,6 +182,11 @@ class RateSettings(_Model):
     utc_offset_hours: float = Field(
         0.0, ge=-14, le=14, description="Local time of the multipliers, as an offset from UTC."
     )
+    aligned: bool = Field(
+        False,
+        description="Every entity due on the interval's boundary (hourly: on the hour) "
+        "instead of spread over it.",
+    )
 
     @field_validator("hour_multipliers", "weekday_multipliers", "month_multipliers", mode="before")
     @classmethod
@@ -221,13 +226,39 @@ CLIMATES: dict[str, dict[str, float]] = {
 }  # fmt: skip
 
 
-class Bme280Settings(_Model):
-    """The BME280 stream: a temperature/humidity/pressure sensor per device."""
+class StreamSettings(_Model):
+    """What every stream has: sinks, a rate model, faults, and where each sink puts it."""
 
-    devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
     sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
     rate: RateSettings = RateSettings()
     faults: FaultSettings = FaultSettings()
+    http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
+    kafka_topic: str = Field("records", description="Topic of the kafka sink.")
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _split_sinks(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, value: list[str]) -> list[str]:
+        for sink in value:
+            if sink not in KNOWN_SINKS:
+                raise ValueError(f"unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}")
+        if not value:
+            raise ValueError(f"needs at least one sink; accepted: {', '.join(KNOWN_SINKS)}")
+        return value
+
+    @property
+    def entities(self) -> int:
+        raise NotImplementedError
+
+
+class Bme280Settings(StreamSettings):
+    """The BME280 stream: a temperature/humidity/pressure sensor per device."""
+
+    devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
     climate: Literal["indoor", "winter", "summer"] = Field(
         "indoor", description="Preset ranges; explicit *_min/*_max settings override it."
     )
@@ -255,20 +286,9 @@ class Bme280Settings(_Model):
     )
     kafka_topic: str = Field("bme280", description="Topic of the kafka sink (key: device_id).")
 
-    @field_validator("sinks", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _comma_list(value)
-
-    @field_validator("sinks")
-    @classmethod
-    def _known_sinks(cls, value: list[str]) -> list[str]:
-        for sink in value:
-            if sink not in KNOWN_SINKS:
-                raise ValueError(f"unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}")
-        if not value:
-            raise ValueError(f"needs at least one sink; accepted: {', '.join(KNOWN_SINKS)}")
-        return value
+    @property
+    def entities(self) -> int:
+        return self.devices
 
     @model_validator(mode="after")
     def _apply_climate(self) -> Self:
@@ -286,6 +306,32 @@ class Bme280Settings(_Model):
         assert low is not None  # set by _apply_climate
         assert high is not None
         return float(low), float(high)
+
+
+class AirQualitySettings(StreamSettings):
+    """Air-quality measurements of real cities (seed 000): a random city per message."""
+
+    rate: RateSettings = RateSettings(total_per_s=1.0)
+    cities: int = Field(
+        300,
+        ge=1,
+        le=300,
+        description="Cities in play: the first N profiles (the seed's ten first).",
+    )
+    rain_probability: float = Field(
+        0.12, ge=0, le=1, description="Chance of rain in a reading (more when humid)."
+    )
+    noise_pct: float = Field(5.0, ge=0, le=50, description="Sensor noise, % (normal).")
+    http_path: str = Field(
+        "/api/v1/air-quality", description="Path the http sink posts this stream's records to."
+    )
+    kafka_topic: str = Field(
+        "air-quality-measurements", description="Topic of the kafka sink (key: city_id)."
+    )
+
+    @property
+    def entities(self) -> int:
+        return self.cities
 
 
 class StdoutSinkSettings(_Model):
@@ -308,6 +354,10 @@ class FileSinkSettings(_Model):
         "snappy", description="Parquet compression."
     )
     max_records: int = Field(500_000, ge=1, description="Records per write.")
+    name: str | None = Field(
+        None,
+        description="Write <dir>/<name>.<ext> instead of <dir>/<stream>/<stream>-<time>-<seq>.",
+    )
 
 
 class HttpSinkSettings(_Model):
@@ -428,6 +478,11 @@ class BackfillSettings(_Model):
     )
     then_live: bool = Field(False, description="After the window, go on live from now.")
     progress: Literal["auto", "on", "off"] = Field("auto", description="Progress bar (auto: tty).")
+    dataset: Literal["sample", "full"] | None = Field(
+        None,
+        description="Air-quality historical data set (--dataset): sets window, cities, "
+        "hourly rate and Parquet output.",
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -484,6 +539,7 @@ class Settings(BaseSettings):
     sinks: SinksSettings = SinksSettings()
     backfill: BackfillSettings = BackfillSettings()
     bme280: Bme280Settings = Bme280Settings()
+    air_quality: AirQualitySettings = AirQualitySettings()
 
     @field_validator("streams", mode="before")
     @classmethod
@@ -510,8 +566,8 @@ class Settings(BaseSettings):
     def shard_spec(self) -> Shard:
         return Shard.parse(self.shard)
 
-    def stream(self, name: str) -> Bme280Settings:
-        settings: Bme280Settings = getattr(self, name)
+    def stream(self, name: str) -> StreamSettings:
+        settings: StreamSettings = getattr(self, name)
         return settings
 
     def redacted(self) -> dict[str, Any]:
@@ -651,8 +707,13 @@ def _env_value(value: object) -> str:
     return str(value)
 
 
-def env_example(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> str:
-    """``.env.example``: every setting, commented out at its default, with its description."""
+def env_example(
+    model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX, defaults: BaseModel | None = None
+) -> str:
+    """``.env.example``: every setting, commented out at its default, with its description.
+
+    ``defaults`` is the nested model's default instance: a stream may default a nested model
+    differently from the model's own defaults (air quality's rate is a total rate)."""
     lines: list[str] = []
     if model is Settings:
         lines += [
@@ -661,17 +722,22 @@ def env_example(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> 
             "# Lists take commas (SYNTHSTREAM_BME280__SINKS=stdout,file).",
             "# Regenerate with: synthstream config --env-example > .env.example",
         ]
-    nested: list[tuple[str, type[BaseModel]]] = []
+    nested: list[tuple[str, type[BaseModel], BaseModel]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         env = f"{prefix}{name.upper()}"
+        value = (
+            getattr(defaults, name)
+            if defaults is not None
+            else field.get_default(call_default_factory=True)
+        )
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            nested.append((env, annotation))
+            nested.append((env, annotation, value))
             continue
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"# {env}={_env_value(field.get_default(call_default_factory=True))}")
-    for env, sub in nested:
-        lines += ["", f"# ---- {env}__* : {(sub.__doc__ or '').strip().splitlines()[0]}"]
-        lines += env_example(sub, f"{env}__").strip("\n").splitlines()
+        lines.append(f"# {env}={_env_value(value)}")
+    for env, sub_model, sub_defaults in nested:
+        lines += ["", f"# ---- {env}__* : {(sub_model.__doc__ or '').strip().splitlines()[0]}"]
+        lines += env_example(sub_model, f"{env}__", sub_defaults).strip("\n").splitlines()
     return "\n".join(lines) + "\n"

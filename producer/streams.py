@@ -12,10 +12,11 @@ from producer import rng
 from producer.delivery import Route
 from producer.faults import Faults, Truth
 from producer.generators import Generator
+from producer.generators.air_quality import AirQualityGenerator
 from producer.generators.bme280 import Bme280Generator
 from producer.rates import FixedInterval, RateModel, TotalRate
 from producer.rng import I64, U64
-from producer.settings import Bme280Settings, Settings, Shard
+from producer.settings import AirQualitySettings, Bme280Settings, Settings, Shard, StreamSettings
 
 
 def shard_entities(stream: str, count: int, shard: Shard) -> I64:
@@ -67,13 +68,22 @@ class Stream:
             out.write(b"".join(lines))
 
 
+def build_generator(stream_settings: StreamSettings, ids: I64, keys: U64) -> Generator:
+    """The one place that knows which generator serves which stream settings."""
+    if isinstance(stream_settings, Bme280Settings):
+        return Bme280Generator(stream_settings, ids, keys)
+    if isinstance(stream_settings, AirQualitySettings):
+        return AirQualityGenerator(stream_settings, ids, keys)
+    raise TypeError(f"no generator for {type(stream_settings).__name__}")
+
+
 def build_stream(name: str, settings: Settings) -> Stream:
-    stream_settings: Bme280Settings = settings.stream(name)
+    stream_settings = settings.stream(name)
     shard = settings.shard_spec
-    total = stream_settings.devices
+    total = stream_settings.entities
     ids = shard_entities(name, total, shard)
     keys = entity_keys(settings.seed, name, ids)
-    generator = Bme280Generator(stream_settings, ids, keys)
+    generator = build_generator(stream_settings, ids, keys)
     rate_settings = stream_settings.rate
     rate: RateModel
     if rate_settings.total_per_s is not None:
@@ -94,6 +104,7 @@ def build_stream(name: str, settings: Settings) -> Stream:
             round(rate_settings.interval_s * 1000),
             round(rate_settings.jitter_s * 1000),
             offset,
+            rate_settings.aligned,
         )
     ground_truth = None
     if stream_settings.faults.ground_truth:

@@ -117,9 +117,13 @@ class FileSink:
         self._seq[stream] = seq
         stamp = datetime.fromtimestamp(first_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
         folder = self.dir / stream
-        folder.mkdir(parents=True, exist_ok=True)
         ext = self.settings.format
         path = folder / f"{stream}-{stamp}-{seq:05d}{self.suffix}.{ext}"
+        if self.settings.name:  # one named file (a data set), numbered only if it rolls
+            folder = self.dir
+            more = "" if seq == 1 else f"-{seq:05d}"
+            path = folder / f"{self.settings.name}{more}{self.suffix}.{ext}"
+        folder.mkdir(parents=True, exist_ok=True)
         opened = _Open(path=path, first_ms=first_ms)
         if ext == "parquet":
             opened.path = path

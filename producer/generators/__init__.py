@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from producer.rates import Due
 from producer.records import RecordBatch, Schema
 from producer.rng import I64, U64
@@ -24,3 +26,19 @@ class Generator(Protocol):
     keys: U64
 
     def generate(self, due: Due) -> RecordBatch: ...
+
+
+def rank_within_entity(local: I64) -> I64:
+    """For each record, how many earlier records of the same entity are in the batch."""
+    n = local.size
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(local, kind="stable")
+    ordered = local[order]
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = ordered[1:] != ordered[:-1]
+    positions = np.arange(n, dtype=np.int64)
+    group_start = np.maximum.accumulate(np.where(first, positions, 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = positions - group_start
+    return rank

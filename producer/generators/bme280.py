@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
+from producer.generators import rank_within_entity
 from producer.rates import HOUR_MS, Due
 from producer.records import RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
@@ -91,7 +92,7 @@ class Bme280Generator:
         s = self.settings
         local, time_ms = due.entity, due.time_ms
         n = local.size
-        rank = _rank_within_entity(local)
+        rank = rank_within_entity(local)
         step = self.steps[local] + rank
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
 
@@ -168,22 +169,6 @@ def _bounce(x: F64, low: F64, high: F64) -> F64:
     x = np.where(x < low, low + (low - x) * 0.5, x)
     x = np.where(x > high, high - (x - high) * 0.5, x)
     return np.clip(x, low, high)
-
-
-def _rank_within_entity(local: I64) -> I64:
-    """For each record, how many earlier records of the same entity are in the batch."""
-    n = local.size
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    order = np.argsort(local, kind="stable")
-    ordered = local[order]
-    first = np.ones(n, dtype=np.bool_)
-    first[1:] = ordered[1:] != ordered[:-1]
-    positions = np.arange(n, dtype=np.int64)
-    group_start = np.maximum.accumulate(np.where(first, positions, 0))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = positions - group_start
-    return rank
 
 
 def _levels(rank: I64) -> list[I64]:
