@@ -29,6 +29,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.datasets
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out
