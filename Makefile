@@ -20,7 +20,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint  ## set up, lint, type-check and run every test
+test: lint  ## set up, lint, type-check, install LocalStack natively, run every test
+	scripts/localstack install
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figures (minutes)

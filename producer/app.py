@@ -36,6 +36,7 @@ from sinks.base import Sink
 from sinks.file import FileSink
 from sinks.http import HttpSink
 from sinks.kafka import KafkaSink
+from sinks.kinesis import KinesisSink
 from sinks.stdout import NullSink, StdoutSink
 
 log = structlog.get_logger("synthstream")
@@ -70,6 +71,11 @@ def build_sinks(
         elif name == "kafka":
             topics = {stream: settings.stream(stream).kafka_topic for stream in settings.streams}
             sinks[name] = KafkaSink(settings.sinks.kafka, topics)
+        elif name == "kinesis":
+            streams = {
+                stream: settings.stream(stream).kinesis_stream for stream in settings.streams
+            }
+            sinks[name] = KinesisSink(settings.sinks.kinesis, streams)
         elif name == "null":
             sinks[name] = NullSink()
         else:  # unreachable: Settings validates sink names

@@ -32,7 +32,7 @@ from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
 KNOWN_STREAMS = ("bme280", "air_quality")
-KNOWN_SINKS = ("stdout", "file", "http", "kafka", "null")
+KNOWN_SINKS = ("stdout", "file", "http", "kafka", "kinesis", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -234,6 +234,7 @@ class StreamSettings(_Model):
     faults: FaultSettings = FaultSettings()
     http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
     kafka_topic: str = Field("records", description="Topic of the kafka sink.")
+    kinesis_stream: str = Field("records", description="Stream of the kinesis sink.")
 
     @field_validator("sinks", mode="before")
     @classmethod
@@ -285,6 +286,7 @@ class Bme280Settings(StreamSettings):
         "/api/v1/sensors/bme280", description="Path the http sink posts this stream's records to."
     )
     kafka_topic: str = Field("bme280", description="Topic of the kafka sink (key: device_id).")
+    kinesis_stream: str = Field("bme280", description="Kinesis stream (partition key: device_id).")
 
     @property
     def entities(self) -> int:
@@ -327,6 +329,9 @@ class AirQualitySettings(StreamSettings):
     )
     kafka_topic: str = Field(
         "air-quality-measurements", description="Topic of the kafka sink (key: city_id)."
+    )
+    kinesis_stream: str = Field(
+        "air-quality-measurements", description="Kinesis stream (partition key: city_id)."
     )
 
     @property
@@ -421,6 +426,27 @@ class KafkaSinkSettings(_Model):
     max_records: int = Field(5_000, ge=1, description="Records per send call.")
 
 
+class KinesisSinkSettings(_Model):
+    """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
+
+    endpoint_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
+    )
+    region: str = Field("us-east-1", description="AWS region (or AWS_DEFAULT_REGION).")
+    access_key_id: SecretStr | None = Field(
+        None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
+    )
+    secret_access_key: SecretStr | None = Field(None, description="Never logged.")
+    create_streams: bool = Field(True, description="Create a missing stream at start.")
+    shards: int = Field(
+        1, ge=1, description="Shards of a created stream (1 MB/s, 1,000 rec/s each)."
+    )
+    explicit_hash_key: bool = Field(
+        False, description="Send an explicit hash key from the partition key's hash."
+    )
+    max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords call.")
+
+
 class SinksSettings(_Model):
     """Settings of each sink, shared by every stream that uses it."""
 
@@ -428,6 +454,7 @@ class SinksSettings(_Model):
     file: FileSinkSettings = FileSinkSettings()
     http: HttpSinkSettings = HttpSinkSettings()
     kafka: KafkaSinkSettings = KafkaSinkSettings()
+    kinesis: KinesisSinkSettings = KinesisSinkSettings()
 
 
 class DeliverySettings(_Model):

@@ -43,3 +43,52 @@ def kafka_broker(port: int | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.communicate(timeout=15)
+
+
+@contextmanager
+def localstack(**env: str) -> Iterator[str]:
+    """LocalStack (Kinesis) started natively by scripts/localstack; yields its endpoint URL
+    once a real ListStreams call answers (its health endpoint answers earlier)."""
+    import signal
+    import time
+
+    import boto3
+    from botocore.config import Config
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "localstack"), "start", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.strip() == "Ready.":
+                break
+        else:
+            raise RuntimeError("LocalStack did not start:\n" + "".join(seen[-30:]))
+        client = boto3.client(
+            "kinesis", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
+            aws_secret_access_key="test", config=Config(retries={"max_attempts": 0}),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:  # readiness probe: the Kinesis backend starts after the gateway
+            try:
+                client.list_streams()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()

@@ -1,0 +1,164 @@
+"""Kinesis Data Streams through aioboto3: PutRecords, resending only the failed entries.
+
+One call carries at most 500 records and 5 MiB (the engine's batches are 500 records; a send
+splits further by size); a record over 1 MiB can never be sent and fails for good (reason
+``record_too_large``). Each entry's partition key is the stream's key (``city_id`` for air
+quality); optionally an explicit hash key from it. Entries that come back with an
+``ErrorCode`` (throttling, internal failure) go back to the engine's retry path, counted one
+by one: ``FailedRecordCount`` is not trusted (LocalStack reports it wrongly). A missing
+stream is created with ``shards`` shards when ``create_streams`` is on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+import aioboto3
+import numpy as np
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from producer.records import RecordBatch, Schema, json_documents
+from producer.settings import KinesisSinkSettings
+from sinks.base import SinkLimits
+from sinks.errors import FatalError, PartialFailure, RetryableError, SinkError
+
+log = structlog.get_logger("synthstream.kinesis")
+
+MAX_CALL_BYTES = 5 * 2**20
+MAX_RECORD_BYTES = 2**20
+RETRYABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "InternalFailure",
+    "ServiceUnavailable", "LimitExceededException", "KMSThrottlingException",
+})  # fmt: skip
+
+
+class KinesisSink:
+    name = "kinesis"
+
+    def __init__(self, settings: KinesisSinkSettings, streams: dict[str, str]) -> None:
+        self.settings = settings
+        self.streams = streams
+        self.limits = SinkLimits(max_records=settings.max_records, max_bytes=MAX_CALL_BYTES)
+        self._exit = contextlib.AsyncExitStack()
+        self._client: Any = None
+        self._ready: set[str] = set()
+
+    async def _connect(self) -> Any:
+        if self._client is None:
+            s = self.settings
+            credentials = {}
+            if s.access_key_id is not None and s.secret_access_key is not None:
+                credentials = {
+                    "aws_access_key_id": s.access_key_id.get_secret_value(),
+                    "aws_secret_access_key": s.secret_access_key.get_secret_value(),
+                }
+            session = aioboto3.Session(region_name=s.region, **credentials)
+            self._client = await self._exit.enter_async_context(
+                session.client("kinesis", endpoint_url=s.endpoint_url)
+            )
+        return self._client
+
+    async def _ensure(self, stream: str) -> None:
+        if stream in self._ready:
+            return
+        client = await self._connect()
+        try:
+            await client.describe_stream_summary(StreamName=stream)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException" or not self.settings.create_streams:
+                raise
+            await client.create_stream(StreamName=stream, ShardCount=self.settings.shards)
+            await client.get_waiter("stream_exists").wait(
+                StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+            )
+            log.info("kinesis_stream_created", stream=stream, shards=self.settings.shards)
+        self._ready.add(stream)
+
+    async def open(self) -> None:
+        try:
+            for stream in dict.fromkeys(self.streams.values()):
+                await self._ensure(stream)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("kinesis_unreachable_at_start", error=str(exc), retry="on first send")
+
+    async def check(self) -> str:
+        try:
+            for stream in dict.fromkeys(self.streams.values()):
+                await self._ensure(stream)
+        except (ClientError, BotoCoreError) as exc:
+            raise SinkError(f"{self.settings.endpoint_url or 'AWS'}: {exc}") from exc
+        return f"{self.settings.endpoint_url or 'AWS'}: streams {', '.join(sorted(self._ready))}"
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        stream = self.streams[batch.stream]
+        try:
+            await self._ensure(stream)
+        except (ClientError, BotoCoreError) as exc:
+            raise RetryableError(f"kinesis: {exc}", reason="connect") from exc
+        rows = schema.rows(batch)
+        keys = [str(row[schema.partition_key]) for row in rows]
+        docs = json_documents(schema, batch, rows)
+        too_large = [i for i, doc in enumerate(docs) if len(doc) + len(keys[i]) > MAX_RECORD_BYTES]
+        failed: list[int] = []
+        last = ""
+        retry_after: float | None = None
+        for call in _calls(docs, keys, set(too_large)):
+            entries = []
+            for i in call:
+                entry: dict[str, Any] = {"Data": docs[i], "PartitionKey": keys[i]}
+                if self.settings.explicit_hash_key:
+                    digest = hashlib.md5(keys[i].encode(), usedforsecurity=False).digest()
+                    entry["ExplicitHashKey"] = str(int.from_bytes(digest, "big"))
+                entries.append(entry)
+            try:
+                response = await self._client.put_records(StreamName=stream, Records=entries)
+            except ClientError as exc:
+                code = _code(exc)
+                if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
+                    failed += call
+                    last = f"{code}: {exc}"
+                    continue
+                raise FatalError(f"kinesis: {exc}", reason=f"kinesis_{code}") from exc
+            except BotoCoreError as exc:  # connection refused, timeouts
+                failed += call
+                last = f"connect: {exc}"
+                retry_after = None
+                continue
+            for i, result in zip(call, response["Records"], strict=True):
+                if result.get("ErrorCode"):
+                    failed.append(i)
+                    last = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+        if failed or too_large:
+            raise PartialFailure(
+                last or "record over 1 MiB", failed=np.asarray(sorted(failed), dtype=np.int64),
+                reason=last.split(":", 1)[0] or "kinesis", retry_after_s=retry_after,
+                rejected={"record_too_large": np.asarray(too_large, dtype=np.int64)},
+            )  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self._exit.aclose()
+        self._client = None
+        self._ready.clear()
+
+
+def _calls(docs: list[bytes], keys: list[str], skip: set[int]) -> list[list[int]]:
+    """Positions grouped into PutRecords calls of at most 500 entries and 5 MiB."""
+    calls: list[list[int]] = [[]]
+    size = 0
+    for i, doc in enumerate(docs):
+        if i in skip:
+            continue
+        entry = len(doc) + len(keys[i])
+        if len(calls[-1]) == 500 or size + entry > MAX_CALL_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(i)
+        size += entry
+    return [c for c in calls if c]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
