@@ -104,7 +104,6 @@ class KinesisSink:
         too_large = [i for i, doc in enumerate(docs) if len(doc) + len(keys[i]) > MAX_RECORD_BYTES]
         failed: list[int] = []
         last = ""
-        retry_after: float | None = None
         for call in _calls(docs, keys, set(too_large)):
             entries = []
             for i in call:
@@ -125,7 +124,6 @@ class KinesisSink:
             except BotoCoreError as exc:  # connection refused, timeouts
                 failed += call
                 last = f"connect: {exc}"
-                retry_after = None
                 continue
             for i, result in zip(call, response["Records"], strict=True):
                 if result.get("ErrorCode"):
@@ -134,7 +132,7 @@ class KinesisSink:
         if failed or too_large:
             raise PartialFailure(
                 last or "record over 1 MiB", failed=np.asarray(sorted(failed), dtype=np.int64),
-                reason=last.split(":", 1)[0] or "kinesis", retry_after_s=retry_after,
+                reason=last.split(":", 1)[0] or "kinesis",
                 rejected={"record_too_large": np.asarray(too_large, dtype=np.int64)},
             )  # fmt: skip
 
