@@ -31,6 +31,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.datasets
+	$(BIN)/python -m bench.kinesis
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out

@@ -115,3 +115,56 @@ async def test_nothing_is_lost_when_kinesis_throttles() -> None:
         if s.name.endswith("_total")
     )
     assert retries > 0, "throttled calls went through the retry path"
+
+
+class _Huge:
+    """A domain whose every third record is over Kinesis' 1 MiB limit (a test double of a
+    record shape, not of the sink)."""
+
+    stream = "air_quality"
+    partition_key = "k"
+    time_field = "t"
+    optional_fields: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.measures: dict[str, tuple[float, float, float]] = {}
+
+    def rows(self, batch: Any) -> list[dict[str, Any]]:
+        return [{"k": f"key{i}", "t": "x", "pad": "x" * (1_100_000 if i % 3 == 0 else 10)}
+                for i in range(len(batch))]  # fmt: skip
+
+    def table(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+
+async def test_records_over_1_mib_fail_for_good_and_the_rest_arrive(endpoint: str) -> None:
+    import numpy as np
+
+    from producer.records import RecordBatch
+    from sinks.errors import PartialFailure
+    from sinks.kinesis import KinesisSink
+
+    s = settings(endpoint, "aq-huge")
+    sink = KinesisSink(s.sinks.kinesis, {"air_quality": "aq-huge"})
+    await sink.open()
+    n = 9
+    batch = RecordBatch("air_quality", np.arange(n), np.arange(n), np.arange(n, dtype=np.uint64),
+                        {})  # fmt: skip
+    with pytest.raises(PartialFailure) as caught:
+        await sink.send(batch, _Huge())
+    await sink.aclose()
+    assert caught.value.failed.size == 0
+    assert caught.value.rejected["record_too_large"].tolist() == [0, 3, 6]
+    records = [r for rs in read_all(endpoint, "aq-huge").values() for r in rs]
+    assert sorted(r["PartitionKey"] for r in records) == [f"key{i}" for i in (1, 2, 4, 5, 7, 8)]
+
+
+def test_check_reports_kinesis(endpoint: str) -> None:
+    from tests.conftest import cli
+
+    env = {"SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL": endpoint,
+           "SYNTHSTREAM_SINKS__KINESIS__ACCESS_KEY_ID": "test",
+           "SYNTHSTREAM_SINKS__KINESIS__SECRET_ACCESS_KEY": "test"}  # fmt: skip
+    ok = cli("check", "--streams", "air_quality", "--sinks", "kinesis", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "kinesis: reachable" in ok.stdout
