@@ -276,7 +276,7 @@ class Engine:
                     await self._schedule(stopper, start_ms)
                     await self._release_held()
                 finally:
-                    await self._drain(workers, stopper.forced)
+                    await self._drain(workers, stopper)
         finally:
             for sink in self.sinks.values():
                 await sink.aclose()
@@ -319,19 +319,30 @@ class Engine:
         until = None if s.duration_s is None else wall_ms() + round(s.duration_s * 1000)
         await self.run_live(stopper, cursor, until)
 
-    async def _drain(self, workers: list[asyncio.Task[None]], forced: asyncio.Future[None]) -> None:
-        """Let the routes drain because their input ended, under the shutdown deadline."""
+    async def _drain(self, workers: list[asyncio.Task[None]], stopper: Stopper) -> None:
+        """Let the routes drain because their input ended.
+
+        A run asked to stop (a signal, ``--duration``) drains under the shutdown deadline. A
+        run whose work is done (the end of a backfill, ``--max-records``) waits for its
+        sinks as long as they make progress (retries are bounded); a signal then cuts it off.
+        """
         for route in self.routes:
             await route.close()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.delivery.shutdown_timeout_s
+        forced = stopper.forced
+        finished = stopper.reason in ("backfill_complete", "max_records")
+        deadline = (
+            float("inf") if finished else (loop.time() + self.settings.delivery.shutdown_timeout_s)
+        )
         while not all(task.done() for task in workers) and not forced.done():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             running = {task for task in workers if not task.done()}
             await asyncio.wait(
-                running | {forced}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                running | {forced},
+                timeout=None if remaining == float("inf") else remaining,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         for task in workers:
             if not task.done():

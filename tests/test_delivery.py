@@ -182,19 +182,40 @@ async def test_retries_are_bounded() -> None:
     assert identity_holds(m)
 
 
-async def test_the_shutdown_deadline_counts_what_is_left_as_failed() -> None:
-    release = asyncio.Event()
+async def test_a_signal_cuts_the_drain_and_counts_what_is_left_as_failed() -> None:
+    sending = asyncio.Event()
 
     async def hang(call: int, batch: RecordBatch) -> None:
-        await release.wait()
+        sending.set()
+        await asyncio.Event().wait()  # a destination that never answers
 
     dest = Destination(hang)
-    code, m, _ = await run(dest, settings(shutdown_timeout_s=0.2, queue_records=1000))
-    assert code == 1
+    metrics = Metrics()
+    stopper = Stopper()
+    engine = Engine(settings(shutdown_timeout_s=0.2, queue_records=1000), metrics,
+                    sinks={"null": dest})  # fmt: skip
+    run_task = asyncio.create_task(engine.run(stopper))
+    await sending.wait()
+    stopper.stop("signal SIGTERM")
+    stopper.stop("signal SIGTERM")  # a second Ctrl-C: stop waiting for the sink
+    outcome = await run_task
+    assert outcome.exit_code == 1
     labels = {"stream": "bme280", "sink": "null"}
-    failed = m.value("synthstream_records_failed_total", {**labels, "reason": "shutdown"})
-    assert failed == RECORDS
-    assert m.value("synthstream_records_in_flight", labels) == 0
+    failed = metrics.value("synthstream_records_failed_total", {**labels, "reason": "shutdown"})
+    assert failed == metrics.value("synthstream_records_generated_total", {"stream": "bme280"})
+    assert failed > 0
+    assert metrics.value("synthstream_records_in_flight", labels) == 0
+    assert identity_holds(metrics)
+
+
+async def test_a_finished_backfill_waits_for_a_slow_sink_past_the_deadline() -> None:
+    async def slow(call: int, batch: RecordBatch) -> None:
+        await asyncio.sleep(0.05)  # 120 calls: 6 s, far past the 0.2 s deadline
+
+    dest = Destination(slow, max_records=50)
+    code, m, _ = await run(dest, settings(shutdown_timeout_s=0.2))
+    assert code == 0
+    assert dest.keys().size == RECORDS
     assert identity_holds(m)
 
 
