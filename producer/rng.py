@@ -92,3 +92,12 @@ def box_muller(u1: F64, u2: F64) -> F64:
     """Standard normals from two arrays of uniforms in (0, 1)."""
     result: F64 = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
     return result
+
+
+def box_muller_pair(u1: F64, u2: F64) -> tuple[F64, F64]:
+    """Two independent standard normals from one pair of uniform arrays (cos and sin)."""
+    radius = np.sqrt(-2.0 * np.log(u1))
+    angle = 2.0 * np.pi * u2
+    first: F64 = radius * np.cos(angle)
+    second: F64 = radius * np.sin(angle)
+    return first, second

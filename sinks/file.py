@@ -43,6 +43,7 @@ class _Open:
     pending: list[pa.Table] = field(default_factory=list)
     pending_rows: int = 0
     bytes_written: int = 0
+    statistics: tuple[str, ...] = ()
 
 
 class FileSink:
@@ -88,6 +89,7 @@ class FileSink:
             current = None
         if current is None:
             current = self._start(stream, window_ms)
+            current.statistics = (schema.time_field, schema.partition_key)
         fmt = self.settings.format
         if fmt == "jsonl":
             data = encode_jsonl(schema, batch)
@@ -140,10 +142,13 @@ class FileSink:
         current.pending_rows = 0
         if current.parquet is None:
             compression = self.settings.compression
+            # Statistics only where readers filter (time, key): they cost write time per column.
+            wanted = [c for c in current.statistics if c in table.column_names]
             current.parquet = pq.ParquetWriter(
                 str(current.path) + ".partial",
                 table.schema,
                 compression=compression,
+                write_statistics=wanted or False,
             )
         current.parquet.write_table(table, row_group_size=max(table.num_rows, 1))
         current.bytes_written = os.path.getsize(str(current.path) + ".partial")

@@ -164,21 +164,23 @@ class AirQualityGenerator:
         """Each city's UTC offset on each UTC day (taken at noon: on a day that switches
         to or from daylight saving time, the hours before the switch are off by one)."""
         first, last = int(day.min()), int(day.max())
-        if self._table is None or first < self._day0 or last >= self._day0 + self._table.shape[1]:
-            lo = min(first, self._day0) if self._table is not None else first
-            hi = (
-                max(last + 1, self._day0 + self._table.shape[1])
-                if self._table is not None
-                else last + 1
-            )
-            self._table = np.stack([
-                _daily_offsets(self.cities.timezone[c], lo, hi) if c in self._mine
-                else np.zeros(hi - lo, dtype=np.int64)
-                for c in range(len(self.cities))
-            ])  # fmt: skip
-            self._day0 = lo
+        if self._table is None:
+            self._table, self._day0 = self._offsets_for(first, last + 1), first
+        if first < self._day0:  # extend backwards, then forwards: only the new days
+            self._table = np.hstack([self._offsets_for(first, self._day0), self._table])
+            self._day0 = first
+        end = self._day0 + self._table.shape[1]
+        if last >= end:
+            self._table = np.hstack([self._table, self._offsets_for(end, last + 1)])
         offsets: I64 = self._table[city, day - self._day0]
         return offsets
+
+    def _offsets_for(self, first_day: int, end_day: int) -> I64:
+        return np.stack([
+            _daily_offsets(self.cities.timezone[c], first_day, end_day) if c in self._mine
+            else np.zeros(end_day - first_day, dtype=np.int64)
+            for c in range(len(self.cities))
+        ])  # fmt: skip
 
     def generate(self, due: Due) -> RecordBatch:
         local, t = due.entity, due.time_ms
@@ -208,9 +210,8 @@ class AirQualityGenerator:
         warmest = np.where(north, 200.0, 17.0)
         seasonal = np.cos(2 * np.pi * (day_of_year - warmest) / 365.25)
         daily = 4.0 * np.cos(2 * np.pi * (hour - 15) / 24) * np.where(coastal, 0.5, 1.0)
-        noise_t = rng.box_muller(u[:, 0], u[:, 1])
+        noise_t, noise_h = rng.box_muller_pair(u[:, 0], u[:, 1])
         temperature = np.clip(annual_mean + amplitude * seasonal + daily + 1.5 * noise_t, -50, 60)
-        noise_h = rng.box_muller(u[:, 2], u[:, 3])
         humidity = 70.0 - 1.2 * (temperature - 15.0) + np.where(coastal, 10.0, 0.0)
         humidity = np.clip(humidity + 8.0 * noise_h, 5.0, 100.0)
         wind = np.minimum(-2.0 * np.log(u[:, 4] * u[:, 5] * u[:, 6]), 200.0)  # gamma(3, 2)
@@ -243,12 +244,17 @@ class AirQualityGenerator:
         return RecordBatch(STREAM, c, t, keys, columns)
 
 
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 def _daily_offsets(zone_name: str, first_day: int, end_day: int) -> I64:
     """UTC offsets (ms) of a time zone at noon UTC of each day in [first_day, end_day).
 
     Sampled weekly, then day by day only in weeks where the offset changed (twice a year at
     most): about 60 time-zone look-ups a year instead of 365."""
-    zone = ZoneInfo(zone_name)
+    zone = _zone(zone_name)
 
     def at(day: int) -> int:
         offset = datetime.fromtimestamp(day * 86_400 + 43_200, UTC).astimezone(zone).utcoffset()
