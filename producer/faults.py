@@ -87,6 +87,7 @@ class Faults:
         self.s = settings
         self.key = key
         self.measures = dict(schema.measures) if schema is not None else {}
+        self.episode_columns: tuple[str, ...] = getattr(schema, "episode_columns", ())
         self.held: RecordBatch | None = None
         self.release_ms = np.empty(0, dtype=np.int64)
         self.block_until = np.zeros(0, dtype=np.int64)  # per entity, keep-order mode
@@ -99,21 +100,24 @@ class Faults:
             rate > 0
             for rate in (s.drop_rate, s.duplicate_rate, s.late_rate, s.clock_skew_rate,
                          s.outage_rate, s.anomaly_rate, s.malformed_rate,
-                         s.quality_issue_rate)
+                         s.quality_issue_rate, s.pollution_episode_rate)
         ) or self.s.sources > 1 or self.held is not None  # fmt: skip
 
     # ------------------------------------------------------------------ episodes
-    def _episode(self, entity: I64, time_ms: I64, salt: int, rate: float) -> tuple[Any, ...]:
-        """The episode (if any) covering each record: per entity and hour, with probability
-        ``rate``, starting at a uniform time in the hour. Looks at this hour and the last."""
+    def _episode(
+        self, entity: I64, time_ms: I64, salt: int, rate: float, slot_ms: int = HOUR_MS
+    ) -> tuple[Any, ...]:
+        """The episode (if any) covering each record: per entity and slot (an hour, or a
+        day), with probability ``rate``, starting at a uniform time in the slot. Looks at
+        this slot and the last (an episode lasts at most one slot)."""
         found = np.zeros(entity.size, dtype=np.bool_)
         start = np.zeros(entity.size, dtype=np.int64)
         draws = np.zeros((entity.size, 4))
-        for back in (1, 0):  # this hour's episode wins over the last hour's
-            hour = time_ms // HOUR_MS - back
-            keys = rng.combine(rng.combine(rng.combine(self.key, salt), entity), hour)
+        for back in (1, 0):  # this slot's episode wins over the last one's
+            slot = time_ms // slot_ms - back
+            keys = rng.combine(rng.combine(rng.combine(self.key, salt), entity), slot)
             u = rng.uniform_block(keys, 6)
-            begins = hour * HOUR_MS + (u[:, 1] * HOUR_MS).astype(np.int64)
+            begins = slot * slot_ms + (u[:, 1] * slot_ms).astype(np.int64)
             hit = (u[:, 0] < rate) & (time_ms >= begins)
             found = np.where(hit, True, found)
             start = np.where(hit, begins, start)
@@ -168,6 +172,35 @@ class Faults:
             self.stuck_values = {k: v for k, v in self.stuck_values.items() if k[1] > horizon}
         out = replace(batch, columns=columns)
         truth += [Truth(kind, out.take(hit), params) for kind, hit, params in touched]
+        return out
+
+    def _pollution_episodes(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
+        """A city's pollutants x3-10 for 2-8 hours, the two hours either side elevated on a
+        ramp: per city and day with ``pollution_episode_rate``."""
+        ramp = 2 * HOUR_MS
+        found, rise, u = self._episode(
+            batch.entity, batch.time_ms, 5, self.s.pollution_episode_rate, DAY_MS
+        )
+        start = rise + ramp  # the core begins after two hours of rising levels
+        core = ((2 + u[:, 0] * 6) * HOUR_MS).astype(np.int64)
+        peak = 3 + u[:, 1] * 7
+        t = batch.time_ms
+        before = np.clip((t - rise) / ramp, 0, 1)
+        after = np.clip(((start + core + ramp) - t) / ramp, 0, 1)
+        shape = np.where(found, np.minimum(before, after), 0.0)
+        hit = np.flatnonzero(shape > 0)
+        if not hit.size:
+            return batch
+        factor = 1 + (peak[hit] - 1) * shape[hit]
+        columns = dict(batch.columns)
+        for name in self.episode_columns:
+            columns[name] = columns[name].copy()
+            columns[name][hit] = np.round(columns[name][hit] * factor, 2)
+        out = replace(batch, columns=columns)
+        truth.append(Truth("pollution_episode", out.take(hit), {
+            "factor": np.round(factor, 3), "peak_factor": np.round(peak[hit], 3),
+            "core_start_ms": start[hit], "core_end_ms": start[hit] + core[hit],
+        }))  # fmt: skip
         return out
 
     def _clock_skew(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
@@ -353,6 +386,8 @@ class Faults:
         s = self.s
         if s.anomaly_rate > 0:
             batch = self._anomalies(batch, truth)
+        if s.pollution_episode_rate > 0 and self.episode_columns:
+            batch = self._pollution_episodes(batch, truth)
         if s.clock_skew_rate > 0:
             batch = self._clock_skew(batch, truth)
         lost = batch.take(np.empty(0, dtype=np.int64))

@@ -182,3 +182,31 @@ def test_the_sample_data_set(tmp_path: Path) -> None:
     )
     assert '"dataset_written"' in result.stderr
     assert '"records":439200' in result.stderr
+
+
+def test_pollution_episodes_multiply_a_city_for_hours_with_ramps() -> None:
+    from producer.faults import Faults
+    from producer.settings import FaultSettings
+
+    clean, gen = year_of_data([0, 3, 11])
+    faults = Faults(
+        FaultSettings(drop_rate=0, duplicate_rate=0, pollution_episode_rate=0.05), 7, gen.schema
+    )
+    result = faults.apply(clean, clean.time_ms.max() + 1)
+    out = result.batch
+    episodes = [t for t in result.truth if t.kind == "pollution_episode"]
+    assert episodes
+    truth = episodes[0]
+    factor = out.columns["pm25"] / clean.columns["pm25"]
+    hit = np.isin(out.key, truth.records.key)
+    assert np.allclose(factor[~hit], 1.0)
+    assert factor[hit].max() >= 3
+    assert factor[hit].max() <= 10.01
+    core = truth.params["factor"] >= truth.params["peak_factor"] - 1e-3
+    assert core.any()
+    assert (~core).any(), "neighbouring hours are elevated, less than the core"
+    for name, ratio in (("pm10", 1.5), ("no2", 0.4), ("o3", 0.5)):
+        assert np.allclose(out.columns[name], out.columns["pm25"] * ratio, rtol=0.01, atol=0.02)
+    hours = (truth.params["core_end_ms"] - truth.params["core_start_ms"]) / HOUR_MS
+    assert hours.min() >= 2
+    assert hours.max() <= 8

@@ -281,6 +281,7 @@ class AirQualitySchema:
     partition_key = "city_id"
     time_field = "timestamp"
     optional_fields: tuple[str, ...] = ()
+    episode_columns: tuple[str, ...] = tuple(POLLUTANT_RATIOS)
 
     def __init__(self, cities: Cities) -> None:
         self.cities = cities
