@@ -23,6 +23,7 @@ lint: $(BIN)/.installed
 
 test: lint  ## set up, lint, type-check, install LocalStack natively, run every test
 	scripts/localstack install
+	scripts/install-prometheus
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figures (minutes)

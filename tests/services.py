@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -18,6 +19,23 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+@contextmanager
+def ingest(*args: str, port: int = 0) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """The reference endpoint as a user starts it; yields its port once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        yield json.loads(line)["port"], proc
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)  # also closes the pipes
 
 
 @contextmanager

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +18,8 @@ from producer.clock import Stopper
 from producer.metrics import Metrics
 from producer.settings import load_settings
 from tests.conftest import cli, next_event
+from tests.services import free_port, ingest
 from tests.test_end_to_end import log_events, scrape
-
-
-@contextmanager
-def ingest(*args: str, port: int = 0) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """The reference endpoint as a user starts it; yields its port once it listens."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "--port", str(port), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read() if proc.stderr else ""
-        yield json.loads(line)["port"], proc
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)  # also closes the pipes
 
 
 def stats(port: int) -> dict[str, int]:
@@ -134,13 +115,6 @@ async def test_nothing_is_lost_when_the_endpoint_fails_30_percent(tmp_path: Path
         for r in ("http_503", "http_429")
     )
     assert retries > 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
