@@ -219,15 +219,11 @@ class Faults:
         return out
 
     def _malformed(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
-        kinds = self.s.malformed_kinds
-        hit = np.flatnonzero(rng.uniform(batch.key, _MALFORMED_DRAW) < self.s.malformed_rate)
-        if not hit.size or not kinds or not self.measures:
-            return batch
-        choice = np.minimum(
-            (rng.uniform(batch.key[hit], _MALFORMED_DRAW + 1) * len(kinds)).astype(np.int64),
-            len(kinds) - 1,
+        hit, codes = _marked(
+            batch, _MALFORMED_DRAW, self.s.malformed_rate, self.s.malformed_kinds, MALFORMED_KINDS
         )
-        codes = np.asarray([MALFORMED_KINDS.index(k) for k in kinds], dtype=np.int8)[choice]
+        if not hit.size or not self.measures:
+            return batch
         malformed = batch.malformed.copy()
         malformed[hit] = codes
         columns = dict(batch.columns)
@@ -271,15 +267,11 @@ class Faults:
     def _quality(self, batch: RecordBatch, truth: list[Truth]) -> RecordBatch:
         """Seed 004's "95 % clean": missing optional values (null, "", "N/A"), another date
         format, a near-duplicate entity name, an outlier within the plausible range."""
-        kinds = self.s.quality_issue_kinds
-        hit = np.flatnonzero(rng.uniform(batch.key, _QUALITY_DRAW) < self.s.quality_issue_rate)
-        if not hit.size or not kinds:
-            return batch
-        choice = np.minimum(
-            (rng.uniform(batch.key[hit], _QUALITY_DRAW + 1) * len(kinds)).astype(np.int64),
-            len(kinds) - 1,
+        hit, codes = _marked(
+            batch, _QUALITY_DRAW, self.s.quality_issue_rate, self.s.quality_issue_kinds, VARIANTS
         )
-        codes = np.asarray([VARIANTS.index(k) for k in kinds], dtype=np.int8)[choice]
+        if not hit.size:
+            return batch
         variant = batch.variant.copy()
         variant[hit] = codes
         columns = batch.columns
@@ -504,3 +496,19 @@ def _without(entry: Truth, keys: np.ndarray) -> Truth:
         return entry
     params = {k: v[keep] if isinstance(v, np.ndarray) else v for k, v in entry.params.items()}
     return Truth(entry.kind, entry.records.take(keep), params)
+
+
+def _marked(
+    batch: RecordBatch, draw: int, rate: float, kinds: list[str], codebook: tuple[str, ...]
+) -> tuple[I64, np.ndarray]:
+    """Records chosen with ``rate`` (draw ``draw``), and for each a kind among ``kinds``
+    (draw ``draw + 1``) as its code in ``codebook``."""
+    hit = np.flatnonzero(rng.uniform(batch.key, draw) < rate) if kinds else np.empty(0, np.int64)
+    choice = np.minimum((rng.uniform(batch.key[hit], draw + 1) * len(kinds)).astype(np.int64),
+                        max(len(kinds) - 1, 0))  # fmt: skip
+    codes = (
+        np.asarray([codebook.index(k) for k in kinds], dtype=np.int8)[choice]
+        if kinds
+        else (np.empty(0, np.int8))
+    )
+    return hit, codes
