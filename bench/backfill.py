@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench.child import run_measured
 
 
 def run(days: float, fmt: str) -> dict[str, float]:
@@ -30,16 +29,13 @@ def run(days: float, fmt: str) -> dict[str, float]:
         }
         end_hours = round(days * 24)
         end = f"2024-01-{1 + end_hours // 24:02d}T{end_hours % 24:02d}:00:00"
-        started = time.perf_counter()
-        child = subprocess.run(
+        stderr, elapsed, rss_mb = run_measured(
             [sys.executable, "-m", "producer", "run", "--backfill", "--start",
              "2024-01-01T00:00:00", "--end", end, "--sinks", "file", "--out", out,
              "--metrics-port", "0", "--progress", "off"],
-            env=env, capture_output=True, text=True, check=True,
+            env,
         )  # fmt: skip
-        elapsed = time.perf_counter() - started
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        summary = json.loads(child.stderr.strip().splitlines()[-1])
+        summary = json.loads(stderr.strip().splitlines()[-1])
         size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
     records = summary["streams"]["bme280"]["sinks"]["file"]["delivered"]
     return {"records": records, "seconds": elapsed, "rss_mb": rss_mb, "bytes": size}
@@ -57,7 +53,6 @@ def main() -> None:
             f"{fmt:>8} {span:>5g} {r['records']:>12,} {r['seconds']:>8.1f} "
             f"{rate:>11,.0f} {r['rss_mb']:>12.0f} {size_mb:>10.0f}"
         )
-        # ru_maxrss of children is the max over all children so far: run Parquet last.
     print("targets: 60.48 M records to Parquet in < 60 s, peak RSS <= 400 MB")
 
 

@@ -42,7 +42,7 @@ from sinks.stdout import NullSink, StdoutSink
 log = structlog.get_logger("synthstream")
 
 MIN_TICK_MS = 1
-BACKFILL_CHUNK_RECORDS = 250_000
+BACKFILL_CHUNK_RECORDS = 200_000
 MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
 EXIT_OK = 0
 EXIT_UNDELIVERED = 1

@@ -212,6 +212,8 @@ class Bme280Schema:
         self.names = np.array([device_name(i) for i in range(top)], dtype=object)
         self._arrow_names = pa.array(self.names, pa.string())
         self._arrow_kinds = pa.array(WEATHER_TYPES, pa.string())
+        self._arrow_generator = pa.array(["synthstream.bme280"], pa.string())
+        self._arrow_version = pa.array([MODEL_VERSION], pa.string())
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -251,8 +253,9 @@ class Bme280Schema:
         kinds = c["weather_event"]
         metadata = pa.StructArray.from_arrays(
             [
-                pa.repeat(pa.scalar("synthstream.bme280"), n),
-                pa.repeat(pa.scalar(MODEL_VERSION), n),
+                # Constant strings as one-entry dictionaries: 1 byte a row, not 18.
+                pa.DictionaryArray.from_arrays(np.zeros(n, np.int8), self._arrow_generator),
+                pa.DictionaryArray.from_arrays(np.zeros(n, np.int8), self._arrow_version),
                 pa.array(c["in_weather_event"]),
                 pa.DictionaryArray.from_arrays(
                     pa.array(kinds, pa.int8(), mask=kinds < 0), self._arrow_kinds
