@@ -361,7 +361,7 @@ class FileSinkSettings(_Model):
     roll_interval_s: float = Field(
         3600.0, gt=0, description="Start a new file past this much event time."
     )
-    row_group_rows: int = Field(1_000_000, ge=1, description="Parquet rows per row group.")
+    row_group_rows: int = Field(500_000, ge=1, description="Parquet rows per row group.")
     compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         "snappy", description="Parquet compression."
     )
