@@ -23,7 +23,7 @@ def endpoint() -> Iterator[str]:
         yield url
 
 
-def settings(url: str, stream: str, **faults: Any) -> Any:
+def settings(url: str, stream: str, per_call: int = 500, **faults: Any) -> Any:
     return load_settings(
         {
             "streams": "air_quality",
@@ -33,7 +33,7 @@ def settings(url: str, stream: str, **faults: Any) -> Any:
             "air_quality": {"sinks": "kinesis", "kinesis_stream": stream,
                             "rate": {"total_per_s": 1.0}, "cities": 20,
                             "faults": {"drop_rate": 0.01, "duplicate_rate": 0.02, **faults}},
-            "sinks": {"kinesis": {"endpoint_url": url, "shards": 3,
+            "sinks": {"kinesis": {"endpoint_url": url, "shards": 3, "max_records": per_call,
                                   "access_key_id": "test", "secret_access_key": "test"}},
             "delivery": {"backoff_base_s": 0.02, "backoff_max_s": 0.3, "max_attempts": 100},
         }
@@ -61,9 +61,9 @@ def read_all(url: str, stream: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def run(url: str, stream: str) -> Metrics:
+async def run(url: str, stream: str, per_call: int = 500) -> Metrics:
     metrics = Metrics()
-    outcome = await Engine(settings(url, stream), metrics).run(Stopper())
+    outcome = await Engine(settings(url, stream, per_call), metrics).run(Stopper())
     assert outcome.exit_code == 0
     return metrics
 
@@ -98,7 +98,8 @@ async def test_air_quality_lands_in_kinesis_keyed_by_city(endpoint: str) -> None
 
 async def test_nothing_is_lost_when_kinesis_throttles() -> None:
     with localstack(KINESIS_ERROR_PROBABILITY="0.3") as url:
-        metrics = await run(url, "aq-throttled")
+        # ~40 calls of 50 records: with 30 % of calls throttled, some surely are.
+        metrics = await run(url, "aq-throttled", per_call=50)
         shards = read_all(url, "aq-throttled")
     labels = {"stream": "air_quality"}
     generated = metrics.value("synthstream_records_generated_total", labels)
