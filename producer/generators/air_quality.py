@@ -194,11 +194,15 @@ class AirQualityGenerator:
         local_ms = t + self._utc_offset_ms(c, t // DAY_MS)
         hour = (local_ms // HOUR_MS) % 24
         weekday = (local_ms // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
-        month = local_ms.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64) % 12
-        year_start = local_ms.astype("datetime64[ms]").astype("datetime64[Y]").astype(
-            "datetime64[ms]"
-        ).astype(np.int64)  # fmt: skip
-        day_of_year = (local_ms - year_start) / DAY_MS
+        # Month and day of year by local day, computed once per distinct day.
+        local_day = local_ms // DAY_MS
+        first_day = int(local_day.min())
+        days = np.arange(first_day, int(local_day.max()) + 1).astype("datetime64[D]")
+        months = days.astype("datetime64[M]").astype(np.int64) % 12
+        starts = days.astype("datetime64[Y]").astype("datetime64[D]")
+        day_index = local_day - first_day
+        month = months[day_index]
+        day_of_year = (days - starts).astype(np.int64)[day_index] + (local_ms % DAY_MS) / DAY_MS
         lat = cities.latitude[c]
         north = lat >= 0
         winter = np.where(north, np.isin(month, [11, 0, 1]), np.isin(month, [5, 6, 7]))
