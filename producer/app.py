@@ -114,9 +114,7 @@ class Engine:
                 )
             self.metrics.entities.labels(stream.name).set(stream.generator.entity_ids.size)
         self.generated = 0
-        self.origin_ms = 0
         self.cursor_ms = 0
-        self.first_record_wall: float | None = None
 
     @property
     def routes(self) -> list[Route]:
@@ -157,8 +155,6 @@ class Engine:
                 max(0.0, now - int(lag_of.time_ms[0]) / 1000)
             )
         if len(result.batch):
-            if self.first_record_wall is None:
-                self.first_record_wall = time.perf_counter()
             for route in stream.routes:
                 await route.put(result.batch)
 
@@ -260,7 +256,6 @@ class Engine:
             if backfill.enabled and backfill.start
             else wall_ms()
         )
-        self.origin_ms = start_ms
         log.info(
             "synthstream_started",
             mode="backfill" if backfill.enabled else "live",

@@ -61,19 +61,6 @@ def uniform(keys: U64, index: int) -> F64:
     return ((draw(keys, index) >> _S11).astype(np.float64) + 0.5) * _INV53
 
 
-def normal(keys: U64, index: int) -> F64:
-    """Standard normal floats (Box-Muller over draws ``index`` and ``index + 1``)."""
-    u1 = uniform(keys, index)
-    u2 = uniform(keys, index + 1)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-
-def integers(keys: U64, index: int, low: int, high: int) -> I64:
-    """Integers in ``[low, high]`` inclusive (floor of a scaled uniform: bias below 2**-50)."""
-    span = high - low + 1
-    return (low + np.floor(uniform(keys, index) * span)).astype(np.int64)
-
-
 def uniform_block(keys: U64, count: int) -> F64:
     """Draws ``0 .. count-1`` of every key at once, as an ``(n, count)`` array of uniforms.
 

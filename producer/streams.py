@@ -40,7 +40,6 @@ class Stream:
     generator: Generator
     rate: RateModel
     faults: Faults
-    total_entities: int
     ground_truth: Path | None = None
     routes: list[Route] = field(default_factory=list)
 
@@ -114,4 +113,4 @@ def build_stream(name: str, settings: Settings) -> Stream:
     faults = Faults(
         stream_settings.faults, rng.text_key(settings.seed, name, "faults"), generator.schema
     )
-    return Stream(name, generator, rate, faults, total, ground_truth)
+    return Stream(name, generator, rate, faults, ground_truth)
