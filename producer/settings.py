@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -42,7 +43,9 @@ def _comma_list(value: object) -> object:
     return value
 
 
-CommaList = Annotated[list[str], NoDecode]
+# Lists from the environment or flags as commas ("stdout,file"); JSON lists work too.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+NumberList = Annotated[list[float], NoDecode, BeforeValidator(_comma_list)]
 
 
 class _Model(BaseModel):
@@ -119,7 +122,7 @@ class FaultSettings(_Model):
     sources: int = Field(
         1, ge=1, le=3, description="Emit the stream as 2 or 3 overlapping, conflicting sources."
     )
-    source_overlaps: Annotated[list[float], NoDecode] = Field(
+    source_overlaps: NumberList = Field(
         [0.4, 0.5, 0.3], description="Share of each source's records also in another source."
     )
     ground_truth: bool = Field(
@@ -127,13 +130,6 @@ class FaultSettings(_Model):
         description="Write every injected fault (message_id, kind, stream, parameters) to "
         "<file sink dir>/<stream>.ground-truth.jsonl.",
     )
-
-    @field_validator(
-        "anomaly_kinds", "malformed_kinds", "quality_issue_kinds", "source_overlaps", mode="before"
-    )
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _comma_list(value)
 
     @field_validator("anomaly_kinds", "malformed_kinds", "quality_issue_kinds")
     @classmethod
@@ -174,13 +170,13 @@ class RateSettings(_Model):
         description="If set, a total rate in records/s spread over random entities "
         "(replaces interval_s); scaled by the multipliers below.",
     )
-    hour_multipliers: Annotated[list[float], NoDecode] | None = Field(
+    hour_multipliers: NumberList | None = Field(
         None, description="24 factors by hour of day (total rate only)."
     )
-    weekday_multipliers: Annotated[list[float], NoDecode] | None = Field(
+    weekday_multipliers: NumberList | None = Field(
         None, description="7 factors, Monday first (total rate only)."
     )
-    month_multipliers: Annotated[list[float], NoDecode] | None = Field(
+    month_multipliers: NumberList | None = Field(
         None, description="12 factors, January first (total rate only)."
     )
     scenario: Literal["normal", "peak", "maintenance"] = Field(
@@ -194,11 +190,6 @@ class RateSettings(_Model):
         description="Every entity due on the interval's boundary (hourly: on the hour) "
         "instead of spread over it.",
     )
-
-    @field_validator("hour_multipliers", "weekday_multipliers", "month_multipliers", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _comma_list(value)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -242,11 +233,6 @@ class StreamSettings(_Model):
     http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
     kafka_topic: str = Field("records", description="Topic of the kafka sink.")
     kinesis_stream: str = Field("records", description="Stream of the kinesis sink.")
-
-    @field_validator("sinks", mode="before")
-    @classmethod
-    def _split_sinks(cls, value: object) -> object:
-        return _comma_list(value)
 
     @field_validator("sinks")
     @classmethod
@@ -574,11 +560,6 @@ class Settings(BaseSettings):
     backfill: BackfillSettings = BackfillSettings()
     bme280: Bme280Settings = Bme280Settings()
     air_quality: AirQualitySettings = AirQualitySettings()
-
-    @field_validator("streams", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _comma_list(value)
 
     @field_validator("streams")
     @classmethod
