@@ -393,8 +393,12 @@ class Faults:
             generated += len(batch) - before
         if s.outage_rate > 0:
             batch, lost = self._outages(batch, truth)
-        drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate
-        dup = ~drop & (rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate)
+        # No draws for a rate of zero: the production profile's backfills stay lean.
+        none = np.zeros(len(batch), dtype=np.bool_)
+        drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate if s.drop_rate else none
+        dup = ~drop & (
+            rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate if s.duplicate_rate else none
+        )
         dropped = batch.take(np.flatnonzero(drop))
         if drop.any() or dup.any():
             kept = np.flatnonzero(~drop)
