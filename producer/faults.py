@@ -93,16 +93,6 @@ class Faults:
         self.block_until = np.zeros(0, dtype=np.int64)  # per entity, keep-order mode
         self.stuck_values: dict[tuple[int, int, str], float] = {}
 
-    @property
-    def active(self) -> bool:
-        s = self.s
-        return any(
-            rate > 0
-            for rate in (s.drop_rate, s.duplicate_rate, s.late_rate, s.clock_skew_rate,
-                         s.outage_rate, s.anomaly_rate, s.malformed_rate,
-                         s.quality_issue_rate, s.pollution_episode_rate)
-        ) or self.s.sources > 1 or self.held is not None  # fmt: skip
-
     # ------------------------------------------------------------------ episodes
     def _episode(
         self, entity: I64, time_ms: I64, salt: int, rate: float, slot_ms: int = HOUR_MS
