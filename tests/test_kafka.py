@@ -96,18 +96,24 @@ def test_check_reports_the_broker() -> None:
     assert "kafka: NOT reachable" in down.stdout
 
 
-def test_broker_down_at_start_then_up_loses_nothing() -> None:
-    port = free_port()
-    env = {
+def resilient_env(port: int, topic: str, interval_s: str) -> dict[str, str]:
+    """A producer of 20 devices, no faults, that retries a missing broker for a long time."""
+    return {
         **os.environ, "SYNTHSTREAM_LOG__FORMAT": "json",
         "SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
         "SYNTHSTREAM_SINKS__KAFKA__REQUEST_TIMEOUT_MS": "2000",
-        "SYNTHSTREAM_BME280__KAFKA_TOPIC": "bme280-late",
-        "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
+        "SYNTHSTREAM_BME280__KAFKA_TOPIC": topic,
+        "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": interval_s,
         "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
         "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0",
         "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.3", "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "1000",
+        "SYNTHSTREAM_DELIVERY__LINGER_S": "0",
     }  # fmt: skip
+
+
+def test_broker_down_at_start_then_up_loses_nothing() -> None:
+    port = free_port()
+    env = resilient_env(port, "bme280-late", interval_s="1")
     producer = subprocess.Popen(
         [sys.executable, "-m", "producer", "run", "--backfill", "--start",
          "2024-05-01T00:00:00", "--end", "2024-05-01T00:01:00", "--sinks", "kafka",
@@ -134,17 +140,7 @@ def test_broker_down_at_start_then_up_loses_nothing() -> None:
 
 def test_broker_gone_mid_stream_and_back_every_record_is_acknowledged() -> None:
     port = free_port()
-    env = {
-        **os.environ, "SYNTHSTREAM_LOG__FORMAT": "json",
-        "SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-        "SYNTHSTREAM_SINKS__KAFKA__REQUEST_TIMEOUT_MS": "2000",
-        "SYNTHSTREAM_BME280__KAFKA_TOPIC": "bme280-restart",
-        "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "0.1",
-        "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
-        "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0",
-        "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.3", "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "1000",
-        "SYNTHSTREAM_DELIVERY__LINGER_S": "0",
-    }  # fmt: skip
+    env = resilient_env(port, "bme280-restart", interval_s="0.1")
     with kafka_broker(port):
         producer = subprocess.Popen(
             [sys.executable, "-m", "producer", "run", "--duration", "8", "--sinks", "kafka",
