@@ -34,6 +34,8 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.datasets
 	$(BIN)/python -m bench.kinesis
+	$(BIN)/python -m bench.ecommerce
+	$(BIN)/python -m bench.kafka
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out

@@ -28,10 +28,9 @@ from producer.delivery import Route
 from producer.errors import ConfigError
 from producer.faults import FaultOutput
 from producer.metrics import Metrics
-from producer.rates import Due
 from producer.server import MetricsServer
 from producer.settings import Settings
-from producer.streams import Stream, build_stream
+from producer.streams import Channel, Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink
 from sinks.http import HttpSink
@@ -52,6 +51,15 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def _destinations(settings: Settings, sink: str) -> dict[str, str]:
+    """Each channel's topic, Kinesis stream or HTTP path for ``sink``."""
+    return {
+        channel: settings.stream(stream).destination(sink, channel)
+        for stream in settings.streams
+        for channel in settings.stream(stream).channels(stream)
+    }
+
+
 def build_sinks(
     settings: Settings, names: Iterable[str], metrics: Metrics | None = None
 ) -> dict[str, Sink]:
@@ -66,16 +74,11 @@ def build_sinks(
         elif name == "file":
             sinks[name] = FileSink(settings.sinks.file, suffix)
         elif name == "http":
-            paths = {stream: settings.stream(stream).http_path for stream in settings.streams}
-            sinks[name] = HttpSink(settings.sinks.http, paths, metrics)
+            sinks[name] = HttpSink(settings.sinks.http, _destinations(settings, name), metrics)
         elif name == "kafka":
-            topics = {stream: settings.stream(stream).kafka_topic for stream in settings.streams}
-            sinks[name] = KafkaSink(settings.sinks.kafka, topics)
+            sinks[name] = KafkaSink(settings.sinks.kafka, _destinations(settings, name))
         elif name == "kinesis":
-            streams = {
-                stream: settings.stream(stream).kinesis_stream for stream in settings.streams
-            }
-            sinks[name] = KinesisSink(settings.sinks.kinesis, streams)
+            sinks[name] = KinesisSink(settings.sinks.kinesis, _destinations(settings, name))
         elif name == "null":
             sinks[name] = NullSink()
         else:  # unreachable: Settings validates sink names
@@ -102,75 +105,88 @@ class Engine:
         sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
         self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names, self.metrics)
         for stream in self.streams:
-            for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
-                stream.routes.append(
-                    Route(
-                        stream.name,
-                        stream.generator.schema,
-                        self.sinks[sink_name],
-                        settings.delivery,
-                        self.metrics,
+            for channel in stream.channels:
+                for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
+                    channel.routes.append(
+                        Route(
+                            channel.name,
+                            stream.source.channels[channel.name],
+                            self.sinks[sink_name],
+                            settings.delivery,
+                            self.metrics,
+                        )
                     )
-                )
-            self.metrics.entities.labels(stream.name).set(stream.generator.entity_ids.size)
+            for channel_name, count in stream.source.entities().items():
+                self.metrics.entities.labels(channel_name).set(count)
+            self.metrics.watch_kinds(stream.source)
         self.generated = 0
         self.cursor_ms = 0
 
     @property
+    def channels(self) -> list[Channel]:
+        return [channel for stream in self.streams for channel in stream.channels]
+
+    @property
     def routes(self) -> list[Route]:
-        return [route for stream in self.streams for route in stream.routes]
+        return [route for channel in self.channels for route in channel.routes]
 
     # ------------------------------------------------------------------ scheduling
     async def _tick(self, t0: int, t1: int, live: bool) -> bool:
         """Generate and route everything due in ``[t0, t1)``. False once max_records is hit."""
         limit = self.settings.max_records
         for stream in self.streams:
-            due = stream.rate.due(t0, t1)
-            if limit is not None and self.generated + len(due) >= limit:
-                due = due.head(limit - self.generated)
-            if not len(due) and stream.faults.held is None:
-                continue
-            batch = stream.generator.generate(due) if len(due) else None
-            self.generated += len(due)
-            result = stream.faults.apply(batch, t1)
-            await self._route(stream, result, due if live and len(due) else None)
+            remaining = None if limit is None else limit - self.generated
+            batches = stream.source.advance(t0, t1, remaining)
+            for channel in stream.channels:
+                batch = batches.get(channel.name)
+                if batch is None and channel.faults.held is None:
+                    continue
+                if batch is not None:
+                    self.generated += len(batch)
+                result = channel.faults.apply(batch, t1)
+                lag_of = (
+                    int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
+                )
+                await self._route(channel, result, lag_of)
         self.metrics.event_time.set(t1 / 1000)
         return limit is None or self.generated < limit
 
-    async def _route(self, stream: Stream, result: FaultOutput, lag_of: Due | None) -> None:
+    async def _route(self, channel: Channel, result: FaultOutput, lag_of: int | None) -> None:
         now = time.time()
         m = self.metrics
+        name = channel.name
         # Counted in one synchronous step, so /metrics never sees a half-done transition.
         if result.generated:
-            m.observe_generated(stream.name, result.generated, now)
-            m.dropped_by_fault.labels(stream.name).inc(result.dropped)
-            m.duplicated_by_fault.labels(stream.name).inc(result.duplicated)
+            m.observe_generated(name, result.generated, now)
+            m.dropped_by_fault.labels(name).inc(result.dropped)
+            m.duplicated_by_fault.labels(name).inc(result.duplicated)
         for entry in result.truth:
-            m.faults_injected.labels(stream.name, entry.kind).inc(len(entry.records))
-        stream.record_ground_truth(result.truth)
-        for route in stream.routes:
+            m.faults_injected.labels(name, entry.kind).inc(len(entry.records))
+        channel.record_ground_truth(result.truth)
+        for route in channel.routes:
             route.accept(result.accepted)
         if lag_of is not None:
-            m.scheduler_lag.labels(stream.name).observe(
-                max(0.0, now - int(lag_of.time_ms[0]) / 1000)
-            )
+            m.scheduler_lag.labels(name).observe(max(0.0, now - lag_of / 1000))
         if len(result.batch):
-            for route in stream.routes:
+            for route in channel.routes:
                 await route.put(result.batch)
 
     async def _release_held(self) -> None:
         """At the end of a run, what faults still hold (late, replayed) goes out now."""
-        for stream in self.streams:
-            held = stream.faults.flush()
+        for channel in self.channels:
+            held = channel.faults.flush()
             if held is not None:
-                await self._route(stream, FaultOutput(held), None)
+                await self._route(channel, FaultOutput(held), None)
 
     def _next_due(self, t: int) -> int:
-        return min(stream.rate.next_due(t) for stream in self.streams)
+        return min(stream.source.next_due(t) for stream in self.streams)
+
+    def _target_rates(self, t: int) -> dict[str, float]:
+        return {k: v for stream in self.streams for k, v in stream.source.target_rates(t).items()}
 
     def _set_targets(self, t: int) -> None:
-        for stream in self.streams:
-            self.metrics.target_rate.labels(stream.name).set(stream.rate.target_rate(t))
+        for channel, rate in self._target_rates(t).items():
+            self.metrics.target_rate.labels(channel).set(rate)
 
     async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
         cursor = start_ms
@@ -207,7 +223,7 @@ class Engine:
     ) -> int:
         """Tick through ``[start, end)`` of event time; with no end, until caught up to now."""
         self._set_targets(start_ms)
-        rate = sum(max(s.rate.target_rate(start_ms), 1e-3) for s in self.streams)
+        rate = sum(max(r, 1e-3) for r in self._target_rates(start_ms).values())
         chunk = int(min(MAX_CHUNK_MS, max(1_000, BACKFILL_CHUNK_RECORDS / rate * 1000)))
         if speed is not None:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
@@ -261,7 +277,7 @@ class Engine:
             mode="backfill" if backfill.enabled else "live",
             origin=iso(start_ms),
             metrics_port=server.port if server else None,
-            entities={st.name: int(st.generator.entity_ids.size) for st in self.streams},
+            entities={st.name: st.source.entities() for st in self.streams},
             settings=s.redacted(),
         )
         try:
@@ -351,17 +367,17 @@ class Engine:
         m = self.metrics
         streams = {}
         undelivered = 0
-        for stream in self.streams:
-            label = {"stream": stream.name}
+        for channel in self.channels:
+            label = {"stream": channel.name}
             per_sink = {}
-            for route in stream.routes:
+            for route in channel.routes:
                 undelivered += route.failed_count + route.in_flight
                 per_sink[route.sink.name] = {
                     "delivered": route.delivered_count,
                     "failed": route.failed_count,
                     "in_flight": route.in_flight,
                 }
-            streams[stream.name] = {
+            streams[channel.name] = {
                 "generated": int(m.value("synthstream_records_generated_total", label)),
                 "dropped_by_fault": int(
                     m.value("synthstream_records_dropped_by_fault_total", label)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from producer import __version__
 from producer.errors import ConfigError
+from producer.rates import HOUR_MS
 from producer.settings import (
     KNOWN_SINKS,
     KNOWN_STREAMS,
@@ -87,6 +91,20 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate settings and try every sink")
     common(check)
+
+    stats = commands.add_parser(
+        "stats", help="generate a window in memory and report counts, kinds and mix"
+    )
+    common(stats)
+    stats.add_argument("--hours", type=int, default=24, help="hours of event time (default 24)")
+    stats.add_argument(
+        "--start", dest="stats_start", metavar="ISO", help="window start (default: the last hours)"
+    )
+
+    catalog = commands.add_parser(
+        "catalog", help="write the e-commerce users and products as JSON lines"
+    )
+    common(catalog)
 
     config = commands.add_parser("config", help="print the effective settings or every variable")
     common(config)
@@ -199,6 +217,31 @@ def _check(settings: Settings) -> int:
     return asyncio.run(probe())
 
 
+def orjson_dumps(value: object) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def _stats(settings: Settings, start: str | None, hours: int) -> int:
+    from producer.stats import describe
+
+    if hours < 1:
+        raise ConfigError(f"--hours: needs a whole number of hours >= 1, got {hours}")
+    if start is None:
+        start_ms = (int(time.time() * 1000) // HOUR_MS - hours) * HOUR_MS
+    else:
+        try:
+            moment = datetime.fromisoformat(start)
+        except ValueError:
+            raise ConfigError(f"--start: expected an ISO 8601 time, got {start!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        start_ms = int(moment.timestamp() * 1000)
+    print(orjson_dumps(describe(settings, start_ms, hours)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -220,6 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(settings)
+        if args.command == "stats":
+            return _stats(settings, args.stats_start, args.hours)
+        if args.command == "catalog":
+            from producer.stats import write_catalog
+
+            folder = args.out or "data/catalog"
+            print(orjson_dumps(write_catalog(settings, Path(folder))))
+            return 0
         return _run(settings)
     except ConfigError as exc:
         print(f"synthstream: error: {exc}", file=sys.stderr)

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import platform
 from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from producer import __version__
 
@@ -149,6 +153,12 @@ class Metrics:
         self.build = Info(p + "build", "Version of synthstream.", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._windows: dict[str, RateWindow] = {}
+        self._kinds = KindCollector()
+        r.register(self._kinds)
+
+    def watch_kinds(self, source: HasKinds) -> None:
+        """Export ``source``'s generated records by kind (event types, fraud patterns)."""
+        self._kinds.sources.append(source.kind_counts)
 
     def observe_generated(self, stream: str, count: int, now_s: float) -> None:
         self.generated.labels(stream).inc(count)
@@ -159,6 +169,29 @@ class Metrics:
         """A sample's current value (0 when it was never set): for tests and the summary."""
         sample = self.registry.get_sample_value(name, labels or {})
         return 0.0 if sample is None else sample
+
+
+class HasKinds(Protocol):
+    def kind_counts(self) -> dict[tuple[str, str], int]: ...
+
+
+class KindCollector(Collector):
+    """``synthstream_records_by_kind_total{stream, kind}``, read from the sources at scrape
+    time (the sources count as they generate, on the loop that serves /metrics)."""
+
+    def __init__(self) -> None:
+        self.sources: list[Callable[[], dict[tuple[str, str], int]]] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "synthstream_records_by_kind",
+            "Generated records by domain kind (event type, fraud pattern), before faults.",
+            labels=["stream", "kind"],
+        )
+        for counts in self.sources:
+            for (stream, kind), value in sorted(counts().items()):
+                family.add_metric([stream, kind], value)
+        yield family
 
 
 class RateWindow:

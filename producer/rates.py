@@ -177,13 +177,12 @@ class TotalRate:
     def _hour_offset(self, hour: int) -> float:
         return float(rng.uniform(rng.combine(self.key, np.asarray([hour])), 0)[0])
 
-    def _arrivals(self, hour: int, t0: int, t1: int) -> tuple[I64, I64]:
-        """Global entity ids and times of this hour's arrivals in ``[t0, t1)``."""
+    def _arrivals(self, hour: int, t0: int, t1: int) -> tuple[I64, I64, U64]:
+        """Global entity ids, times and keys of this hour's arrivals in ``[t0, t1)``."""
         rate = self.rate_in_hour(hour)
         h0 = hour * HOUR_MS
         if rate <= 0:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint64)
         per_ms = rate / 1000.0
         off = self._hour_offset(hour)
         count = math.ceil(HOUR_MS * per_ms - off)
@@ -194,23 +193,33 @@ class TotalRate:
         keep = (t >= t0) & (t < t1) & (t < h0 + HOUR_MS)
         j, t = j[keep], t[keep]
         keys = rng.combine(rng.combine(self.key, np.full(j.size, hour, dtype=np.int64)), j)
-        entity = (rng.draw(keys, 0) % np.uint64(self.n)).astype(np.int64)
-        return entity, t
+        return self.pick(hour, keys), t, keys
 
-    def due(self, t0: int, t1: int) -> Due:
+    def pick(self, hour: int, keys: U64) -> I64:
+        """The entity of each arrival: uniform over all entities (subclasses weigh them)."""
+        entity: I64 = (rng.draw(keys, 0) % np.uint64(self.n)).astype(np.int64)
+        return entity
+
+    def arrivals(self, t0: int, t1: int) -> tuple[I64, I64, U64]:
+        """This process's arrivals in ``[t0, t1)``: local entity index, time, key."""
         ents: list[I64] = []
         times: list[I64] = []
+        keys: list[U64] = []
         for hour in range(t0 // HOUR_MS, (t1 - 1) // HOUR_MS + 1):
             lo, hi = max(t0, hour * HOUR_MS), min(t1, (hour + 1) * HOUR_MS)
-            entity, t = self._arrivals(hour, lo, hi)
+            entity, t, k = self._arrivals(hour, lo, hi)
             local = self.local[entity]
             keep = local >= 0
             ents.append(local[keep])
             times.append(t[keep])
+            keys.append(k[keep])
         if not ents:
-            empty = np.empty(0, dtype=np.int64)
-            return Due(empty, empty)
-        return Due(np.concatenate(ents), np.concatenate(times))
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint64)
+        return np.concatenate(ents), np.concatenate(times), np.concatenate(keys)
+
+    def due(self, t0: int, t1: int) -> Due:
+        local, t, _ = self.arrivals(t0, t1)
+        return Due(local, t)
 
     def next_due(self, t: int) -> int:
         hour = t // HOUR_MS

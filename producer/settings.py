@@ -8,13 +8,15 @@ is an environment variable ``SYNTHSTREAM_<FIELD>``, nested fields joined by ``__
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -32,7 +34,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
-KNOWN_STREAMS = ("bme280", "air_quality")
+KNOWN_STREAMS = ("bme280", "air_quality", "ecommerce")
 KNOWN_SINKS = ("stdout", "file", "http", "kafka", "kinesis", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -228,11 +230,22 @@ class StreamSettings(_Model):
     """What every stream has: sinks, a rate model, faults, and where each sink puts it."""
 
     sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
-    rate: RateSettings = RateSettings()
     faults: FaultSettings = FaultSettings()
     http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
     kafka_topic: str = Field("records", description="Topic of the kafka sink.")
     kinesis_stream: str = Field("records", description="Stream of the kinesis sink.")
+
+    # Record types of a stream with several (their names replace {type} in the destinations).
+    CHANNELS: ClassVar[tuple[str, ...]] = ()
+
+    def channels(self, stream: str) -> tuple[str, ...]:
+        return self.CHANNELS or (stream,)
+
+    def destination(self, sink: str, channel: str) -> str:
+        """Where ``sink`` sends ``channel``'s records: a topic, a Kinesis stream, a path."""
+        field = {"kafka": "kafka_topic", "kinesis": "kinesis_stream", "http": "http_path"}[sink]
+        value: str = getattr(self, field)
+        return value.replace("{type}", channel)
 
     @field_validator("sinks")
     @classmethod
@@ -249,7 +262,13 @@ class StreamSettings(_Model):
         raise NotImplementedError
 
 
-class Bme280Settings(StreamSettings):
+class SensorStreamSettings(StreamSettings):
+    """A stream of entities due on a rate model: each on an interval, or a total rate."""
+
+    rate: RateSettings = RateSettings()
+
+
+class Bme280Settings(SensorStreamSettings):
     """The BME280 stream: a temperature/humidity/pressure sensor per device."""
 
     devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
@@ -303,7 +322,7 @@ class Bme280Settings(StreamSettings):
         return float(low), float(high)
 
 
-class AirQualitySettings(StreamSettings):
+class AirQualitySettings(SensorStreamSettings):
     """Air-quality measurements of real cities (seed 000): a random city per message."""
 
     rate: RateSettings = RateSettings(total_per_s=1.0)
@@ -330,6 +349,86 @@ class AirQualitySettings(StreamSettings):
     @property
     def entities(self) -> int:
         return self.cities
+
+
+ECOMMERCE_SCENARIOS = ("normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode")
+FRAUD_PATTERNS = ("velocity", "location", "amount", "time", "device", "category")
+
+
+class EcommerceSettings(StreamSettings):
+    """E-commerce (seed 002): users' sessions give user events and transactions (some of them
+    fraud, each with a fraud alert); products get updates; analytics results summarise."""
+
+    CHANNELS: ClassVar[tuple[str, ...]] = (
+        "transactions", "user-events", "product-updates", "fraud-alerts", "analytics-results",
+    )  # fmt: skip
+
+    users: int = Field(10_000, ge=1, le=5_000_000, description="Users (made once from the seed).")
+    products: int = Field(1_000, ge=10, le=1_000_000, description="Products in the catalog.")
+    transactions_per_hour: float = Field(
+        10_000, gt=0, description="Transactions/h of an average weekday hour, before scenario."
+    )
+    user_events_per_hour: float = Field(
+        100_000, gt=0, description="User events/h of an average weekday hour (>= 9.5 x txns)."
+    )
+    product_updates_per_hour: float = Field(
+        1_000, ge=0, description="Product updates/h (price changes, stock, ratings)."
+    )
+    analytics_window_s: int = Field(
+        180, ge=10, le=86_400,
+        description="Analytics results: 5 metrics x 5 regions per window (180 s: 500/h).",
+    )  # fmt: skip
+    fraud_rate: float | None = Field(
+        None, ge=0, le=0.5,
+        description="Share of fraudulent transactions (default 0.001; fraud_testing 0.1).",
+    )  # fmt: skip
+    fraud_patterns: NumberList = Field(
+        [0.2, 0.2, 0.2, 0.15, 0.15, 0.1],
+        description=f"Weights of {', '.join(FRAUD_PATTERNS)} among fraudulent transactions.",
+    )
+    scenario: Literal[
+        "normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode"
+    ] = Field(
+        "normal_traffic",
+        description="normal_traffic, peak_traffic (x3), fraud_testing (fraud 10%), "
+        "maintenance_mode (x0.1).",
+    )  # fmt: skip
+    weekend_multiplier: float = Field(1.5, ge=0, description="Saturday and Sunday, local time.")
+    seasonal_events: bool = Field(
+        True, description="Black Friday x8, Cyber Monday x4, Christmas x6, back to school x1.3."
+    )
+    http_path: str = Field(
+        "/api/v1/ecommerce/{type}", description="Path per record type ({type}: transactions...)."
+    )
+    kafka_topic: str = Field(
+        "{type}", description="Topic per record type: transactions, user-events, "
+        "product-updates, fraud-alerts, analytics-results.",
+    )  # fmt: skip
+    kinesis_stream: str = Field("{type}", description="Kinesis stream per record type.")
+
+    @property
+    def entities(self) -> int:
+        return self.users
+
+    @property
+    def effective_fraud_rate(self) -> float:
+        if self.fraud_rate is not None:
+            return self.fraud_rate
+        return 0.1 if self.scenario == "fraud_testing" else 0.001
+
+    @property
+    def traffic_factor(self) -> float:
+        return {"peak_traffic": 3.0, "maintenance_mode": 0.1}.get(self.scenario, 1.0)
+
+    @field_validator("fraud_patterns")
+    @classmethod
+    def _weights(cls, weights: list[float]) -> list[float]:
+        if len(weights) != len(FRAUD_PATTERNS) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"needs {len(FRAUD_PATTERNS)} non-negative weights "
+                f"({', '.join(FRAUD_PATTERNS)}), got {weights}"
+            )
+        return weights
 
 
 class StdoutSinkSettings(_Model):
@@ -528,14 +627,42 @@ class Shard(_Model):
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> Shard:
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    def parse(cls, text: str, replica: Callable[[], int] | None = None) -> Shard:
+        """``I/N``, or ``auto/N``: I is this container's replica number minus one, from its
+        name (``<project>-producer-<n>``, as ``docker compose up --scale`` names them)."""
+        match = re.fullmatch(r"\s*(\d+|auto)\s*/\s*(\d+)\s*", text)
         if not match:
-            raise ValueError(f"expected I/N such as 0/2, got {text!r}")
-        index, count = int(match[1]), int(match[2])
+            raise ValueError(f"expected I/N such as 0/2, or auto/N, got {text!r}")
+        count = int(match[2])
+        if match[1] == "auto":
+            index = (replica or replica_index)()
+            if index >= count:
+                raise ValueError(
+                    f"this is replica {index + 1} but {text!r} says {count}: "
+                    "set N (SYNTHSTREAM_REPLICAS in docker compose) to the replica count"
+                )
+        else:
+            index = int(match[1])
         if count < 1 or index >= count:
             raise ValueError(f"needs 0 <= I < N, got {text!r}")
         return cls(index=index, count=count)
+
+
+def replica_index(
+    hostname: Callable[[], str] = socket.gethostname,
+    lookup: Callable[[str], str] = lambda host: socket.gethostbyaddr(socket.gethostbyname(host))[0],
+) -> int:
+    """This container's replica number minus one. Compose names replicas
+    ``<project>-<service>-<n>`` (``_`` in old versions); its DNS answers the reverse lookup
+    of a container's address with that name. Outside a container, 0."""
+    names = [hostname()]
+    with contextlib.suppress(OSError):
+        names.insert(0, lookup(names[0]))
+    for name in names:
+        match = re.search(r"[-_](\d+)$", name.split(".")[0])
+        if match:
+            return int(match[1]) - 1
+    return 0
 
 
 class Settings(BaseSettings):
@@ -548,7 +675,11 @@ class Settings(BaseSettings):
 
     profile: str = Field("development", description="Profile: profiles/<name>.env.")
     seed: int = Field(42, ge=0, lt=2**63, description="Same seed, same records.")
-    shard: str = Field("0/1", description="I/N: keep the entities of shard I of N.")
+    shard: str = Field(
+        "0/1",
+        description="I/N: keep the entities of shard I of N; auto/N takes I from the "
+        "container's replica number (docker compose --scale).",
+    )
     streams: CommaList = Field(["bme280"], description="Streams to run.")
     duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
     max_records: int | None = Field(None, ge=1, description="Stop after this many records.")
@@ -560,6 +691,7 @@ class Settings(BaseSettings):
     backfill: BackfillSettings = BackfillSettings()
     bme280: Bme280Settings = Bme280Settings()
     air_quality: AirQualitySettings = AirQualitySettings()
+    ecommerce: EcommerceSettings = EcommerceSettings()
 
     @field_validator("streams")
     @classmethod
@@ -574,8 +706,8 @@ class Settings(BaseSettings):
     @field_validator("shard")
     @classmethod
     def _shard(cls, value: str) -> str:
-        Shard.parse(value)
-        return value
+        shard = Shard.parse(value)  # auto/N resolved here, once
+        return f"{shard.index}/{shard.count}"
 
     @property
     def shard_spec(self) -> Shard:

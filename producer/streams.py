@@ -1,4 +1,5 @@
-"""A stream at run time: its entities (this shard's), generator, rate model, faults, routes."""
+"""A stream at run time: its source (entities of this shard, generator, rate model) and its
+channels, each with its faults, ground truth and routes."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ import orjson
 from producer import rng
 from producer.delivery import Route
 from producer.faults import Faults, Truth
-from producer.generators import Generator
+from producer.generators import Generator, SingleChannel, Source
 from producer.generators.air_quality import AirQualityGenerator
 from producer.generators.bme280 import Bme280Generator
+from producer.generators.ecommerce import EcommerceSource
 from producer.rates import FixedInterval, RateModel, TotalRate
 from producer.rng import I64, U64
-from producer.settings import AirQualitySettings, Bme280Settings, Settings, Shard, StreamSettings
+from producer.settings import (
+    AirQualitySettings,
+    Bme280Settings,
+    EcommerceSettings,
+    SensorStreamSettings,
+    Settings,
+    Shard,
+)
 
 
 def shard_entities(stream: str, count: int, shard: Shard) -> I64:
@@ -35,10 +44,10 @@ def entity_keys(seed: int, stream: str, ids: I64) -> U64:
 
 
 @dataclass
-class Stream:
+class Channel:
+    """One record type of a stream: its faults, ground-truth file and routes to sinks."""
+
     name: str
-    generator: Generator
-    rate: RateModel
     faults: Faults
     ground_truth: Path | None = None
     routes: list[Route] = field(default_factory=list)
@@ -67,7 +76,7 @@ class Stream:
             out.write(b"".join(lines))
 
 
-def build_generator(stream_settings: StreamSettings, ids: I64, keys: U64) -> Generator:
+def build_generator(stream_settings: SensorStreamSettings, ids: I64, keys: U64) -> Generator:
     """The one place that knows which generator serves which stream settings."""
     if isinstance(stream_settings, Bme280Settings):
         return Bme280Generator(stream_settings, ids, keys)
@@ -76,12 +85,42 @@ def build_generator(stream_settings: StreamSettings, ids: I64, keys: U64) -> Gen
     raise TypeError(f"no generator for {type(stream_settings).__name__}")
 
 
+@dataclass
+class Stream:
+    name: str
+    source: Source
+    channels: list[Channel]
+
+
 def build_stream(name: str, settings: Settings) -> Stream:
     stream_settings = settings.stream(name)
     shard = settings.shard_spec
+    source: Source
+    if isinstance(stream_settings, EcommerceSettings):
+        source = EcommerceSource(stream_settings, settings.seed, shard)
+    else:
+        assert isinstance(stream_settings, SensorStreamSettings)
+        source = _sensor_source(name, stream_settings, settings.seed, shard)
+    channels = []
+    for channel, schema in source.channels.items():
+        ground_truth = None
+        if stream_settings.faults.ground_truth:
+            suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
+            ground_truth = settings.sinks.file.dir / f"{channel}{suffix}.ground-truth.jsonl"
+        key = rng.text_key(settings.seed, name, "faults")
+        if channel != name:
+            key = rng.text_key(settings.seed, name, channel, "faults")
+        faults = Faults(stream_settings.faults, key, schema)
+        channels.append(Channel(channel, faults, ground_truth))
+    return Stream(name, source, channels)
+
+
+def _sensor_source(
+    name: str, stream_settings: SensorStreamSettings, seed: int, shard: Shard
+) -> SingleChannel:
     total = stream_settings.entities
     ids = shard_entities(name, total, shard)
-    keys = entity_keys(settings.seed, name, ids)
+    keys = entity_keys(seed, name, ids)
     generator = build_generator(stream_settings, ids, keys)
     rate_settings = stream_settings.rate
     rate: RateModel
@@ -89,14 +128,14 @@ def build_stream(name: str, settings: Settings) -> Stream:
         local = np.full(total, -1, dtype=np.int64)
         local[ids] = np.arange(ids.size, dtype=np.int64)
         rate = TotalRate(
-            rng.text_key(settings.seed, name, "arrivals"),
+            rng.text_key(seed, name, "arrivals"),
             total,
             local,
             rate_settings,
             ids.size / total,
         )
     else:
-        offset = float(rng.uniform(rng.combine(rng.text_key(settings.seed, name), 0), 7)[0])
+        offset = float(rng.uniform(rng.combine(rng.text_key(seed, name), 0), 7)[0])
         rate = FixedInterval(
             ids,
             keys,
@@ -105,12 +144,4 @@ def build_stream(name: str, settings: Settings) -> Stream:
             offset,
             rate_settings.aligned,
         )
-    ground_truth = None
-    if stream_settings.faults.ground_truth:
-        folder = settings.sinks.file.dir
-        suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
-        ground_truth = folder / f"{name}{suffix}.ground-truth.jsonl"
-    faults = Faults(
-        stream_settings.faults, rng.text_key(settings.seed, name, "faults"), generator.schema
-    )
-    return Stream(name, generator, rate, faults, ground_truth)
+    return SingleChannel(generator, rate)

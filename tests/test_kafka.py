@@ -171,3 +171,68 @@ def test_broker_gone_mid_stream_and_back_every_record_is_acknowledged() -> None:
     assert summary["generated"] > 1000
     # What the broker held before it went away is gone with it (Tansu keeps data in memory):
     # the claim here is the producer's, that every record was acknowledged by a broker.
+
+
+async def test_ecommerce_topics_keyed_in_order_and_referentially_whole() -> None:
+    """All five e-commerce topics: counts against the metrics, one partition per key, time
+    order per key (so per user for transactions), and references that resolve."""
+    channels = ("transactions", "user-events", "product-updates", "fraud-alerts",
+                "analytics-results")  # fmt: skip
+    with kafka_broker() as bootstrap:
+        settings = load_settings(
+            {
+                "streams": "ecommerce", "metrics": {"enabled": False},
+                "backfill": {"enabled": True, "start": "2024-05-01T12:00:00",
+                             "end": "2024-05-01T12:10:00", "progress": "off"},
+                "ecommerce": {"sinks": "kafka", "scenario": "fraud_testing",
+                              "kafka_topic": "shop.{type}",
+                              "faults": {"drop_rate": 0, "duplicate_rate": 0.01}},
+                "sinks": {"kafka": {"bootstrap_servers": bootstrap}},
+            }
+        )  # fmt: skip
+        metrics = Metrics()
+        outcome = await Engine(settings, metrics).run(Stopper())
+        assert outcome.exit_code == 0
+        topics: dict[str, list[Any]] = {}
+        for channel in channels:
+            generated = metrics.value("synthstream_records_generated_total", {"stream": channel})
+            delivered = metrics.value(
+                "synthstream_records_delivered_total", {"stream": channel, "sink": "kafka"}
+            )
+            assert delivered == generated > 0, channel
+            topics[channel] = await consume(bootstrap, f"shop.{channel}", int(generated))
+            assert len(topics[channel]) == generated, channel
+    keys = {"transactions": "user_id", "user-events": "session_id",
+            "product-updates": "product_id", "fraud-alerts": "transaction_id",
+            "analytics-results": "metric_type"}  # fmt: skip
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for channel, messages in topics.items():
+        rows[channel] = [orjson.loads(m.value) for m in messages]
+        partitions: dict[bytes, set[int]] = {}
+        last: dict[tuple[int, bytes], int] = {}
+        for message, row in zip(messages, rows[channel], strict=True):
+            assert message.key == str(row[keys[channel]]).encode()
+            partitions.setdefault(message.key, set()).add(message.partition)
+            slot = (message.partition, message.key)
+            assert message.timestamp >= last.get(slot, 0), f"{channel}: a key's records in order"
+            last[slot] = message.timestamp
+        assert all(len(p) == 1 for p in partitions.values()), channel
+    # References resolve: users and products exist, every transaction is a session's purchase
+    # event, every alert is about a fraudulent transaction that came before it.
+    purchases = {
+        r["transaction_id"]: (r["user_id"], r["session_id"], r["timestamp"])
+        for r in rows["user-events"] if r["event_type"] == "purchase"
+    }  # fmt: skip
+    fraud = {}
+    for txn in rows["transactions"]:
+        assert 1 <= int(txn["user_id"][5:]) <= 10_000
+        assert all(1 <= int(p["product_id"][5:]) <= 1_000 for p in txn["products"])
+        assert purchases[txn["transaction_id"]] == (txn["user_id"], txn["session_id"],
+                                                    txn["timestamp"])  # fmt: skip
+        if txn["is_fraud"]:
+            fraud[txn["transaction_id"]] = txn
+    assert len(fraud) > 50
+    for alert in rows["fraud-alerts"]:
+        txn = fraud[alert["transaction_id"]]
+        assert alert["fraud_type"] == txn["fraud_pattern"]
+        assert alert["timestamp"] > txn["timestamp"] == alert["transaction_timestamp"]

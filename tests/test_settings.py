@@ -148,3 +148,17 @@ def test_check_reports_each_sink(tmp_path: Path) -> None:
     bad = cli("check", "--sinks", "file", "--out", str(blocker / "x"))
     assert bad.returncode == 1
     assert "file: NOT reachable" in bad.stdout
+
+
+def test_shard_auto_takes_the_replica_number_from_the_container_name() -> None:
+    from producer.settings import Shard, replica_index
+
+    def named(name: str) -> int:
+        return replica_index(lambda: "3f2a9c1b7d6e", lambda _host: name)
+
+    assert named("synthstream-producer-2.synthstream_default") == 1
+    assert named("synthstream_producer_3") == 2
+    assert named("3f2a9c1b7d6e") == 0  # not a compose replica: the only one
+    assert Shard.parse("auto/3", lambda: 2) == Shard(index=2, count=3)
+    with pytest.raises(ValueError, match="replica 4 but 'auto/3'"):
+        Shard.parse("auto/3", lambda: 3)

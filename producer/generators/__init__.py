@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from producer.rates import Due
+from producer.rates import Due, RateModel
 from producer.records import RecordBatch, Schema
 from producer.rng import I64, U64
 
@@ -26,6 +26,67 @@ class Generator(Protocol):
     keys: U64
 
     def generate(self, due: Due) -> RecordBatch: ...
+
+
+class Source(Protocol):
+    """What the engine runs for one stream: records of one or more channels per window.
+
+    A channel is one record type with its own schema, faults, metrics label and sink
+    destination (a Kafka topic, a Kinesis stream, an HTTP path): a sensor stream has one,
+    named after the stream; e-commerce has five (transactions, user events, ...). ``advance``
+    returns the records with event times in ``[t0, t1)``, each channel's sorted by time, at
+    most ``limit`` in all. Windows that partition time give records that partition the
+    output, whatever the window sizes, so live runs, backfills and shards agree.
+    """
+
+    stream: str
+    channels: dict[str, Schema]
+
+    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]: ...
+
+    def next_due(self, t: int) -> int:
+        """A lower bound of the first event time ``>= t`` of any channel."""
+        ...
+
+    def target_rates(self, t: int) -> dict[str, float]:
+        """Intended records/s per channel at time ``t`` for this process."""
+        ...
+
+    def entities(self) -> dict[str, int]:
+        """Entities behind each channel in this process (devices, users, products)."""
+        ...
+
+    def kind_counts(self) -> dict[tuple[str, str], int]:
+        """Generated records by (channel, kind) so far, for domain statistics."""
+        ...
+
+
+class SingleChannel:
+    """A ``Generator`` and its rate model as a one-channel ``Source``."""
+
+    def __init__(self, generator: Generator, rate: RateModel) -> None:
+        self.stream = generator.stream
+        self.generator = generator
+        self.rate = rate
+        self.channels = {generator.stream: generator.schema}
+
+    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]:
+        due = self.rate.due(t0, t1)
+        if limit is not None and len(due) > limit:
+            due = due.head(limit)
+        return {self.stream: self.generator.generate(due)} if len(due) else {}
+
+    def next_due(self, t: int) -> int:
+        return self.rate.next_due(t)
+
+    def target_rates(self, t: int) -> dict[str, float]:
+        return {self.stream: self.rate.target_rate(t)}
+
+    def entities(self) -> dict[str, int]:
+        return {self.stream: int(self.generator.entity_ids.size)}
+
+    def kind_counts(self) -> dict[tuple[str, str], int]:
+        return {}
 
 
 def rank_within_entity(local: I64) -> I64:
