@@ -16,7 +16,14 @@ from pathlib import Path
 from tests.conftest import next_event
 from tests.services import free_port, ingest, kafka_broker, localstack
 
-ROUTES = {("bme280", "http"), ("bme280", "kafka"), ("air_quality", "kinesis")}
+ROUTES = {
+    ("bme280", "http"),
+    ("bme280", "kafka"),
+    ("air_quality", "kinesis"),
+    ("transactions", "kafka"),
+    ("user-events", "kafka"),
+    ("product-updates", "kafka"),
+}
 
 
 def query(port: int, promql: str) -> dict[tuple[str, str], float]:
@@ -41,8 +48,9 @@ def test_the_stack_runs_natively_and_prometheus_sees_every_route(tmp_path: Path)
     with ingest() as (ingest_port, _), kafka_broker() as bootstrap, localstack() as kinesis:
         env = {
             **os.environ, "SYNTHSTREAM_PROFILE": "development", "SYNTHSTREAM_LOG__FORMAT": "json",
-            "SYNTHSTREAM_STREAMS": "bme280,air_quality",
+            "SYNTHSTREAM_STREAMS": "bme280,air_quality,ecommerce",
             "SYNTHSTREAM_BME280__SINKS": "http,kafka", "SYNTHSTREAM_AIR_QUALITY__SINKS": "kinesis",
+            "SYNTHSTREAM_ECOMMERCE__SINKS": "kafka",
             "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
             "SYNTHSTREAM_AIR_QUALITY__RATE__TOTAL_PER_S": "10",
             "SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{ingest_port}",
