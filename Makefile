@@ -21,9 +21,10 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## set up, lint, type-check, install LocalStack natively, run every test
+test: lint  ## set up, lint, type-check, install LocalStack, Prometheus, PostgreSQL, run every test
 	scripts/localstack install
 	scripts/install-prometheus
+	scripts/postgres install
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figures (minutes)
@@ -36,6 +37,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.kinesis
 	$(BIN)/python -m bench.ecommerce
 	$(BIN)/python -m bench.kafka
+	$(BIN)/python -m bench.incidents
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out

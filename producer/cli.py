@@ -12,7 +12,6 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +25,7 @@ from producer.settings import (
     env_example,
     env_names,
     load_settings,
+    parse_time,
 )
 
 # Flag -> (dotted setting, how to turn the flag's value into the setting's)
@@ -105,6 +105,36 @@ def _parser() -> argparse.ArgumentParser:
         "catalog", help="write the e-commerce users and products as JSON lines"
     )
     common(catalog)
+
+    incidents = commands.add_parser(
+        "incidents", help="write the fire/EMS data sets: stations, incidents, units, assets, notes"
+    )
+    incidents.add_argument("--profile", help="profiles/<name>.env or a path")
+    incidents.add_argument("--output-dir", default="data/generated", help="destination folder")
+    incidents.add_argument("--incident-count", type=int, default=10_000, help="incidents")
+    incidents.add_argument("--station-count", help="stations (default 25)")
+    incidents.add_argument("--city", help="a city of producer/data/cities.csv (San Diego)")
+    incidents.add_argument("--seed", help="random seed: same seed and window end, same files")
+    incidents.add_argument("--output-format", choices=["csv", "parquet"], default="csv")
+    incidents.add_argument("--window-days", type=float, default=90, help="historical window")
+    incidents.add_argument(
+        "--start-datetime", "--window-end", dest="start_datetime", metavar="ISO",
+        help="end of the window (the seed's name for it; default: now)",
+    )  # fmt: skip
+    for table in ("units", "assets", "notes"):
+        incidents.add_argument(
+            f"--include-{table}", action=argparse.BooleanOptionalAction, default=True,
+            help=f"write incident_{table}",
+        )  # fmt: skip
+    incidents.add_argument("--units-min", help="dispatched units per incident, least (1)")
+    incidents.add_argument("--units-max", help="dispatched units per incident, most (3)")
+    incidents.add_argument("--assets-probability", help="chance of asset records (0.35)")
+    incidents.add_argument("--notes-probability", help="chance of note records (0.55)")
+    incidents.add_argument("--geohash-precision", help="geohash characters, 3-12 (8)")
+    incidents.add_argument(
+        "--verbose", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+    incidents.add_argument("--log-format", help="console, json or auto")
 
     config = commands.add_parser("config", help="print the effective settings or every variable")
     common(config)
@@ -217,6 +247,27 @@ def _check(settings: Settings) -> int:
     return asyncio.run(probe())
 
 
+_INCIDENT_FLAGS = {
+    "--station-count": "stations", "--city": "city", "--units-min": "units_min",
+    "--units-max": "units_max", "--assets-probability": "assets_probability",
+    "--notes-probability": "notes_probability", "--geohash-precision": "geohash_precision",
+}  # fmt: skip
+
+
+def _incidents(settings: Settings, args: argparse.Namespace) -> int:
+    from producer import logs
+    from producer.incident_tables import DataValidationError, plan_from, write_tables
+
+    logs.configure(settings.log)
+    try:
+        summary = write_tables(plan_from(settings, args))
+    except DataValidationError as exc:
+        print(f"synthstream: validation failed: {exc}", file=sys.stderr)
+        return 1
+    print(orjson_dumps(summary))
+    return 0
+
+
 def orjson_dumps(value: object) -> str:
     import orjson
 
@@ -231,13 +282,7 @@ def _stats(settings: Settings, start: str | None, hours: int) -> int:
     if start is None:
         start_ms = (int(time.time() * 1000) // HOUR_MS - hours) * HOUR_MS
     else:
-        try:
-            moment = datetime.fromisoformat(start)
-        except ValueError:
-            raise ConfigError(f"--start: expected an ISO 8601 time, got {start!r}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        start_ms = int(moment.timestamp() * 1000)
+        start_ms = int(parse_time(start, "--start").timestamp() * 1000)
     print(orjson_dumps(describe(settings, start_ms, hours)))
     return 0
 
@@ -255,6 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(env_example(), end="")
             return 0
         overrides, flags = _overrides(args)
+        if args.command == "incidents":
+            for flag, name in _INCIDENT_FLAGS.items():
+                value = getattr(args, flag.lstrip("-").replace("-", "_"))
+                if value is not None:
+                    _set(overrides, f"incidents.{name}", value)
+                    flags[f"incidents.{name}"] = flag
         settings = load_settings(overrides, flags=flags)
         if args.command == "config":
             import orjson
@@ -263,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(settings)
+        if args.command == "incidents":
+            return _incidents(settings, args)
         if args.command == "stats":
             return _stats(settings, args.stats_start, args.hours)
         if args.command == "catalog":

@@ -9,7 +9,9 @@ is an environment variable ``SYNTHSTREAM_<FIELD>``, nested fields joined by ``__
 from __future__ import annotations
 
 import contextlib
+import csv
 import difflib
+import functools
 import os
 import re
 import socket
@@ -34,7 +36,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from producer.errors import ConfigError
 
 ENV_PREFIX = "SYNTHSTREAM_"
-KNOWN_STREAMS = ("bme280", "air_quality", "ecommerce")
+KNOWN_STREAMS = ("bme280", "air_quality", "ecommerce", "incidents")
 KNOWN_SINKS = ("stdout", "file", "http", "kafka", "kinesis", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -431,6 +433,64 @@ class EcommerceSettings(StreamSettings):
         return weights
 
 
+def parse_time(text: str, flag: str) -> datetime:
+    """An ISO 8601 time from a flag, UTC when it has no zone; ConfigError naming the flag."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: expected an ISO 8601 time, got {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@functools.cache
+def city_names() -> list[str]:
+    with (PACKAGE_DIR / "data" / "cities.csv").open(newline="", encoding="utf-8") as handle:
+        return [row["city_name"] for row in csv.DictReader(handle)]
+
+
+class IncidentsSettings(StreamSettings):
+    """Fire/EMS incidents of one city (seed 001): live lifecycle events, and the relational
+    data sets of ``synthstream incidents``."""
+
+    city: str = Field(
+        "San Diego", description="A city of producer/data/cities.csv: the stations' region."
+    )
+    stations: int = Field(25, ge=1, le=500, description="Fire stations (seed: --station-count).")
+    incidents_per_hour: float = Field(
+        10_000 / (90 * 24), gt=0,
+        description="Live rate, averaged over a week (default: the seed's 10,000 in 90 days).",
+    )  # fmt: skip
+    count: int | None = Field(
+        None, ge=1, le=100_000_000,
+        description="Exactly this many incidents in the backfill window (sets the rate, "
+        "as synthstream incidents --incident-count does).",
+    )  # fmt: skip
+    units_min: int = Field(1, ge=1, le=20, description="Units dispatched per incident, least.")
+    units_max: int = Field(3, ge=1, le=20, description="Units dispatched per incident, most.")
+    assets_probability: float = Field(0.35, ge=0, le=1, description="Chance of asset records.")
+    notes_probability: float = Field(0.55, ge=0, le=1, description="Chance of note records.")
+    geohash_precision: int = Field(8, ge=3, le=12, description="Characters of location_geohash.")
+    http_path: str = Field("/api/v1/incidents", description="Path of the http sink.")
+    kafka_topic: str = Field("incidents", description="Topic (key: incident_number).")
+    kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
+
+    @property
+    def entities(self) -> int:
+        return self.stations
+
+    @model_validator(mode="after")
+    def _units(self) -> Self:
+        if self.units_min > self.units_max:
+            raise ValueError(f"units_min ({self.units_min}) must not exceed units_max "
+                             f"({self.units_max})")  # fmt: skip
+        names = city_names()
+        if self.city not in names:
+            close = difflib.get_close_matches(self.city, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"city {self.city!r} is not in producer/data/cities.csv{hint}")
+        return self
+
+
 class StdoutSinkSettings(_Model):
     """JSON lines on standard output (logs go to standard error)."""
 
@@ -692,6 +752,7 @@ class Settings(BaseSettings):
     bme280: Bme280Settings = Bme280Settings()
     air_quality: AirQualitySettings = AirQualitySettings()
     ecommerce: EcommerceSettings = EcommerceSettings()
+    incidents: IncidentsSettings = IncidentsSettings()
 
     @field_validator("streams")
     @classmethod

@@ -16,12 +16,14 @@ from producer.generators import Generator, SingleChannel, Source
 from producer.generators.air_quality import AirQualityGenerator
 from producer.generators.bme280 import Bme280Generator
 from producer.generators.ecommerce import EcommerceSource
+from producer.generators.incidents import IncidentsSource
 from producer.rates import FixedInterval, RateModel, TotalRate
 from producer.rng import I64, U64
 from producer.settings import (
     AirQualitySettings,
     Bme280Settings,
     EcommerceSettings,
+    IncidentsSettings,
     SensorStreamSettings,
     Settings,
     Shard,
@@ -98,6 +100,13 @@ def build_stream(name: str, settings: Settings) -> Stream:
     source: Source
     if isinstance(stream_settings, EcommerceSettings):
         source = EcommerceSource(stream_settings, settings.seed, shard)
+    elif isinstance(stream_settings, IncidentsSettings):
+        backfill = settings.backfill
+        window = None
+        if backfill.enabled and backfill.start is not None and backfill.end is not None:
+            window = (round(backfill.start.timestamp() * 1000),
+                      round(backfill.end.timestamp() * 1000))  # fmt: skip
+        source = IncidentsSource(stream_settings, settings.seed, shard, window)
     else:
         assert isinstance(stream_settings, SensorStreamSettings)
         source = _sensor_source(name, stream_settings, settings.seed, shard)

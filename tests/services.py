@@ -49,14 +49,7 @@ def kafka_broker(port: int | None = None) -> Iterator[str]:
         env={**os.environ, "PYTHON": sys.executable},
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("ready in"):
-                break
-        else:
-            raise RuntimeError("the Kafka broker did not start:\n" + "".join(seen))
+        wait_for_line(proc, "ready in", "the Kafka broker")
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -67,7 +60,6 @@ def kafka_broker(port: int | None = None) -> Iterator[str]:
 def localstack(**env: str) -> Iterator[str]:
     """LocalStack (Kinesis) started natively by scripts/localstack; yields its endpoint URL
     once a real ListStreams call answers (its health endpoint answers earlier)."""
-    import signal
     import time
 
     import boto3
@@ -81,14 +73,7 @@ def localstack(**env: str) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if line.strip() == "Ready.":
-                break
-        else:
-            raise RuntimeError("LocalStack did not start:\n" + "".join(seen[-30:]))
+        wait_for_line(proc, "Ready.", "LocalStack")
         client = boto3.client(
             "kinesis", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
             aws_secret_access_key="test", config=Config(retries={"max_attempts": 0}),
@@ -104,9 +89,51 @@ def localstack(**env: str) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        stop_group(proc, 15)
+
+
+def wait_for_line(proc: subprocess.Popen[str], marker: str, what: str) -> None:
+    """Read a service's output until a line containing ``marker``; fail with its last lines
+    if it ends first."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return
+    raise RuntimeError(f"{what} did not start:\n" + "".join(seen[-30:]))
+
+
+def stop_group(proc: subprocess.Popen[str], timeout: float) -> None:
+    """SIGTERM to a service's process group; SIGKILL if it is still there after ``timeout``."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+@contextmanager
+def postgres() -> Iterator[tuple[str, int]]:
+    """A fresh PostgreSQL cluster started by scripts/postgres on loopback; yields (psql
+    binary, port) once the server says it accepts connections."""
+    import shutil
+    import tempfile
+
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="synthstream-pg-")
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "postgres"), "start", folder, str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_line(proc, "ready to accept connections", "PostgreSQL")
+        psql = shutil.which("psql")
+        assert psql is not None, "psql comes with scripts/postgres install"
+        yield psql, port
+    finally:
+        stop_group(proc, 30)
+        shutil.rmtree(folder, ignore_errors=True)

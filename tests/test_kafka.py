@@ -236,3 +236,32 @@ async def test_ecommerce_topics_keyed_in_order_and_referentially_whole() -> None
         txn = fraud[alert["transaction_id"]]
         assert alert["fraud_type"] == txn["fraud_pattern"]
         assert alert["timestamp"] > txn["timestamp"] == alert["transaction_timestamp"]
+
+
+async def test_incident_lifecycles_keyed_by_number_in_order() -> None:
+    with kafka_broker() as bootstrap:
+        settings = load_settings(
+            {
+                "streams": "incidents", "metrics": {"enabled": False},
+                "backfill": {"enabled": True, "start": "2024-05-01T00:00:00",
+                             "end": "2024-05-02T00:00:00", "progress": "off"},
+                "incidents": {"sinks": "kafka", "incidents_per_hour": 60,
+                              "faults": {"drop_rate": 0, "duplicate_rate": 0}},
+                "sinks": {"kafka": {"bootstrap_servers": bootstrap}},
+            }
+        )  # fmt: skip
+        metrics = Metrics()
+        assert (await Engine(settings, metrics).run(Stopper())).exit_code == 0
+        generated = metrics.value("synthstream_records_generated_total", {"stream": "incidents"})
+        messages = await consume(bootstrap, "incidents", int(generated))
+    assert len(messages) == generated > 1000
+    stages = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
+    partition: dict[bytes, int] = {}
+    last: dict[bytes, int] = {}
+    for message in messages:
+        event = orjson.loads(message.value)
+        assert message.key == event["incident_number"].encode()
+        assert partition.setdefault(message.key, message.partition) == message.partition
+        stage = stages.index(event["event_type"])
+        assert stage >= last.get(message.key, -1), "an incident's events in lifecycle order"
+        last[message.key] = stage

@@ -48,9 +48,10 @@ def test_the_stack_runs_natively_and_prometheus_sees_every_route(tmp_path: Path)
     with ingest() as (ingest_port, _), kafka_broker() as bootstrap, localstack() as kinesis:
         env = {
             **os.environ, "SYNTHSTREAM_PROFILE": "development", "SYNTHSTREAM_LOG__FORMAT": "json",
-            "SYNTHSTREAM_STREAMS": "bme280,air_quality,ecommerce",
+            "SYNTHSTREAM_STREAMS": "bme280,air_quality,ecommerce,incidents",
             "SYNTHSTREAM_BME280__SINKS": "http,kafka", "SYNTHSTREAM_AIR_QUALITY__SINKS": "kinesis",
-            "SYNTHSTREAM_ECOMMERCE__SINKS": "kafka",
+            "SYNTHSTREAM_ECOMMERCE__SINKS": "kafka", "SYNTHSTREAM_INCIDENTS__SINKS": "kafka",
+            "SYNTHSTREAM_INCIDENTS__INCIDENTS_PER_HOUR": "3600",
             "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
             "SYNTHSTREAM_AIR_QUALITY__RATE__TOTAL_PER_S": "10",
             "SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{ingest_port}",

@@ -1,0 +1,749 @@
+"""Fire/EMS incidents (seed 001): stations, incidents, units, assets and notes of one city.
+
+One model serves both faces of the domain: the relational data sets (``synthstream
+incidents``, see ``producer.incident_tables``) and the live ``incidents`` stream of lifecycle
+events. Everything about incident ``s`` of year ``Y`` is a pure function of (seed, Y, s), and
+its report time comes from one arrival model, so the tables of a window and a backfill of the
+stream over that window describe the same incidents.
+
+Arrivals: the expected count up to time t is ``rate x M(t)``, where M integrates a traffic
+factor in the city's local time (calls peak in the afternoon, dip at 4 AM; weekends a little
+busier at night). Incident ``s`` of a year is reported when ``rate x M`` reaches ``s - 1 + u``,
+``u`` in [0.01, 0.99): exact counts over any window (to one at its edges), random spacing.
+
+The model follows seed 004: types weighted and correlated with the day's weather (brush fires
+on hot windy days, collisions in rain and fog), severity by type, delays per stage from
+log-normals by type and severity, travel time from the real distance between the station and
+the incident, conditional nulls by status as of the window's end, units from the stations
+nearest the incident (the primary first), Faker only for the few station and staff records.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from producer import rng
+from producer.generators.air_quality import load_cities
+from producer.rates import DAY_MS, HOUR_MS
+from producer.records import Schema
+from producer.rng import F64, I64, U64
+
+# ---------------------------------------------------------------------------- lookups
+# (code, label, share, severity weights LOW/MODERATE/HIGH/CRITICAL, report delay median s,
+#  on-scene median min, damage median USD (0: none), casualty mean)
+INCIDENT_TYPES = (
+    ("STRUCTURE_FIRE", "Structure Fire", 0.06, (0.15, 0.35, 0.35, 0.15), 240, 95, 45_000, 0.25),
+    ("VEHICLE_FIRE", "Vehicle Fire", 0.03, (0.30, 0.45, 0.20, 0.05), 150, 35, 9_000, 0.08),
+    ("BRUSH_FIRE", "Brush Fire", 0.03, (0.30, 0.35, 0.25, 0.10), 420, 120, 15_000, 0.03),
+    ("MEDICAL", "Medical Emergency", 0.55, (0.25, 0.40, 0.25, 0.10), 90, 32, 0, 1.0),
+    ("TRAFFIC_COLLISION", "Traffic Collision", 0.12, (0.25, 0.40, 0.25, 0.10), 60, 40, 7_500, 1.2),
+    ("HAZMAT", "Hazardous Materials", 0.015, (0.20, 0.35, 0.30, 0.15), 180, 110, 20_000, 0.15),
+    ("RESCUE", "Technical Rescue", 0.025, (0.10, 0.30, 0.40, 0.20), 120, 75, 0, 0.9),
+    ("ALARM", "Alarm Activation", 0.10, (0.70, 0.25, 0.05, 0.00), 20, 15, 0, 0.0),
+    ("GAS_LEAK", "Gas Leak", 0.02, (0.35, 0.40, 0.20, 0.05), 150, 45, 1_500, 0.05),
+    ("PUBLIC_ASSIST", "Public Assist", 0.05, (0.80, 0.20, 0.00, 0.00), 300, 25, 0, 0.0),
+)  # fmt: skip
+TYPE_CODES = tuple(t[0] for t in INCIDENT_TYPES)
+SEVERITY_CODES = ("LOW", "MODERATE", "HIGH", "CRITICAL")
+STATUS_CODES = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
+REPORTED, DISPATCHED, ON_SCENE, RESOLVED, CANCELLED = range(len(STATUS_CODES))
+SOURCE_CODES = ("PHONE_911", "ALARM_MONITORING", "FIELD_OBSERVATION", "MUTUAL_AID",
+                "ONLINE_REPORT")  # fmt: skip
+WEATHER_CODES = ("CLEAR", "CLOUDY", "RAIN", "FOG", "WIND", "STORM", "HEAT", "SNOW")
+ASSIGNMENT_ROLES = ("PRIMARY", "SUPPORT", "COMMAND")
+ASSET_TYPES = ("ENGINE", "LADDER", "MEDIC", "BATTALION_CHIEF", "HAZMAT_UNIT", "DRONE",
+               "THERMAL_CAMERA", "RESCUE_BOAT")  # fmt: skip
+ASSET_PREFIX = ("ENG", "LAD", "MED", "BC", "HM", "DRN", "TIC", "RB")
+ASSET_STATUS = ("DEPLOYED", "RETURNED", "DAMAGED")
+LOOKUPS: dict[str, tuple[str, ...]] = {
+    "incident_type": TYPE_CODES, "severity": SEVERITY_CODES, "status": STATUS_CODES,
+    "source": SOURCE_CODES, "weather_condition": WEATHER_CODES,
+}  # fmt: skip
+
+_SEVERITY_PACE = np.array([1.4, 1.0, 0.8, 0.6])  # dispatch delay factor by severity
+_SEVERITY_SCENE = np.array([0.6, 1.0, 1.5, 2.4])  # time on scene factor
+_SEVERITY_DAMAGE = np.array([0.2, 1.0, 4.0, 15.0])
+_SEVERITY_UNITS = np.array([0.0, 0.5, 1.2, 2.0])  # extra units (before clipping)
+# Type weight by weather: hot or windy days burn, wet roads crash, storms need rescues.
+_WEATHER_FACTOR = np.ones((len(WEATHER_CODES), len(INCIDENT_TYPES)))
+for _w, _factors in {
+    "RAIN": {"TRAFFIC_COLLISION": 1.8, "BRUSH_FIRE": 0.2, "RESCUE": 1.3},
+    "FOG": {"TRAFFIC_COLLISION": 1.6},
+    "WIND": {"BRUSH_FIRE": 3.0, "STRUCTURE_FIRE": 1.2},
+    "STORM": {"RESCUE": 2.5, "TRAFFIC_COLLISION": 1.5, "ALARM": 1.5, "BRUSH_FIRE": 0.3},
+    "HEAT": {"BRUSH_FIRE": 4.0, "MEDICAL": 1.25, "VEHICLE_FIRE": 1.3},
+    "SNOW": {"TRAFFIC_COLLISION": 2.0, "STRUCTURE_FIRE": 1.3, "BRUSH_FIRE": 0.05},
+}.items():
+    for _t, _f in _factors.items():
+        _WEATHER_FACTOR[WEATHER_CODES.index(_w), TYPE_CODES.index(_t)] = _f
+# Weather of a day by month (rows: Jan..Dec), for a temperate coastal city.
+_WEATHER_BY_MONTH = np.array([
+    [0.30, 0.30, 0.20, 0.08, 0.06, 0.04, 0.00, 0.02],
+    [0.30, 0.30, 0.20, 0.08, 0.06, 0.04, 0.00, 0.02],
+    [0.35, 0.28, 0.18, 0.08, 0.07, 0.04, 0.00, 0.00],
+    [0.42, 0.28, 0.12, 0.08, 0.07, 0.03, 0.00, 0.00],
+    [0.50, 0.25, 0.05, 0.12, 0.05, 0.01, 0.02, 0.00],
+    [0.52, 0.22, 0.02, 0.14, 0.04, 0.01, 0.05, 0.00],
+    [0.58, 0.15, 0.01, 0.10, 0.05, 0.01, 0.10, 0.00],
+    [0.58, 0.14, 0.01, 0.08, 0.06, 0.01, 0.12, 0.00],
+    [0.56, 0.15, 0.02, 0.07, 0.10, 0.01, 0.09, 0.00],
+    [0.50, 0.20, 0.06, 0.06, 0.14, 0.02, 0.02, 0.00],
+    [0.38, 0.28, 0.16, 0.06, 0.08, 0.04, 0.00, 0.00],
+    [0.30, 0.30, 0.22, 0.07, 0.06, 0.04, 0.00, 0.01],
+])  # fmt: skip
+# Calls by local hour (midnight first): low at 4 AM, high 10:00-20:00; mean 1.
+_HOURS = np.array([
+    0.65, 0.55, 0.48, 0.42, 0.40, 0.45, 0.60, 0.85, 1.05, 1.20, 1.30, 1.35,
+    1.38, 1.38, 1.36, 1.35, 1.36, 1.38, 1.35, 1.25, 1.15, 1.00, 0.88, 0.75,
+])  # fmt: skip
+HOUR_CURVE: F64 = _HOURS / _HOURS.mean()
+_WEEKEND_NIGHT = 1.25  # Friday and Saturday nights 22-03 a little busier
+AREA_CODES = {"San Diego": "619", "Los Angeles": "213", "New York City": "212", "Chicago": "312",
+              "Houston": "713", "Phoenix": "602", "Philadelphia": "215", "San Antonio": "210",
+              "Dallas": "214", "Brooklyn": "718", "Queens": "718", "Manhattan": "212",
+              "The Bronx": "718"}  # fmt: skip
+_STREET_SUFFIX = ("St", "Ave", "Blvd", "Rd", "Dr", "Ln", "Way", "Ct", "Pl", "Ter")
+_NARRATIVES: dict[str, tuple[str, ...]] = {
+    "STRUCTURE_FIRE": ("Caller reports smoke showing from a {floors}-story residence.",
+                       "Neighbour reports flames visible from the rear of a shop.",
+                       "Smoke alarm and smell of burning in a {floors}-story apartment block."),
+    "VEHICLE_FIRE": ("Passenger car fully involved on the shoulder.",
+                     "Smoke from the engine compartment of a parked van."),
+    "BRUSH_FIRE": ("Vegetation fire spreading uphill, {acres} acres estimated.",
+                   "Grass fire near the roadway, wind pushing it east."),
+    "MEDICAL": ("Adult patient with difficulty breathing.", "Fall with a possible hip injury.",
+                "Unresponsive person, bystander CPR in progress.",
+                "Chest pain, patient conscious."),
+    "TRAFFIC_COLLISION": ("Two-vehicle collision with injuries reported.",
+                          "Vehicle versus pedestrian at the intersection.",
+                          "Single vehicle into a pole, driver trapped."),
+    "HAZMAT": ("Unknown chemical odour reported at a warehouse.",
+               "Fuel spill from a tanker, about {gallons} gallons."),
+    "RESCUE": ("Person trapped in a stalled elevator.", "Swimmer in distress offshore.",
+               "Worker trapped in a trench collapse."),
+    "ALARM": ("Commercial fire alarm activation, no further information.",
+              "Residential smoke detector activation, keyholder en route."),
+    "GAS_LEAK": ("Strong smell of natural gas outside a residence.",
+                 "Gas line struck by construction crew."),
+    "PUBLIC_ASSIST": ("Lift assist for an elderly resident.", "Water leak flooding a basement."),
+}  # fmt: skip
+_NOTES = (
+    "Units on scene, establishing command.", "Primary search negative.",
+    "Patient transported to the regional hospital.", "Fire knocked down, overhaul in progress.",
+    "Requesting an additional engine.", "Utilities secured.", "Scene turned over to police.",
+    "Hazard area isolated, 100 m perimeter.", "All units clear, returning to quarters.",
+    "Investigator requested.", "Traffic control established.", "Patient refused transport.",
+)  # fmt: skip
+# What the notes of an asset may say, by asset type (None: no note).
+ASSET_NOTES: tuple[tuple[str | None, ...], ...] = (
+    ("Supplied the primary attack line.", "Pumped from the hydrant at the corner.", None),
+    ("Aerial ladder used for roof ventilation.", "Positioned on side A.", None),
+    ("Transported one patient.", "Patient care handed over at the hospital.", None),
+    ("Established command at side A.", None),
+    ("Air monitoring at the perimeter.", "Decontamination corridor set up.", None),
+    ("Aerial view of the fire line.", "Thermal imaging of the roof.", None),
+    ("Thermal scan of the void spaces.", "Hot spots found in the attic.", None),
+    ("Searched the shoreline.", "Recovered the person from the water.", None),
+)  # fmt: skip
+
+
+def _choice(u: F64, weights: npt.ArrayLike) -> I64:
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64), axis=-1)
+    if cdf.ndim == 1:
+        picked = np.searchsorted(cdf / cdf[-1], u, side="right")
+        out: I64 = np.minimum(picked, cdf.size - 1).astype(np.int64)
+        return out
+    norm = cdf / cdf[:, -1:]
+    rows: I64 = np.minimum((u[:, None] >= norm).sum(axis=1), cdf.shape[1] - 1).astype(np.int64)
+    return rows
+
+
+def _lognormal(keys: U64, index: int, median: F64 | float, sigma: float) -> F64:
+    z = rng.box_muller(rng.uniform(keys, index), rng.uniform(keys, index + 1))
+    out: F64 = median * np.exp(sigma * z)
+    return out
+
+
+def metres_between(lat1: F64, lng1: F64, lat2: F64, lng2: F64) -> F64:
+    """Great-circle distance (haversine), metres."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lng2 - lng1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    out: F64 = 2 * 6_371_000.0 * np.arcsin(np.sqrt(a))
+    return out
+
+
+# ---------------------------------------------------------------------------- geohash
+_BASE32 = np.frombuffer(b"0123456789bcdefghjkmnpqrstuvwxyz", dtype=np.uint8)
+
+
+def geohash(lat: F64, lng: F64, precision: int) -> npt.NDArray[np.bytes_]:
+    """Geohashes of points, vectorised: interleave longitude and latitude bits, base32."""
+    bits = 5 * precision
+    lng_bits = (bits + 1) // 2
+    lat_bits = bits // 2
+    x = np.minimum(((lng + 180.0) / 360.0 * (1 << lng_bits)).astype(np.uint64),
+                   np.uint64((1 << lng_bits) - 1))  # fmt: skip
+    y = np.minimum(((lat + 90.0) / 180.0 * (1 << lat_bits)).astype(np.uint64),
+                   np.uint64((1 << lat_bits) - 1))  # fmt: skip
+    code = np.zeros(lat.size, dtype=np.uint64)
+    for i in range(bits):  # bit i (from the top): even positions longitude, odd latitude
+        if i % 2 == 0:
+            bit = (x >> np.uint64(lng_bits - 1 - i // 2)) & np.uint64(1)
+        else:
+            bit = (y >> np.uint64(lat_bits - 1 - i // 2)) & np.uint64(1)
+        code = (code << np.uint64(1)) | bit
+    chars = np.empty((lat.size, precision), dtype=np.uint8)
+    for c in range(precision):
+        shift = np.uint64(5 * (precision - 1 - c))
+        chars[:, c] = _BASE32[((code >> shift) & np.uint64(31)).astype(np.int64)]
+    return chars.view(f"S{precision}").reshape(lat.size)
+
+
+def geohash_bounds(text: str) -> tuple[float, float, float, float]:
+    """(lat_min, lat_max, lng_min, lng_max) of a geohash cell: the reference decoder."""
+    lat = [-90.0, 90.0]
+    lng = [-180.0, 180.0]
+    even = True
+    for ch in text:
+        value = "0123456789bcdefghjkmnpqrstuvwxyz".index(ch)
+        for shift in range(4, -1, -1):
+            half = lng if even else lat
+            mid = (half[0] + half[1]) / 2
+            if value >> shift & 1:
+                half[0] = mid
+            else:
+                half[1] = mid
+            even = not even
+    return lat[0], lat[1], lng[0], lng[1]
+
+
+# ---------------------------------------------------------------------------- the city
+@dataclass(frozen=True)
+class Station:
+    code: str
+    number: int
+    lat: float
+    lng: float
+    radius_m: float
+
+
+class City:
+    """The region: a real city, its stations spread over it, streets and postal codes."""
+
+    def __init__(self, name: str, stations: int, seed: int) -> None:
+        cities = load_cities()
+        names = cities.name.tolist()
+        if name not in names:
+            raise ValueError(f"unknown city {name!r}")
+        i = names.index(name)
+        self.name = name
+        self.country = str(cities.country_code[i])
+        self.zone = ZoneInfo(cities.timezone[i])
+        self.lat, self.lng = float(cities.latitude[i]), float(cities.longitude[i])
+        from producer.generators.shop import US_STATES
+
+        self.region = US_STATES.get(name) or self.country
+        key = rng.text_key(seed, "incidents", "city", name)
+        n = stations
+        ids = np.arange(n, dtype=np.int64)
+        u = rng.uniform_block(rng.combine(key, ids), 6)
+        # Stations on a sunflower spiral (even cover of a disk), jittered; the city's radius
+        # grows with the number of stations (about 12 km^2 of first-due area each).
+        area_km2 = 12.0 * n
+        radius = math.sqrt(area_km2 / math.pi) * 1000.0
+        golden = math.pi * (3 - math.sqrt(5))
+        r = radius * np.sqrt((ids + 0.5) / n) + (u[:, 0] - 0.5) * 600
+        theta = ids * golden + (u[:, 1] - 0.5) * 0.3
+        lat = self.lat + (r * np.sin(theta)) / 111_320.0
+        lng = self.lng + (r * np.cos(theta)) / (111_320.0 * math.cos(math.radians(self.lat)))
+        self.st_lat, self.st_lng = np.round(lat, 6), np.round(lng, 6)
+        # Coverage: far enough to overlap the neighbours (first-due area plus mutual aid).
+        spacing = math.sqrt(area_km2 / n) * 1000.0
+        self.radius_m = np.round(spacing * (0.9 + 0.5 * u[:, 2]) / 100) * 100
+        # Busier near the centre (denser population), never idle.
+        from_centre = metres_between(self.st_lat, self.st_lng, np.full(n, self.lat),
+                                     np.full(n, self.lng))  # fmt: skip
+        self.weight = 0.4 + np.exp(-from_centre / max(radius, 1.0) * 2.0) * (0.8 + 0.4 * u[:, 3])
+        self.codes = [f"STN-{i + 1:03d}" for i in range(n)]
+        # Neighbours of each station, nearest first (the station itself first).
+        d = metres_between(self.st_lat[:, None], self.st_lng[:, None], self.st_lat[None, :],
+                           self.st_lng[None, :])  # fmt: skip
+        self.nearest = np.argsort(d, axis=1, kind="stable")
+        self.battalion = (np.arange(n) * 5 // max(n, 1)) + 1
+        self.streets, self.postal = _streets(seed, name, n)
+        self.area_code = AREA_CODES.get(name, "555")
+
+    def local_hour_weekday(self, t: I64) -> tuple[I64, I64]:
+        local = t + self.offsets_ms(t)
+        day = local // DAY_MS
+        return (local % DAY_MS) // HOUR_MS, (day + 3) % 7
+
+    def offsets_ms(self, t: I64) -> I64:
+        days = t // DAY_MS
+        out = np.empty(t.size, dtype=np.int64)
+        for day in np.unique(days).tolist():
+            out[days == day] = self._offset(day)
+        return out
+
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 - one city per run
+    def _offset(self, day: int) -> int:
+        from datetime import UTC, datetime
+
+        moment = datetime.fromtimestamp(day * 86_400 + 43_200, UTC).astimezone(self.zone)
+        offset = moment.utcoffset()
+        return int(offset.total_seconds() * 1000) if offset else 0
+
+
+@functools.lru_cache(maxsize=8)
+def _streets(seed: int, city: str, stations: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Per station: 40 street names and 3 postal codes, from Faker seeded by the city."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(rng.text_key(seed, "incidents", "streets", city) % 2**63)
+    streets = []
+    postal = []
+    from producer.generators.shop import US_STATES
+
+    state = US_STATES.get(city)
+    base = fake.random_int(10_000, 98_000)
+    for s in range(stations):
+        names = {f"{fake.last_name()} {_STREET_SUFFIX[fake.random_int(0, 9)]}" for _ in range(40)}
+        streets.append(sorted(names))
+        if state:  # real-looking codes of the state
+            postal.append([fake.zipcode_in_state(state) for _ in range(3)])
+        else:
+            postal.append([f"{base + s * 7 + k:05d}" for k in range(3)])
+    return streets, postal
+
+
+def staff(seed: int, count: int = 150) -> list[str]:
+    """The department's people who write notes (Faker, seeded)."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(rng.text_key(seed, "incidents", "staff") % 2**63)
+    ranks = ("FF", "Eng.", "Lt.", "Capt.", "BC", "Medic", "Disp.")
+    return [f"{ranks[i % len(ranks)]} {fake.first_name()} {fake.last_name()}" for i in range(count)]
+
+
+def station_table(city: City, seed: int) -> dict[str, Any]:
+    """The stations as columns (Faker addresses and phones for 25 rows cost nothing)."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(rng.text_key(seed, "incidents", "stations", city.name) % 2**63)
+    n = len(city.codes)
+    keys = rng.combine(rng.text_key(seed, "incidents", "stations"), np.arange(n))
+    u = rng.uniform_block(keys, 3)
+    commissioned = (np.datetime64("1952-01-01") + (u[:, 0] * 25_000).astype(np.int64)).astype(
+        "datetime64[D]"
+    )
+    created = np.datetime64("2019-01-01T00:00:00.000") + (u[:, 1] * 86_400_000 * 30).astype(
+        "timedelta64[ms]"
+    )
+    return {
+        "station_code": city.codes,
+        "name": [f"Station {i + 1} - {fake.last_name()}" for i in range(n)],
+        "battalion": [f"BAT-{b}" for b in city.battalion.tolist()],
+        "address_line_1": [f"{fake.building_number()} {city.streets[i][0]}" for i in range(n)],
+        "address_line_2": [None] * n,
+        "city": [city.name] * n,
+        "region": [city.region] * n,
+        "postal_code": [city.postal[i][0] for i in range(n)],
+        "phone": [fake.numerify(f"({city.area_code}) 555-####") for _ in range(n)],
+        "is_active": [True] * n,
+        "commissioned_on": commissioned,
+        "decommissioned_on": [None] * n,
+        "response_zone_code": [f"RZ-{i + 1:02d}" for i in range(n)],
+        "location_lat": city.st_lat,
+        "location_lng": city.st_lng,
+        "location_wkt": wkt(city.st_lat, city.st_lng),
+        "coverage_radius_meters": city.radius_m.astype(np.int64),
+        "created_at": created,
+        "updated_at": created + (u[:, 2] * 86_400_000 * 900).astype("timedelta64[ms]"),
+    }
+
+
+def wkt(lat: F64, lng: F64) -> list[str]:
+    return [f"POINT({x:.6f} {y:.6f})" for x, y in zip(lng.tolist(), lat.tolist(), strict=True)]
+
+
+# ---------------------------------------------------------------------------- arrivals
+class Arrivals:
+    """Report times of incidents: ``rate x M(t)`` reaches ``s - 1 + u_s`` (see module doc).
+
+    M is kept per year (incident numbers restart each year, as CAD numbers do) as hourly
+    prefix sums of the local traffic factor, built on first use."""
+
+    def __init__(self, city: City, rate_per_hour: float, key: int) -> None:
+        self.city = city
+        self.rate = rate_per_hour
+        self.key = key
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019
+    def _year(self, year: int) -> tuple[int, F64]:
+        """(first hour of the year, UTC; cumulative factor at each hour boundary)."""
+        start = int(np.datetime64(f"{year}-01-01", "ms").astype(np.int64)) // HOUR_MS
+        end = int(np.datetime64(f"{year + 1}-01-01", "ms").astype(np.int64)) // HOUR_MS
+        t = (np.arange(start, end, dtype=np.int64) * HOUR_MS) + HOUR_MS // 2
+        hour, weekday = self.city.local_hour_weekday(t)
+        factor = HOUR_CURVE[hour] * np.where(
+            ((weekday == 4) | (weekday == 5)) & (hour >= 22), _WEEKEND_NIGHT, 1.0
+        )
+        factor *= np.where(((weekday == 5) | (weekday == 6)) & (hour < 3), _WEEKEND_NIGHT, 1.0)
+        return start, np.concatenate([[0.0], np.cumsum(factor)])
+
+    def factor_between(self, t0: int, t1: int) -> float:
+        """Integral of the traffic factor over [t0, t1), in hours."""
+        return float(self.cumulative(t1)[1] - self.cumulative(t0)[1]) if t1 > t0 else 0.0
+
+    def cumulative(self, t: int) -> tuple[int, float]:
+        """(year, M from the start of that year to t) for a time t."""
+        year = int(np.datetime64(t, "ms").astype("datetime64[Y]").astype(int)) + 1970
+        start, cum = self._year(year)
+        h = t / HOUR_MS - start
+        i = min(int(h), cum.size - 2)
+        return year, float(cum[i] + (cum[i + 1] - cum[i]) * (h - i))
+
+    def times(self, year: int, seq: I64) -> I64:
+        """Report times of incidents ``seq`` (1-based) of ``year``."""
+        start, cum = self._year(year)
+        keys = self.keys(year, seq)
+        target = (seq - 1 + 0.01 + 0.98 * rng.uniform(keys, 0)) / self.rate
+        i = np.clip(np.searchsorted(cum, target, "right") - 1, 0, cum.size - 2)
+        frac = (target - cum[i]) / np.maximum(cum[i + 1] - cum[i], 1e-12)
+        out: I64 = (start + i) * HOUR_MS + np.floor(frac * HOUR_MS).astype(np.int64)
+        return out
+
+    def keys(self, year: int, seq: I64) -> U64:
+        return rng.combine(rng.combine(self.key, year), seq)
+
+    def between(self, t0: int, t1: int) -> list[tuple[int, I64]]:
+        """Incidents reported in [t0, t1): (year, sequence numbers) per year touched."""
+        out = []
+        while t0 < t1:
+            year, m0 = self.cumulative(t0)
+            year_end = int(np.datetime64(f"{year + 1}-01-01", "ms").astype(np.int64))
+            end = min(t1, year_end)
+            m1 = self.cumulative(end - 1)[1] if end == year_end else self.cumulative(end)[1]
+            lo = max(1, math.floor(m0 * self.rate) - 1)
+            hi = math.ceil(m1 * self.rate) + 2
+            seq = np.arange(lo, hi, dtype=np.int64)
+            t = self.times(year, seq)
+            seq = seq[(t >= t0) & (t < end)]
+            if seq.size:
+                out.append((year, seq))
+            t0 = end
+        return out
+
+
+# ---------------------------------------------------------------------------- incidents
+@dataclass(frozen=True)
+class Options:
+    units_min: int = 1
+    units_max: int = 3
+    assets_probability: float = 0.35
+    notes_probability: float = 0.55
+    geohash_precision: int = 8
+
+
+class IncidentModel:
+    """Every column of incidents, units, assets and notes for blocks of incidents."""
+
+    def __init__(self, city: City, arrivals: Arrivals, options: Options, seed: int) -> None:
+        self.city = city
+        self.arrivals = arrivals
+        self.options = options
+        self.staff = np.array(staff(seed), dtype=object)
+        self.weather_key = rng.text_key(seed, "incidents", "weather", city.name)
+
+    def weather(self, t: I64) -> I64:
+        """The day's weather (local date), by month."""
+        local = t + self.city.offsets_ms(t)
+        day = local // DAY_MS
+        month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
+        u = rng.uniform(rng.combine(self.weather_key, day), 0)
+        return _choice_rows(u, _WEATHER_BY_MONTH[month])
+
+    def incidents(self, year: int, seq: I64) -> dict[str, Any]:
+        """Core columns of incidents ``seq`` of ``year``: times as int64 ms (before the as-of
+        cut), codes as indices, places, and what the child tables need."""
+        city, o = self.city, self.options
+        keys = self.arrivals.keys(year, seq)
+        reported = self.arrivals.times(year, seq)
+        u = rng.uniform_block(keys, 24)
+        weather = self.weather(reported)
+        hour, _ = city.local_hour_weekday(reported)
+        shares = np.array([t[2] for t in INCIDENT_TYPES])
+        rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 18))
+        weights = shares * _WEATHER_FACTOR[weather]
+        weights[:, TYPE_CODES.index("TRAFFIC_COLLISION")] *= np.where(rush, 1.5, 1.0)
+        kind = _choice_rows(u[:, 0], weights)
+        severity = _choice_rows(u[:, 1], np.array([t[3] for t in INCIDENT_TYPES])[kind])
+        station = _choice(u[:, 2], city.weight)
+        # A point in the station's coverage disk (uniform over its area).
+        dist = city.radius_m[station] * np.sqrt(u[:, 3]) * 0.98
+        angle = 2 * np.pi * u[:, 4]
+        lat = city.st_lat[station] + dist * np.sin(angle) / 111_320.0
+        lng = city.st_lng[station] + dist * np.cos(angle) / (
+            111_320.0 * np.cos(np.radians(city.st_lat[station]))
+        )
+        lat, lng = np.round(lat, 6), np.round(lng, 6)
+        report_s = np.array([t[4] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
+        occurrence = reported - (_lognormal(keys, 30, report_s, 0.7) * 1000).astype(np.int64)
+        dispatch = reported + (
+            _lognormal(keys, 32, 75.0 * _SEVERITY_PACE[severity], 0.5) * 1000
+        ).astype(np.int64)
+        travel_m = metres_between(city.st_lat[station], city.st_lng[station], lat, lng) * 1.3
+        travel_s = 70.0 + travel_m / (38_000 / 3600) * np.exp(0.2 * (u[:, 5] - 0.5))
+        arrival = dispatch + (travel_s * 1000).astype(np.int64)
+        scene_min = np.array([t[5] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
+        resolved = arrival + (
+            _lognormal(keys, 34, scene_min * _SEVERITY_SCENE[severity] * 60, 0.6) * 1000
+        ).astype(np.int64)
+        alarm = kind == TYPE_CODES.index("ALARM")
+        cancelled = u[:, 6] < np.where(alarm, 0.15, 0.03)
+        cancel_at = dispatch + (60_000 + u[:, 7] * 420_000).astype(np.int64)
+        cancelled &= cancel_at < arrival
+        resolved = np.where(cancelled, cancel_at, resolved)
+        source = np.where(
+            alarm & (u[:, 8] < 0.85), 1, _choice(u[:, 8], (0.86, 0.03, 0.06, 0.02, 0.03))
+        )
+        units = np.clip(
+            o.units_min + np.floor(u[:, 9] * 1.6 + _SEVERITY_UNITS[severity]).astype(np.int64),
+            o.units_min, o.units_max,
+        )  # fmt: skip
+        mean_casualties = np.array([t[7] for t in INCIDENT_TYPES])[kind] * (0.5 + severity * 0.5)
+        casualties = _poisson(u[:, 10], mean_casualties)
+        medical = kind == TYPE_CODES.index("MEDICAL")  # one patient, now and then two
+        casualties = np.where(medical, 1 + (u[:, 10] > 0.93), casualties)
+        fire = np.isin(kind, [0, 1, 2])
+        injuries = (fire & (u[:, 11] < 0.004 * (1 + severity * 2))).astype(np.int64)
+        damage_median = np.array([t[6] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
+        damage = np.round(_lognormal(keys, 36, damage_median * _SEVERITY_DAMAGE[severity], 0.9),
+                          -2)  # fmt: skip
+        damage = np.where(damage_median > 0, damage, np.nan)
+        street = (u[:, 12] * 40).astype(np.int64)
+        number = 1 + (u[:, 13] ** 1.5 * 9_899).astype(np.int64)
+        has_unit = np.isin(kind, [0, 3, 8]) & (u[:, 14] < 0.15)
+        return {
+            "keys": keys, "year": year, "seq": seq, "kind": kind, "severity": severity,
+            "source": source, "weather": weather, "station": station, "lat": lat, "lng": lng,
+            "occurrence": occurrence, "reported": reported, "dispatch": dispatch,
+            "arrival": np.where(cancelled, -1, arrival), "resolved": resolved,
+            "cancelled": cancelled, "units": units, "casualties": casualties,
+            "injuries": injuries, "damage": damage, "street": street, "number": number,
+            "apartment": np.where(has_unit, 1 + (u[:, 15] * 40).astype(np.int64), 0),
+            "floors": 1 + (u[:, 16] * 3).astype(np.int64), "u": u,
+        }  # fmt: skip
+
+
+def _choice_rows(u: F64, weights: F64) -> I64:
+    cdf = np.cumsum(weights, axis=1)
+    picked = (u[:, None] * cdf[:, -1:] >= cdf).sum(axis=1)
+    out: I64 = np.minimum(picked, weights.shape[1] - 1).astype(np.int64)
+    return out
+
+
+def _poisson(u: F64, mean: F64) -> I64:
+    """Small Poisson counts by inversion (means up to a few), vectorised."""
+    k = np.zeros(u.size, dtype=np.int64)
+    p = np.exp(-mean)
+    cdf = p.copy()
+    for i in range(1, 12):
+        more = u > cdf
+        if not more.any():
+            break
+        k += more
+        p = p * mean / i
+        cdf = cdf + p
+    return k
+
+
+def incident_numbers(year: int, seq: I64) -> list[str]:
+    return [f"F{year % 100:02d}-{s:07d}" for s in seq.tolist()]
+
+
+def status_as_of(core: dict[str, Any], as_of: int) -> I64:
+    """Status as of a moment: how far the incident's chronology has got by then."""
+    status = np.full(core["seq"].size, REPORTED, dtype=np.int64)
+    status = np.where(core["dispatch"] <= as_of, DISPATCHED, status)
+    arrived = (core["arrival"] >= 0) & (core["arrival"] <= as_of)
+    status = np.where(arrived, ON_SCENE, status)
+    done = core["resolved"] <= as_of
+    status = np.where(done & core["cancelled"], CANCELLED, status)
+    return np.where(done & ~core["cancelled"], RESOLVED, status)
+
+
+# ---------------------------------------------------------------------------- live stream
+LIFECYCLE = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
+
+
+class IncidentsSource:
+    """The live ``incidents`` stream: each incident's lifecycle as events, keyed by its
+    number, each at its moment in event time (reported, dispatched, on scene, resolved or
+    cancelled). With ``count`` set, a backfill window holds exactly the incidents of the
+    tables ``synthstream incidents`` writes for that window."""
+
+    def __init__(
+        self, settings: Any, seed: int, shard: Any, window: tuple[int, int] | None
+    ) -> None:
+        from producer.generators.ecommerce import Pending
+
+        self.stream = "incidents"
+        self.settings = settings
+        self.city = City(settings.city, settings.stations, seed)
+        key = rng.text_key(seed, "incidents", "arrivals")
+        rate = settings.incidents_per_hour
+        if settings.count is not None and window is not None:
+            unit = Arrivals(self.city, 1.0, key)
+            rate = settings.count / max(unit.factor_between(*window), 1e-9)
+        self.arrivals = Arrivals(self.city, rate, key)
+        options = Options(settings.units_min, settings.units_max, settings.assets_probability,
+                          settings.notes_probability, settings.geohash_precision)  # fmt: skip
+        self.model = IncidentModel(self.city, self.arrivals, options, seed)
+        self.shard = shard
+        self.pending = Pending()
+        self.counts: dict[tuple[str, str], int] = {}
+        self.schema = IncidentEventSchema(self)
+        self.channels: dict[str, Schema] = {self.stream: self.schema}
+
+    def _mine(self, year: int, seq: I64) -> npt.NDArray[np.bool_]:
+        if self.shard.count == 1:
+            return np.ones(seq.size, dtype=np.bool_)
+        owner = rng.combine(rng.text_key("shard", "incidents", year), seq) % np.uint64(
+            self.shard.count
+        )
+        mine: npt.NDArray[np.bool_] = owner == np.uint64(self.shard.index)
+        return mine
+
+    def _new(self, t0: int, t1: int) -> None:
+        for year, seq in self.arrivals.between(t0, t1):
+            seq = seq[self._mine(year, seq)]
+            if not seq.size:
+                continue
+            c = self.model.incidents(year, seq)
+            n = seq.size
+            cancelled = c["cancelled"]
+            stages = [
+                (0, c["reported"], np.ones(n, dtype=np.bool_)),
+                (1, c["dispatch"], np.ones(n, dtype=np.bool_)),
+                (2, c["arrival"], ~cancelled),
+                (3, c["resolved"], ~cancelled),
+                (4, c["resolved"], cancelled),
+            ]
+            for stage, when, keep in stages:
+                idx = np.flatnonzero(keep)
+                self.pending.add({
+                    "time_ms": when[idx], "key": rng.combine(c["keys"][idx], 500 + stage),
+                    "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
+                    "stage": np.full(idx.size, stage, dtype=np.int8), "kind": c["kind"][idx],
+                    "severity": c["severity"][idx], "source": c["source"][idx],
+                    "station": c["station"][idx], "location_lat": c["lat"][idx],
+                    "location_lng": c["lng"][idx], "units": c["units"][idx],
+                    "casualties": c["casualties"][idx], "damage": c["damage"][idx],
+                })  # fmt: skip
+
+    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, Any]:
+        from producer.records import RecordBatch
+
+        self._new(t0, t1)
+        cols = self.pending.release(t1)
+        if cols is None:
+            return {}
+        if limit is not None:
+            cols = {k: v[:limit] for k, v in cols.items()}
+        for stage in cols["stage"].tolist():
+            name = (self.stream, LIFECYCLE[stage].lower())
+            self.counts[name] = self.counts.get(name, 0) + 1
+        batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
+                            cols["key"], {k: v for k, v in cols.items()
+                                          if k not in ("time_ms", "key")})  # fmt: skip
+        return {self.stream: batch}
+
+    def next_due(self, t: int) -> int:
+        year, m = self.arrivals.cumulative(t)
+        first = max(1, math.floor(m * self.arrivals.rate))
+        times = self.arrivals.times(year, np.arange(first, first + 3, dtype=np.int64))
+        upcoming = times[times >= t]
+        arrival = int(upcoming[0]) if upcoming.size else t + HOUR_MS
+        return max(t, min(arrival, self.pending.first()))
+
+    def target_rates(self, t: int) -> dict[str, float]:
+        per_hour = self.arrivals.rate * 3.95 * self._share()
+        return {self.stream: per_hour / 3600}
+
+    def _share(self) -> float:
+        return 1.0 / float(self.shard.count)
+
+    def entities(self) -> dict[str, int]:
+        return {self.stream: len(self.city.codes)}
+
+    def kind_counts(self) -> dict[tuple[str, str], int]:
+        return dict(self.counts)
+
+
+class IncidentEventSchema:
+    """One lifecycle event: the incident as it stands at that moment."""
+
+    stream = "incidents"
+    partition_key = "incident_number"
+    time_field = "timestamp"
+    optional_fields: tuple[str, ...] = ("units",)
+
+    def __init__(self, source: IncidentsSource) -> None:
+        self.source = source
+        self.measures = {"location_lat": (0.01, -90.0, 90.0), "location_lng": (0.01, -180.0, 180.0)}
+        self.codes = source.city.codes
+
+    def rows(self, batch: Any) -> list[dict[str, Any]]:
+        c = batch.columns
+        city = self.source.city
+        precision = self.source.model.options.geohash_precision
+        hashes = (
+            geohash(c["location_lat"], c["location_lng"], precision)
+            .astype(f"U{precision}")
+            .tolist()
+        )
+        pairs = zip(c["year"].tolist(), c["seq"].tolist(), strict=True)
+        numbers = [f"F{y % 100:02d}-{s:07d}" for y, s in pairs]
+        rows = []
+        for i, (number, stage, ts, mid, dup) in enumerate(zip(
+            numbers, c["stage"].tolist(), batch.iso_times(),
+            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
+        )):  # fmt: skip
+            station = int(c["station"][i])
+            units = None
+            if stage == 1:
+                units = [self.codes[s] for s in city.nearest[station, : int(c["units"][i])]]
+            damage = float(c["damage"][i])
+            rows.append({
+                "event_id": f"evt_{int(batch.key[i]) & 0xFFFFFFFFFFFF:012x}",
+                "incident_number": number, "event_type": LIFECYCLE[stage],
+                "status_code": LIFECYCLE[stage], "timestamp": ts,
+                "type_code": TYPE_CODES[int(c["kind"][i])],
+                "severity_code": SEVERITY_CODES[int(c["severity"][i])],
+                "source_code": SOURCE_CODES[int(c["source"][i])],
+                "primary_station_code": self.codes[station],
+                "location_lat": float(c["location_lat"][i]),
+                "location_lng": float(c["location_lng"][i]),
+                "location_geohash": hashes[i], "units": units,
+                "casualty_count": int(c["casualties"][i]) if stage == 3 else None,
+                "estimated_damage_amount": damage if stage == 3 and damage == damage else None,
+                "message_id": mid, "is_duplicate": dup,
+            })  # fmt: skip
+        return rows
+
+    def table(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        return pa.Table.from_pylist(self.rows(batch))
