@@ -330,3 +330,25 @@ def test_bad_ecommerce_settings_exit_2_with_one_line() -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert needle in lines[0], result.stderr
+
+
+def test_catalog_writes_users_and_products_that_the_streams_reference(tmp_path: Path) -> None:
+    env = {"SYNTHSTREAM_ECOMMERCE__USERS": "300"}
+    result = cli("catalog", "--streams", "ecommerce", "--out", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    users = [orjson.loads(line) for line in (tmp_path / "users.jsonl").read_bytes().splitlines()]
+    products = [orjson.loads(x) for x in (tmp_path / "products.jsonl").read_bytes().splitlines()]
+    assert len(users) == 300
+    assert len(products) == 1000
+    assert len({u["email"] for u in users}) == 300
+    assert all(" " in u["name"] and u["street_address"] for u in users)
+    assert {u["user_type"] for u in users} == {"regular", "vip", "new"}
+    ids = {u["user_id"] for u in users}
+    src = source(users=300)
+    txns = run(src, MONDAY, MONDAY + HOUR_MS)[ec.TRANSACTIONS]
+    assert set(src.users.ids(np.unique(txns.entity))) <= ids
+    catalog = {p["product_id"]: p for p in products}
+    rows = src.channels[ec.TRANSACTIONS].rows(txns)
+    for row in rows:
+        for item in row["products"]:
+            assert catalog[item["product_id"]]["category"] == item["category"]
