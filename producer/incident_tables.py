@@ -28,6 +28,7 @@ from tqdm import tqdm
 from producer import rng
 from producer.errors import ConfigError
 from producer.generators import incidents as inc
+from producer.records import arrow_schema
 from producer.rng import I64, U64
 from producer.settings import parse_time
 
@@ -38,12 +39,8 @@ TABLES = ("stations", "incidents", "incident_units", "incident_assets", "inciden
 TS = pa.timestamp("ms", tz="UTC")
 
 
-def _schema(fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
-    return pa.schema(fields)
-
-
 SCHEMAS: dict[str, pa.Schema] = {
-    "stations": _schema([
+    "stations": arrow_schema([
         ("station_code", pa.string()), ("name", pa.string()), ("battalion", pa.string()),
         ("address_line_1", pa.string()), ("address_line_2", pa.string()), ("city", pa.string()),
         ("region", pa.string()), ("postal_code", pa.string()), ("phone", pa.string()),
@@ -53,7 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("location_wkt", pa.string()), ("coverage_radius_meters", pa.int64()),
         ("created_at", TS), ("updated_at", TS),
     ]),
-    "incidents": _schema([
+    "incidents": arrow_schema([
         ("incident_number", pa.string()), ("external_reference", pa.string()),
         ("title", pa.string()), ("narrative", pa.string()), ("type_code", pa.string()),
         ("severity_code", pa.string()), ("status_code", pa.string()),
@@ -67,15 +64,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("responder_injuries", pa.int64()), ("estimated_damage_amount", pa.float64()),
         ("is_active", pa.bool_()), ("metadata", pa.string()),
     ]),
-    "incident_units": _schema([
+    "incident_units": arrow_schema([
         ("incident_number", pa.string()), ("station_code", pa.string()),
         ("assignment_role", pa.string()), ("dispatched_at", TS), ("cleared_at", TS),
     ]),
-    "incident_assets": _schema([
+    "incident_assets": arrow_schema([
         ("incident_number", pa.string()), ("asset_identifier", pa.string()),
         ("asset_type", pa.string()), ("status", pa.string()), ("notes", pa.string()),
     ]),
-    "incident_notes": _schema([
+    "incident_notes": arrow_schema([
         ("incident_number", pa.string()), ("author", pa.string()), ("note", pa.string()),
         ("created_at", TS),
     ]),

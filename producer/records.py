@@ -140,6 +140,21 @@ def timestamp_array(time_ms: I64) -> pa.Array:  # type: ignore[type-arg]
     return pa.array(time_ms, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
 
 
+def arrow_schema(fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """``pa.schema`` for a list of (name, type) of mixed Arrow types (typed for mypy)."""
+    return pa.schema(fields)
+
+
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """JSON-shaped rows as a table of ``schema``, every batch alike (no type guessed from the
+    values at hand, so a batch without a fraud pattern still has the column as a string).
+    Timestamps come as ISO 8601 strings and are parsed by Arrow."""
+    as_text = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema]
+    )
+    return pa.Table.from_pylist(rows, schema=as_text).cast(schema)
+
+
 class Schema(Protocol):
     """How one stream's records look outside the engine."""
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -176,9 +177,14 @@ class FileSink:
 
 
 def _flat(table: pa.Table) -> pa.Table:
-    """CSV has no nested or dictionary columns: ``metadata.in_weather_event`` and so on."""
+    """CSV has no nested or dictionary columns: ``metadata.in_weather_event`` and so on;
+    lists (a transaction's products) become JSON text in their cell."""
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+            text = [None if v is None else orjson.dumps(v).decode() for v in table[i].to_pylist()]
+            table = table.set_column(i, f.name, pa.array(text, pa.string()))
     for i, f in enumerate(table.schema):
         if pa.types.is_dictionary(f.type):
             table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))

@@ -352,3 +352,33 @@ def test_catalog_writes_users_and_products_that_the_streams_reference(tmp_path: 
     for row in rows:
         for item in row["products"]:
             assert catalog[item["product_id"]]["category"] == item["category"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_every_channel_writes_csv_and_parquet_with_one_schema(tmp_path: Path, fmt: str) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    env = {"SYNTHSTREAM_SINKS__FILE__FORMAT": fmt, "SYNTHSTREAM_ECOMMERCE__USERS": "1000",
+           "SYNTHSTREAM_INCIDENTS__INCIDENTS_PER_HOUR": "200"}  # fmt: skip
+    window = ("--start", "2024-05-01T00:00:00", "--end", "2024-05-01T02:00:00")
+    result = cli("run", "--streams", "ecommerce,incidents", "--backfill", *window, "--sinks",
+                 "file", "--out", str(tmp_path), "--progress", "off", "--metrics-port", "0",
+                 env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = next(json.loads(line) for line in result.stderr.splitlines()
+                   if '"synthstream_finished"' in line)["streams"]  # fmt: skip
+    assert set(summary) == {*EcommerceSettings.CHANNELS, "incidents"}
+    for channel, counts in summary.items():
+        files = sorted((tmp_path / channel).glob(f"*.{fmt}"))
+        assert len(files) == 2, channel  # one per hour of event time
+        if fmt == "parquet":
+            tables = [pq.read_table(f) for f in files]
+        else:
+            tables = [pacsv.read_csv(f) for f in files]
+        assert all(t.schema == tables[0].schema for t in tables), channel
+        assert sum(t.num_rows for t in tables) == counts["sinks"]["file"]["delivered"] > 0
+    if fmt == "csv":  # a transaction's products as JSON in their cell
+        first = pacsv.read_csv(next((tmp_path / "transactions").glob("*.csv")))
+        products = json.loads(first["products"][0].as_py())
+        assert {"product_id", "price", "quantity"} <= set(products[0])

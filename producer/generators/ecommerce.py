@@ -56,7 +56,7 @@ from producer.generators.shop import (
     shares,
 )
 from producer.rates import DAY_MS, HOUR_MS, FixedInterval, TotalRate
-from producer.records import RecordBatch, Schema
+from producer.records import RecordBatch, Schema, arrow_schema, rows_table
 from producer.rng import F64, I64, U64
 from producer.settings import FRAUD_PATTERNS, EcommerceSettings, RateSettings, Shard
 
@@ -88,6 +88,10 @@ def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
     z = rng.box_muller(rng.uniform(keys, 40), rng.uniform(keys, 41))
     ms: I64 = np.maximum(1, np.rint(median_s * np.exp(sigma * z) * 1000.0)).astype(np.int64)
     return ms
+
+
+DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
+                    ("browser", pa.string()), ("screen_resolution", pa.string())])  # fmt: skip
 
 
 def _hex(prefix: str, keys: U64, digits: int) -> list[str]:
@@ -789,6 +793,7 @@ class _ShopSchema:
     optional_fields: tuple[str, ...]
     measures: dict[str, tuple[float, float, float]]
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]]
+    ARROW: ClassVar[pa.Schema]
     time_field = "timestamp"
 
     def __init__(self, source: EcommerceSource) -> None:
@@ -810,11 +815,29 @@ class _ShopSchema:
         raise NotImplementedError
 
     def table(self, batch: RecordBatch) -> pa.Table:
-        return pa.Table.from_pylist(self.rows(batch))
+        return rows_table(self.rows(batch), self.ARROW)
 
 
 class EventSchema(_ShopSchema):
     """The seed's user event, plus the transaction of a purchase event."""
+
+    ARROW = arrow_schema(
+        [
+            ("event_id", pa.string()),
+            ("user_id", pa.string()),
+            ("session_id", pa.string()),
+            ("event_type", pa.string()),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            ("product_id", pa.string()),
+            ("category", pa.string()),
+            ("page_url", pa.string()),
+            ("duration_seconds", pa.int64()),
+            ("device_info", DEVICE_INFO),
+            ("transaction_id", pa.string()),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
 
     stream = EVENTS
     partition_key = "session_id"
@@ -877,6 +900,52 @@ class EventSchema(_ShopSchema):
 class TransactionSchema(_ShopSchema):
     """The seed's transaction, plus session, subtotal, tax, currency and the fraud pattern."""
 
+    ARROW = arrow_schema(
+        [
+            ("transaction_id", pa.string()),
+            ("user_id", pa.string()),
+            ("session_id", pa.string()),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            (
+                "products",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("product_id", pa.string()),
+                            ("name", pa.string()),
+                            ("category", pa.string()),
+                            ("price", pa.float64()),
+                            ("quantity", pa.int64()),
+                        ]
+                    )
+                ),
+            ),
+            ("subtotal", pa.float64()),
+            ("tax_amount", pa.float64()),
+            ("total_amount", pa.float64()),
+            ("currency", pa.string()),
+            ("payment_method", pa.string()),
+            (
+                "location",
+                pa.struct(
+                    [
+                        ("country", pa.string()),
+                        ("state", pa.string()),
+                        ("city", pa.string()),
+                        ("latitude", pa.float64()),
+                        ("longitude", pa.float64()),
+                    ]
+                ),
+            ),
+            ("device_info", DEVICE_INFO),
+            ("is_fraud", pa.bool_()),
+            ("fraud_score", pa.float64()),
+            ("fraud_pattern", pa.string()),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
+
     stream = TRANSACTIONS
     partition_key = "user_id"
     optional_fields: tuple[str, ...] = ("device_info",)
@@ -927,6 +996,24 @@ class TransactionSchema(_ShopSchema):
 class AlertSchema(_ShopSchema):
     """A fraud alert: which transaction, why, how sure, how urgent."""
 
+    ARROW = arrow_schema(
+        [
+            ("alert_id", pa.string()),
+            ("transaction_id", pa.string()),
+            ("user_id", pa.string()),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            ("transaction_timestamp", pa.timestamp("ms", tz="UTC")),
+            ("fraud_type", pa.string()),
+            ("fraud_score", pa.float64()),
+            ("severity", pa.string()),
+            ("amount", pa.float64()),
+            ("reasons", pa.list_(pa.string())),
+            ("status", pa.string()),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
+
     stream = ALERTS
     partition_key = "transaction_id"
     optional_fields: tuple[str, ...] = ("reasons",)
@@ -965,6 +1052,25 @@ class AlertSchema(_ShopSchema):
 class UpdateSchema(_ShopSchema):
     """A product update: the product as it is now (price, stock, rating) and what changed."""
 
+    ARROW = arrow_schema(
+        [
+            ("update_id", pa.string()),
+            ("product_id", pa.string()),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            ("update_type", pa.string()),
+            ("name", pa.string()),
+            ("category", pa.string()),
+            ("price", pa.float64()),
+            ("previous_price", pa.float64()),
+            ("stock_quantity", pa.int64()),
+            ("rating", pa.float64()),
+            ("review_count", pa.int64()),
+            ("is_seasonal", pa.bool_()),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
+
     stream = UPDATES
     partition_key = "product_id"
     optional_fields: tuple[str, ...] = ("rating",)
@@ -997,6 +1103,21 @@ class UpdateSchema(_ShopSchema):
 
 class AnalyticsSchema(_ShopSchema):
     """A metric over one window and one region, computed from this process's transactions."""
+
+    ARROW = arrow_schema(
+        [
+            ("metric_id", pa.string()),
+            ("metric_type", pa.string()),
+            ("region", pa.string()),
+            ("window_start", pa.timestamp("ms", tz="UTC")),
+            ("window_end", pa.timestamp("ms", tz="UTC")),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            ("value", pa.float64()),
+            ("sample_size", pa.int64()),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
 
     stream = ANALYTICS
     partition_key = "metric_type"

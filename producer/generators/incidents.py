@@ -746,4 +746,17 @@ class IncidentEventSchema:
     def table(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        return pa.Table.from_pylist(self.rows(batch))
+        from producer.records import arrow_schema, rows_table
+
+        string, ts = pa.string(), pa.timestamp("ms", tz="UTC")
+        schema = arrow_schema([
+            ("event_id", string), ("incident_number", string), ("event_type", string),
+            ("status_code", string), ("timestamp", ts), ("type_code", string),
+            ("severity_code", string), ("source_code", string),
+            ("primary_station_code", string), ("location_lat", pa.float64()),
+            ("location_lng", pa.float64()), ("location_geohash", string),
+            ("units", pa.list_(string)), ("casualty_count", pa.int64()),
+            ("estimated_damage_amount", pa.float64()), ("message_id", string),
+            ("is_duplicate", pa.bool_()),
+        ])  # fmt: skip
+        return rows_table(self.rows(batch), schema)
