@@ -139,6 +139,7 @@ def test_default_fraud_rate_scenarios_and_black_friday() -> None:
     friday = int(datetime(2024, 11, 29, tzinfo=UTC).timestamp() * 1000)
     sessions = {}
     electronics = {}
+    seasonal = {}
     for name, start in (("wednesday", day), ("black_friday", friday)):
         out = run(src, start - DAY_MS, start + 2 * DAY_MS)
         ev = out[ec.EVENTS]
@@ -147,8 +148,11 @@ def test_default_fraud_rate_scenarios_and_black_friday() -> None:
         sessions[name] = ((ev.columns["type"] == ec.PAGE) & today).sum()
         viewed = ev.columns["product"][today & (ev.columns["type"] == ec.VIEW)]
         electronics[name] = np.isin(src.products.category[viewed], [0, 1]).mean()
+        in_categories = viewed[np.isin(src.products.category[viewed], [0, 1])]
+        seasonal[name] = src.products.seasonal[in_categories].mean()
     assert abs(sessions["black_friday"] / sessions["wednesday"] / 8 - 1) < 0.05, sessions
     assert electronics["black_friday"] > electronics["wednesday"] + 0.1, electronics
+    assert seasonal["black_friday"] > 1.5 * seasonal["wednesday"], seasonal
 
 
 def test_integrity_chronology_and_every_fraud_pattern() -> None:
@@ -382,3 +386,15 @@ def test_every_channel_writes_csv_and_parquet_with_one_schema(tmp_path: Path, fm
         first = pacsv.read_csv(next((tmp_path / "transactions").glob("*.csv")))
         products = json.loads(first["products"][0].as_py())
         assert {"product_id", "price", "quantity"} <= set(products[0])
+
+
+def test_max_records_counts_across_the_channels() -> None:
+    result = cli("run", "--streams", "ecommerce", "--backfill", "--start", "2024-05-01",
+                 "--end", "2024-05-02", "--max-records", "777", "--sinks", "null",
+                 "--progress", "off", "--metrics-port", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finished = next(json.loads(line) for line in result.stderr.splitlines()
+                    if '"synthstream_finished"' in line)  # fmt: skip
+    assert finished["reason"] == "max_records"
+    streams = finished["streams"].values()
+    assert sum(s["generated"] - s["duplicated_by_fault"] for s in streams) == 777

@@ -80,6 +80,7 @@ UPDATE_TYPES = ("price_change", "inventory_update", "rating_update")
 METRICS = ("revenue", "order_count", "average_order_value", "conversion_rate", "fraud_rate")
 SCOPES = (*REGIONS, "Global")
 NO_TXN = np.uint64(0)
+Bools = npt.NDArray[np.bool_]
 WARMUP_MS = HOUR_MS
 MAX_DEFER_MS = 1_200_000
 
@@ -374,15 +375,18 @@ class EcommerceSource:
             )
         return float(extra)
 
-    def _categories(self, user: I64, keys: U64, local_ms: I64, anomaly: npt.NDArray[np.bool_],
-                    resale: npt.NDArray[np.bool_]) -> I64:  # fmt: skip
+    def _categories(
+        self, user: I64, keys: U64, local_ms: I64, anomaly: Bools, resale: Bools
+    ) -> tuple[I64, Bools]:
         """A category per pick: favourites 70 %, a seasonal event's categories 40 % while it
-        lasts, else the catalog's mix; fraud buys resellable goods outside the favourites."""
+        lasts, else the catalog's mix; fraud buys resellable goods outside the favourites.
+        Also whether a seasonal event is on for the pick."""
         u = rng.uniform_block(keys, 5)
         shares = tuple(c[3] for c in CATEGORIES)
         category = _choice(u[:, 0], shares)
         favourite = self.users.favourite[user, (u[:, 1] < 0.5).astype(np.int64)]
         category = np.where(u[:, 2] < 0.7, favourite, category)
+        event = np.full(keys.size, -1, dtype=np.int8)
         if self.settings.seasonal_events:
             _, event = local_factors(local_ms, 1.0, True)
             boost = (event >= 0) & (u[:, 3] < 0.4)
@@ -401,16 +405,16 @@ class EcommerceSource:
                            unusual)  # fmt: skip
         category = np.where(anomaly, unusual, category)
         picked: I64 = np.where(resale, RESALE[(u[:, 4] * 2).astype(np.int64) % 2], category)
-        return picked
+        return picked, event >= 0
 
     def _products(self, session: I64, slot: I64, ctx: dict[str, Any]) -> I64:
         keys = rng.combine(ctx["keys"][session], 1000 + slot)
         pattern, fraud = ctx["pattern"][session], ctx["fraud"][session]
-        category = self._categories(
+        category, in_season = self._categories(
             ctx["user"][session], keys, ctx["local"][session],
             fraud & (pattern == CATEGORY), fraud & (pattern == VELOCITY),
         )  # fmt: skip
-        return self.products.choose(category, rng.uniform(keys, 8))
+        return self.products.choose(category, rng.uniform(keys, 8), in_season)
 
     def _new_sessions(self, t0: int, t1: int) -> None:
         local, arrival, keys = self.sessions.arrivals(t0, t1)

@@ -340,25 +340,32 @@ class Products:
             [_product_name(int(c), k) for c, k in zip(self.category, self.keys, strict=True)],
             dtype=object,
         )
-        # Per category: products in id order and their popularity CDF, for choosing.
+        # Per category: products in id order and their popularity CDF, for choosing; in
+        # season (a seasonal event on), seasonal items sell three times as well.
         self.members: list[I64] = []
         self.cdf: list[F64] = []
+        self.cdf_in_season: list[F64] = []
         for c in range(len(CATEGORIES)):
             members = np.flatnonzero(self.category == c)
             if members.size == 0:  # a tiny catalog: borrow the most popular product
                 members = np.array([int(np.argmax(self.popularity))])
             self.members.append(members)
-            cdf = np.cumsum(self.popularity[members])
-            self.cdf.append(cdf / cdf[-1])
+            for boost, cdfs in ((1.0, self.cdf), (3.0, self.cdf_in_season)):
+                weight = self.popularity[members] * np.where(self.seasonal[members], boost, 1.0)
+                cdf = np.cumsum(weight)
+                cdfs.append(cdf / cdf[-1])
         self.cheap = np.flatnonzero(self.base_price <= np.quantile(self.base_price, 0.02))
 
-    def choose(self, category: I64, u: F64) -> I64:
-        """A product of each ``category``, by popularity."""
+    def choose(self, category: I64, u: F64, in_season: npt.NDArray[np.bool_] | None = None) -> I64:
+        """A product of each ``category``, by popularity (seasonal items boosted in season)."""
         out = np.empty(category.size, dtype=np.int64)
+        season = np.zeros(category.size, np.bool_) if in_season is None else in_season
         for c in np.unique(category).tolist():
-            mine = category == c
-            picks = np.searchsorted(self.cdf[c], u[mine], side="right")
-            out[mine] = self.members[c][np.minimum(picks, self.members[c].size - 1)]
+            for flag, cdf in ((False, self.cdf[c]), (True, self.cdf_in_season[c])):
+                mine = (category == c) & (season == flag)
+                if mine.any():
+                    picks = np.searchsorted(cdf, u[mine], side="right")
+                    out[mine] = self.members[c][np.minimum(picks, self.members[c].size - 1)]
         return out
 
     def ids(self, products: I64) -> list[str]:
