@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,6 +346,7 @@ def test_catalog_writes_users_and_products_that_the_streams_reference(tmp_path: 
     assert len(users) == 300
     assert len(products) == 1000
     assert len({u["email"] for u in users}) == 300
+    assert all(re.fullmatch(r"[a-z0-9.]+@[a-z0-9.-]+\.[a-z]+", u["email"]) for u in users)
     assert all(" " in u["name"] and u["street_address"] for u in users)
     assert {u["user_type"] for u in users} == {"regular", "vip", "new"}
     ids = {u["user_id"] for u in users}

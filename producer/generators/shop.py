@@ -12,6 +12,7 @@ and made only when asked for (``user_profile``): nothing on the hot path pays fo
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -294,7 +295,8 @@ class Users:
         return {
             "user_id": f"user_{user + 1:06d}",
             "name": f"{first} {last}",
-            "email": f"{first}.{last}{user % 100}@{fake.free_email_domain()}".lower(),
+            "email": re.sub(r"[^a-z0-9.]", "", f"{first}.{last}{user % 100}".lower())
+            + f"@{fake.free_email_domain()}",
             "street_address": fake.street_address(),
             "city": self.places.name[city],
             "country": self.places.country_code[city],
