@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from producer import rng
 from producer.generators.air_quality import load_cities
+from producer.generators.shop import US_STATES, _choice
 from producer.rates import DAY_MS, HOUR_MS
 from producer.records import Schema
 from producer.rng import F64, I64, U64
@@ -154,17 +155,6 @@ ASSET_NOTES: tuple[tuple[str | None, ...], ...] = (
 )  # fmt: skip
 
 
-def _choice(u: F64, weights: npt.ArrayLike) -> I64:
-    cdf = np.cumsum(np.asarray(weights, dtype=np.float64), axis=-1)
-    if cdf.ndim == 1:
-        picked = np.searchsorted(cdf / cdf[-1], u, side="right")
-        out: I64 = np.minimum(picked, cdf.size - 1).astype(np.int64)
-        return out
-    norm = cdf / cdf[:, -1:]
-    rows: I64 = np.minimum((u[:, None] >= norm).sum(axis=1), cdf.shape[1] - 1).astype(np.int64)
-    return rows
-
-
 def _lognormal(keys: U64, index: int, median: F64 | float, sigma: float) -> F64:
     z = rng.box_muller(rng.uniform(keys, index), rng.uniform(keys, index + 1))
     out: F64 = median * np.exp(sigma * z)
@@ -248,8 +238,6 @@ class City:
         self.country = str(cities.country_code[i])
         self.zone = ZoneInfo(cities.timezone[i])
         self.lat, self.lng = float(cities.latitude[i]), float(cities.longitude[i])
-        from producer.generators.shop import US_STATES
-
         self.region = US_STATES.get(name) or self.country
         key = rng.text_key(seed, "incidents", "city", name)
         n = stations
@@ -311,8 +299,6 @@ def _streets(seed: int, city: str, stations: int) -> tuple[list[list[str]], list
     fake.seed_instance(rng.text_key(seed, "incidents", "streets", city) % 2**63)
     streets = []
     postal = []
-    from producer.generators.shop import US_STATES
-
     state = US_STATES.get(city)
     base = fake.random_int(10_000, 98_000)
     for s in range(stations):
