@@ -320,9 +320,12 @@ class EcommerceSource:
             sessions_per_hour * settings.traffic_factor, f, u_ids.size / settings.users,
         )  # fmt: skip
         share_p = p_ids.size / settings.products
-        updates = settings.product_updates_per_hour * settings.traffic_factor
-        period_h = 24.0 if updates <= 0 or settings.products / 24 <= updates / 2 else (
-            2 * settings.products / updates)  # fmt: skip
+        # Repricing once a day per product (or more often, so that it is at most half of the
+        # updates), from the base rate: the price history does not depend on the scenario.
+        base = settings.product_updates_per_hour
+        period_h = 24.0 if base <= 0 or settings.products / 24 <= base / 2 else (
+            2 * settings.products / base)  # fmt: skip
+        updates = base * settings.traffic_factor
         self.prices = Prices(self.products, round(period_h * HOUR_MS))
         self.repricing = FixedInterval(p_ids, self.products.keys[p_ids], self.prices.period,
                                        self.prices.period // 4)  # fmt: skip
@@ -579,7 +582,7 @@ class EcommerceSource:
     def _product_updates(self, t0: int, t1: int) -> dict[str, npt.NDArray[Any]] | None:
         due = self.repricing.due(t0, t1)
         parts: list[dict[str, npt.NDArray[Any]]] = []
-        if len(due):
+        if len(due) and self.settings.product_updates_per_hour > 0:
             product = self.product_ids[due.entity]
             keys = rng.combine(self.products.keys[product], due.time_ms)
             parts.append({"time_ms": due.time_ms, "product": product, "key": keys,
@@ -715,7 +718,7 @@ class EcommerceSource:
     def target_rates(self, t: int) -> dict[str, float]:
         sessions = self.sessions.target_rate(t)
         txns = sessions * self.txn_per_session
-        updates = self.repricing.target_rate(t)
+        updates = self.repricing.target_rate(t) if self.settings.product_updates_per_hour else 0.0
         if self.other_updates:
             updates += self.product_arrivals.target_rate(t)
         return {
