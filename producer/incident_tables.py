@@ -28,6 +28,7 @@ from tqdm import tqdm
 from producer import rng
 from producer.errors import ConfigError
 from producer.generators import incidents as inc
+from producer.generators import lognormal
 from producer.records import arrow_schema
 from producer.rng import I64, U64
 from producer.settings import parse_time
@@ -104,17 +105,6 @@ class Plan:
     progress: bool = True
 
 
-def rate_for(arrivals_city: inc.City, key: int, count: int, start_ms: int, end_ms: int) -> float:
-    """The rate that puts ``count`` incidents in the window (the stream's backfill uses it
-    too, so both describe the same incidents)."""
-    unit = inc.Arrivals(arrivals_city, 1.0, key)
-    return count / max(unit.factor_between(start_ms, end_ms), 1e-9)
-
-
-def arrivals_key(seed: int) -> int:
-    return rng.text_key(seed, "incidents", "arrivals")
-
-
 def _ts(ms: I64, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:  # type: ignore[type-arg]
     mask = None if valid is None else ~valid
     return pa.array(ms, pa.int64(), mask=mask).cast(TS)
@@ -128,9 +118,9 @@ class Builder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.city = inc.City(plan.city, plan.stations, plan.seed)
-        key = arrivals_key(plan.seed)
-        rate = rate_for(self.city, key, plan.count, plan.start_ms, plan.end_ms)
-        self.arrivals = inc.Arrivals(self.city, rate, key)
+        self.arrivals = inc.arrivals_for(
+            self.city, plan.seed, 0.0, plan.count, (plan.start_ms, plan.end_ms)
+        )
         self.model = inc.IncidentModel(self.city, self.arrivals, plan.options, plan.seed)
         self.codes = np.array(self.city.codes, dtype=object)
         self.type_codes = np.array(inc.TYPE_CODES, dtype=object)
@@ -251,7 +241,7 @@ class Builder:
         u = rng.uniform_block(keys, 3)
         station = self.city.nearest[c["station"][idx], j]
         dispatched = c["dispatch"][idx] + np.where(
-            j > 0, (inc._lognormal(keys, 4, 40.0, 0.6) * 1000 * j).astype(np.int64), 0
+            j > 0, (lognormal(keys, 4, 40.0, 0.6) * 1000 * j).astype(np.int64), 0
         )
         arrival, resolved = c["arrival"][idx], c["resolved"][idx]
         cancelled = c["cancelled"][idx]

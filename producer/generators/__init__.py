@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
+from producer import rng
 from producer.rates import Due, RateModel
 from producer.records import RecordBatch, Schema
-from producer.rng import I64, U64
+from producer.rng import F64, I64, U64
 
 
 class Generator(Protocol):
@@ -103,3 +105,78 @@ def rank_within_entity(local: I64) -> I64:
     rank = np.empty(n, dtype=np.int64)
     rank[order] = positions - group_start
     return rank
+
+
+# --------------------------------------------------------------------------- shared helpers
+def weighted_choice(u: F64, weights: npt.ArrayLike) -> I64:
+    """Index of each uniform ``u`` in the cumulative ``weights`` (not normalised)."""
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
+    picked: I64 = np.searchsorted(cdf / cdf[-1], u, side="right").astype(np.int64)
+    return np.minimum(picked, cdf.size - 1)
+
+
+def weighted_choice_rows(u: F64, weights: F64) -> I64:
+    """``weighted_choice`` with one row of weights per uniform."""
+    cdf = np.cumsum(weights, axis=1)
+    picked = (u[:, None] * cdf[:, -1:] >= cdf).sum(axis=1)
+    out: I64 = np.minimum(picked, weights.shape[1] - 1).astype(np.int64)
+    return out
+
+
+def lognormal(keys: U64, index: int, median: F64 | float, sigma: float) -> F64:
+    """Log-normal draws with the given median, from draws ``index`` and ``index + 1``."""
+    z = rng.box_muller(rng.uniform(keys, index), rng.uniform(keys, index + 1))
+    out: F64 = median * np.exp(sigma * z)
+    return out
+
+
+class Pending:
+    """Rows waiting for their event time (a session's later clicks, an incident's later
+    stages), sorted by time; ties keep the order they were added in, so the output does
+    not depend on how time is cut into windows."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, npt.NDArray[Any]] = {}
+
+    def __len__(self) -> int:
+        return 0 if not self.cols else int(self.cols["time_ms"].size)
+
+    def add(self, cols: dict[str, npt.NDArray[Any]]) -> None:
+        if not cols["time_ms"].size:
+            return
+        if self.cols:
+            cols = {k: np.concatenate([self.cols[k], v]) for k, v in cols.items()}
+        order = np.argsort(cols["time_ms"], kind="stable")
+        self.cols = {k: v[order] for k, v in cols.items()}
+
+    def release(self, t1: int) -> dict[str, npt.NDArray[Any]] | None:
+        """The rows due before ``t1``, removed."""
+        if not self.cols:
+            return None
+        cut = int(np.searchsorted(self.cols["time_ms"], t1, "left"))
+        if cut == 0:
+            return None
+        out = {k: v[:cut] for k, v in self.cols.items()}
+        self.cols = {k: v[cut:] for k, v in self.cols.items()} if cut < len(self) else {}
+        return out
+
+    def first(self) -> int:
+        return int(self.cols["time_ms"][0]) if self.cols else 2**62
+
+    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        if self.cols:
+            self.cols = {k: v[mask] for k, v in self.cols.items()} if mask.any() else {}
+
+
+class KindCounts:
+    """Generated records by (channel, kind): one ``bincount`` of an integer column per
+    batch, not a string per record."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, channel: str, codes: I64, names: tuple[str, ...], offset: int = 0) -> None:
+        found = np.bincount(codes.astype(np.int64) + offset, minlength=len(names))
+        for name, n in zip(names, found.tolist(), strict=True):
+            if n:
+                self.counts[(channel, name)] = self.counts.get((channel, name), 0) + n

@@ -177,7 +177,7 @@ class AirQualityGenerator:
 
     def _offsets_for(self, first_day: int, end_day: int) -> I64:
         return np.stack([
-            _daily_offsets(self.cities.timezone[c], first_day, end_day) if c in self._mine
+            daily_offsets(self.cities.timezone[c], first_day, end_day) if c in self._mine
             else np.zeros(end_day - first_day, dtype=np.int64)
             for c in range(len(self.cities))
         ])  # fmt: skip
@@ -253,7 +253,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _daily_offsets(zone_name: str, first_day: int, end_day: int) -> I64:
+def daily_offsets(zone_name: str, first_day: int, end_day: int) -> I64:
     """UTC offsets (ms) of a time zone at noon UTC of each day in [first_day, end_day).
 
     Sampled weekly, then day by day only in weeks where the offset changed (twice a year at

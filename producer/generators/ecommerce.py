@@ -24,7 +24,6 @@ at a fixed cadence, 5 metrics x 5 regions per 180 s window = 500/h, whatever the
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,8 +32,14 @@ import pyarrow as pa
 
 from producer import rng
 from producer.errors import ConfigError
-from producer.generators import rank_within_entity
-from producer.generators.air_quality import _daily_offsets
+from producer.generators import (
+    KindCounts,
+    Pending,
+    lognormal,
+    rank_within_entity,
+    weighted_choice,
+)
+from producer.generators.air_quality import daily_offsets
 from producer.generators.shop import (
     AGE_GROUPS,
     CATEGORIES,
@@ -50,7 +55,6 @@ from producer.generators.shop import (
     Places,
     Products,
     Users,
-    _choice,
     local_factors,
     seasonal_events,
     shares,
@@ -86,9 +90,9 @@ MAX_DEFER_MS = 1_200_000
 
 
 def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
-    z = rng.box_muller(rng.uniform(keys, 40), rng.uniform(keys, 41))
-    ms: I64 = np.maximum(1, np.rint(median_s * np.exp(sigma * z) * 1000.0)).astype(np.int64)
-    return ms
+    """Log-normal durations in whole milliseconds (at least 1), from seconds."""
+    ms: I64 = np.maximum(1, np.rint(lognormal(keys, 40, median_s, sigma) * 1000.0))
+    return ms.astype(np.int64)
 
 
 DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
@@ -98,41 +102,6 @@ DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
 def _hex(prefix: str, keys: U64, digits: int) -> list[str]:
     mask = (1 << (4 * digits)) - 1
     return [f"{prefix}{k & mask:0{digits}x}" for k in keys.tolist()]
-
-
-class Pending:
-    """Rows waiting for their time, sorted by time (ties: in the order they were added)."""
-
-    def __init__(self) -> None:
-        self.cols: dict[str, npt.NDArray[Any]] = {}
-
-    def __len__(self) -> int:
-        return 0 if not self.cols else int(self.cols["time_ms"].size)
-
-    def add(self, cols: dict[str, npt.NDArray[Any]]) -> None:
-        if not cols["time_ms"].size:
-            return
-        if self.cols:
-            cols = {k: np.concatenate([self.cols[k], v]) for k, v in cols.items()}
-        order = np.argsort(cols["time_ms"], kind="stable")
-        self.cols = {k: v[order] for k, v in cols.items()}
-
-    def release(self, t1: int) -> dict[str, npt.NDArray[Any]] | None:
-        if not self.cols:
-            return None
-        cut = int(np.searchsorted(self.cols["time_ms"], t1, "left"))
-        if cut == 0:
-            return None
-        out = {k: v[:cut] for k, v in self.cols.items()}
-        self.cols = {k: v[cut:] for k, v in self.cols.items()} if cut < len(self) else {}
-        return out
-
-    def first(self) -> int:
-        return int(self.cols["time_ms"][0]) if self.cols else 2**62
-
-    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
-        if self.cols:
-            self.cols = {k: v[mask] for k, v in self.cols.items()} if mask.any() else {}
 
 
 class Calendar:
@@ -145,7 +114,7 @@ class Calendar:
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one calendar per source, kept for the run
     def offsets(self, day: int) -> I64:
-        return np.array([int(_daily_offsets(z, day, day + 1)[0]) for z in self.zones])
+        return np.array([int(daily_offsets(z, day, day + 1)[0]) for z in self.zones])
 
     def local_ms(self, zone: I64, t: I64) -> I64:
         days = t // DAY_MS
@@ -197,7 +166,7 @@ class SessionArrivals(TotalRate):
         factor, local_hour = self.calendar.hour(hour)
         weights = self.activity * factor
         u1, u2 = rng.uniform(keys, 1), rng.uniform(keys, 2)
-        zone = _choice(u1, weights)
+        zone = weighted_choice(u1, weights)
         fraud, pattern = self.fraud.of(keys)
         odd = fraud & (pattern == TIME)
         if odd.any():
@@ -207,7 +176,7 @@ class SessionArrivals(TotalRate):
             distance = np.minimum(distance, 24 - distance)
             populated = self.activity > 0
             night = np.where(populated & (distance == distance[populated].min()), self.activity, 0)
-            zone = np.where(odd, _choice(u1, night), zone)
+            zone = np.where(odd, weighted_choice(u1, night), zone)
         target = self.cum_before[zone] + u2 * self.activity[zone]
         at = np.searchsorted(self.cum, target, "right")
         last = self.zone_first[zone] + np.maximum(self.zone_size[zone], 1) - 1
@@ -247,7 +216,7 @@ class Fraud:
 
     def of(self, keys: U64) -> tuple[npt.NDArray[np.bool_], I64]:
         fraud = rng.uniform(keys, 3) < self.session_p
-        return fraud, _choice(rng.uniform(keys, 4), self.weights)
+        return fraud, weighted_choice(rng.uniform(keys, 4), self.weights)
 
 
 class Prices:
@@ -295,7 +264,6 @@ class EcommerceSource:
 
         self.settings = settings
         self.stream = STREAM
-        self.seed = seed
         places = Places.load()
         self.users = Users(seed, settings.users, places)
         self.products = Products(seed, settings.products)
@@ -343,13 +311,14 @@ class EcommerceSource:
         self.window_ms = settings.analytics_window_s * 1000
         self.acc: dict[int, F64] = {}  # window -> (scope, [sessions, orders, revenue, fraud])
         self.analytics_key = rng.text_key(seed, STREAM, "analytics")
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counts = KindCounts()
+        text = Texts(self.users, self.products)
         self.schemas: dict[str, _ShopSchema] = {
-            TRANSACTIONS: TransactionSchema(self),
-            EVENTS: EventSchema(self),
-            UPDATES: UpdateSchema(self),
-            ALERTS: AlertSchema(self),
-            ANALYTICS: AnalyticsSchema(self),
+            TRANSACTIONS: TransactionSchema(self, text),
+            EVENTS: EventSchema(self, text),
+            UPDATES: UpdateSchema(self, text),
+            ALERTS: AlertSchema(self, text),
+            ANALYTICS: AnalyticsSchema(self, text),
         }
         self.channels: dict[str, Schema] = dict(self.schemas)
 
@@ -386,7 +355,7 @@ class EcommerceSource:
         Also whether a seasonal event is on for the pick."""
         u = rng.uniform_block(keys, 5)
         shares = tuple(c[3] for c in CATEGORIES)
-        category = _choice(u[:, 0], shares)
+        category = weighted_choice(u[:, 0], shares)
         favourite = self.users.favourite[user, (u[:, 1] < 0.5).astype(np.int64)]
         category = np.where(u[:, 2] < 0.7, favourite, category)
         event = np.full(keys.size, -1, dtype=np.int8)
@@ -435,7 +404,7 @@ class EcommerceSource:
         views = np.where(velocity, 0, views)
         search = ((u[:, 5] < P_SEARCH) & ~velocity).astype(np.int64)
         carted = ((u[:, 7] < P_CART) | fraud) & ~velocity
-        cart = np.where(carted, 1 + _choice(u[:, 8], CART_SIZES), 0)
+        cart = np.where(carted, 1 + weighted_choice(u[:, 8], CART_SIZES), 0)
         remove = ((cart >= 2) & (u[:, 9] < P_REMOVE)).astype(np.int64)
         checkout = carted & ((u[:, 10] < P_CHECKOUT) | fraud)
         pays = checkout & ((u[:, 11] < P_PAY) | fraud)
@@ -526,7 +495,7 @@ class EcommerceSource:
             if kept.any():
                 items[kept, j] = self._products(ts[kept], np.full(int(kept.sum()), j), ctx)
             qk = rng.uniform(rng.combine(tkeys, 10 + j), 0)
-            quantity[:, j] = np.where(items[:, j] >= 0, 1 + _choice(qk, QUANTITIES), 0)
+            quantity[:, j] = np.where(items[:, j] >= 0, 1 + weighted_choice(qk, QUANTITIES), 0)
         fast = velocity[ts]
         items[fast, 0] = product[buy[fast]]
         quantity[fast, 0] = 1
@@ -553,7 +522,7 @@ class EcommerceSource:
         us = rng.uniform(tkeys, 13)
         score = np.where(is_fraud, 0.62 + 0.37 * np.sqrt(us), 0.01 + 0.55 * us**6)
         payment = np.where(rng.uniform(tkeys, 14) < 0.75, self.users.payment[user[ts]],
-                           _choice(rng.uniform(tkeys, 15), PAYMENT_WEIGHTS))  # fmt: skip
+                           weighted_choice(rng.uniform(tkeys, 15), PAYMENT_WEIGHTS))  # fmt: skip
         etxn = np.zeros(sess.size, dtype=np.uint64)
         etxn[buy] = tkeys
         self.events.add({
@@ -691,9 +660,9 @@ class EcommerceSource:
         if limit is not None and sum(len(b) for b in batches.values()) > limit:
             batches = _first(batches, limit)
         for channel, batch in batches.items():
-            kinds = self.schemas[channel].kinds(batch)
-            for kind, n in Counter(kinds).items():
-                self.counts[(channel, kind)] += n
+            schema = self.schemas[channel]
+            self.counts.add(channel, batch.columns[schema.KIND_COLUMN], schema.KINDS,
+                            schema.KIND_OFFSET)  # fmt: skip
         return batches
 
     def _batch(self, channel: str, cols: dict[str, npt.NDArray[Any]]) -> RecordBatch:
@@ -735,7 +704,7 @@ class EcommerceSource:
                 ALERTS: users, ANALYTICS: len(METRICS) * len(SCOPES)}  # fmt: skip
 
     def kind_counts(self) -> dict[tuple[str, str], int]:
-        return dict(self.counts)
+        return dict(self.counts.counts)
 
     def describe(self, report: dict[str, Any]) -> None:
         """The seed's ``stats``: users and products by kind, the realised fraud rate."""
@@ -794,20 +763,11 @@ def _first(batches: dict[str, RecordBatch], limit: int) -> dict[str, RecordBatch
 # --------------------------------------------------------------------------- schemas
 
 
-class _ShopSchema:
-    stream: str
-    partition_key: str
-    optional_fields: tuple[str, ...]
-    measures: dict[str, tuple[float, float, float]]
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]]
-    ARROW: ClassVar[pa.Schema]
-    time_field = "timestamp"
+class Texts:
+    """The catalog's strings, made once and shared by the five schemas."""
 
-    def __init__(self, source: EcommerceSource) -> None:
-        self.source = source
-        self.measures = dict(self.MEASURES)
-        self.users = np.array(source.users.ids(np.arange(source.users.count)), dtype=object)
-        products = source.products
+    def __init__(self, users: Users, products: Products) -> None:
+        self.users = np.array(users.ids(np.arange(users.count)), dtype=object)
         self.product_ids = np.array(products.ids(np.arange(products.count)), dtype=object)
         self.categories = np.array([CATEGORY_NAMES[c] for c in products.category], dtype=object)
         self.signatures = [
@@ -815,8 +775,25 @@ class _ShopSchema:
             for d, o, b, r, _ in SIGNATURES
         ]
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        raise NotImplementedError
+
+class _ShopSchema:
+    stream: str
+    partition_key: str
+    optional_fields: tuple[str, ...]
+    measures: dict[str, tuple[float, float, float]]
+    MEASURES: ClassVar[dict[str, tuple[float, float, float]]]
+    ARROW: ClassVar[pa.Schema]
+    # What synthstream_records_by_kind_total counts: an integer column and its names.
+    KIND_COLUMN: ClassVar[str]
+    KINDS: ClassVar[tuple[str, ...]]
+    KIND_OFFSET: ClassVar[int] = 0
+    time_field = "timestamp"
+
+    def __init__(self, source: EcommerceSource, text: Texts) -> None:
+        self.source = source
+        self.measures = dict(self.MEASURES)
+        self.users, self.product_ids = text.users, text.product_ids
+        self.categories, self.signatures = text.categories, text.signatures
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -853,8 +830,8 @@ class EventSchema(_ShopSchema):
         "duration_seconds": (30.0, 0.0, 86_400.0)
     }
 
-    def __init__(self, source: EcommerceSource) -> None:
-        super().__init__(source)
+    def __init__(self, source: EcommerceSource, text: Texts) -> None:
+        super().__init__(source, text)
         slugs = [c.lower().replace(" & ", "-").replace(" ", "-") for c in CATEGORY_NAMES]
         cat = source.products.category
         self.view_urls = np.array(
@@ -865,8 +842,8 @@ class EventSchema(_ShopSchema):
                            "/checkout/confirmation")  # fmt: skip
         self.slugs = slugs
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        return [EVENT_TYPES[t] for t in batch.columns["type"].tolist()]
+    KIND_COLUMN = "type"
+    KINDS = EVENT_TYPES
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -960,8 +937,9 @@ class TransactionSchema(_ShopSchema):
         "total_amount": (100.0, 0.0, 1_000_000.0)
     }
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        return [FRAUD_PATTERNS[p] if p >= 0 else "legit" for p in batch.columns["pattern"].tolist()]
+    KIND_COLUMN = "pattern"
+    KINDS = ("legit", *FRAUD_PATTERNS)
+    KIND_OFFSET = 1  # -1 (legit) counts as kind 0
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1031,8 +1009,8 @@ class AlertSchema(_ShopSchema):
         "unknown or suspicious device", "category the user never buys",
     )  # fmt: skip
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        return [FRAUD_PATTERNS[p] for p in batch.columns["pattern"].tolist()]
+    KIND_COLUMN = "pattern"
+    KINDS = FRAUD_PATTERNS
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1083,8 +1061,8 @@ class UpdateSchema(_ShopSchema):
     optional_fields: tuple[str, ...] = ("rating",)
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"price": (20.0, 0.0, 100_000.0)}
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        return [UPDATE_TYPES[t] for t in batch.columns["type"].tolist()]
+    KIND_COLUMN = "type"
+    KINDS = UPDATE_TYPES
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1131,8 +1109,8 @@ class AnalyticsSchema(_ShopSchema):
     optional_fields: tuple[str, ...] = ("sample_size",)
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"value": (1.0, -1e12, 1e12)}
 
-    def kinds(self, batch: RecordBatch) -> list[str]:
-        return [METRICS[m] for m in batch.columns["metric"].tolist()]
+    KIND_COLUMN = "metric"
+    KINDS = METRICS
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns

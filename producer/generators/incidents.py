@@ -24,17 +24,24 @@ import functools
 import math
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from producer import rng
-from producer.generators.air_quality import load_cities
-from producer.generators.shop import US_STATES, _choice
+from producer.generators import (
+    KindCounts,
+    Pending,
+    lognormal,
+    weighted_choice,
+    weighted_choice_rows,
+)
+from producer.generators.air_quality import daily_offsets, load_cities
+from producer.generators.shop import US_STATES
 from producer.rates import DAY_MS, HOUR_MS
 from producer.records import Schema
 from producer.rng import F64, I64, U64
+from producer.settings import IncidentsSettings, Shard
 
 # ---------------------------------------------------------------------------- lookups
 # (code, label, share, severity weights LOW/MODERATE/HIGH/CRITICAL, report delay median s,
@@ -155,12 +162,6 @@ ASSET_NOTES: tuple[tuple[str | None, ...], ...] = (
 )  # fmt: skip
 
 
-def _lognormal(keys: U64, index: int, median: F64 | float, sigma: float) -> F64:
-    z = rng.box_muller(rng.uniform(keys, index), rng.uniform(keys, index + 1))
-    out: F64 = median * np.exp(sigma * z)
-    return out
-
-
 def metres_between(lat1: F64, lng1: F64, lat2: F64, lng2: F64) -> F64:
     """Great-circle distance (haversine), metres."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
@@ -236,7 +237,7 @@ class City:
         i = names.index(name)
         self.name = name
         self.country = str(cities.country_code[i])
-        self.zone = ZoneInfo(cities.timezone[i])
+        self.zone = cities.timezone[i]
         self.lat, self.lng = float(cities.latitude[i]), float(cities.longitude[i])
         self.region = US_STATES.get(name) or self.country
         key = rng.text_key(seed, "incidents", "city", name)
@@ -283,11 +284,7 @@ class City:
 
     @functools.lru_cache(maxsize=8192)  # noqa: B019 - one city per run
     def _offset(self, day: int) -> int:
-        from datetime import UTC, datetime
-
-        moment = datetime.fromtimestamp(day * 86_400 + 43_200, UTC).astimezone(self.zone)
-        offset = moment.utcoffset()
-        return int(offset.total_seconds() * 1000) if offset else 0
+        return int(daily_offsets(self.zone, day, day + 1)[0])
 
 
 @functools.lru_cache(maxsize=8)
@@ -458,7 +455,7 @@ class IncidentModel:
         day = local // DAY_MS
         month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
         u = rng.uniform(rng.combine(self.weather_key, day), 0)
-        return _choice_rows(u, _WEATHER_BY_MONTH[month])
+        return weighted_choice_rows(u, _WEATHER_BY_MONTH[month])
 
     def incidents(self, year: int, seq: I64) -> dict[str, Any]:
         """Core columns of incidents ``seq`` of ``year``: times as int64 ms (before the as-of
@@ -473,9 +470,9 @@ class IncidentModel:
         rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 18))
         weights = shares * _WEATHER_FACTOR[weather]
         weights[:, TYPE_CODES.index("TRAFFIC_COLLISION")] *= np.where(rush, 1.5, 1.0)
-        kind = _choice_rows(u[:, 0], weights)
-        severity = _choice_rows(u[:, 1], np.array([t[3] for t in INCIDENT_TYPES])[kind])
-        station = _choice(u[:, 2], city.weight)
+        kind = weighted_choice_rows(u[:, 0], weights)
+        severity = weighted_choice_rows(u[:, 1], np.array([t[3] for t in INCIDENT_TYPES])[kind])
+        station = weighted_choice(u[:, 2], city.weight)
         # A point in the station's coverage disk (uniform over its area).
         dist = city.radius_m[station] * np.sqrt(u[:, 3]) * 0.98
         angle = 2 * np.pi * u[:, 4]
@@ -485,16 +482,16 @@ class IncidentModel:
         )
         lat, lng = np.round(lat, 6), np.round(lng, 6)
         report_s = np.array([t[4] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
-        occurrence = reported - (_lognormal(keys, 30, report_s, 0.7) * 1000).astype(np.int64)
+        occurrence = reported - (lognormal(keys, 30, report_s, 0.7) * 1000).astype(np.int64)
         dispatch = reported + (
-            _lognormal(keys, 32, 75.0 * _SEVERITY_PACE[severity], 0.5) * 1000
+            lognormal(keys, 32, 75.0 * _SEVERITY_PACE[severity], 0.5) * 1000
         ).astype(np.int64)
         travel_m = metres_between(city.st_lat[station], city.st_lng[station], lat, lng) * 1.3
         travel_s = 70.0 + travel_m / (38_000 / 3600) * np.exp(0.2 * (u[:, 5] - 0.5))
         arrival = dispatch + (travel_s * 1000).astype(np.int64)
         scene_min = np.array([t[5] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
         resolved = arrival + (
-            _lognormal(keys, 34, scene_min * _SEVERITY_SCENE[severity] * 60, 0.6) * 1000
+            lognormal(keys, 34, scene_min * _SEVERITY_SCENE[severity] * 60, 0.6) * 1000
         ).astype(np.int64)
         alarm = kind == TYPE_CODES.index("ALARM")
         cancelled = u[:, 6] < np.where(alarm, 0.15, 0.03)
@@ -502,7 +499,7 @@ class IncidentModel:
         cancelled &= cancel_at < arrival
         resolved = np.where(cancelled, cancel_at, resolved)
         source = np.where(
-            alarm & (u[:, 8] < 0.85), 1, _choice(u[:, 8], (0.86, 0.03, 0.06, 0.02, 0.03))
+            alarm & (u[:, 8] < 0.85), 1, weighted_choice(u[:, 8], (0.86, 0.03, 0.06, 0.02, 0.03))
         )
         units = np.clip(
             o.units_min + np.floor(u[:, 9] * 1.6 + _SEVERITY_UNITS[severity]).astype(np.int64),
@@ -515,7 +512,7 @@ class IncidentModel:
         fire = np.isin(kind, [0, 1, 2])
         injuries = (fire & (u[:, 11] < 0.004 * (1 + severity * 2))).astype(np.int64)
         damage_median = np.array([t[6] for t in INCIDENT_TYPES], dtype=np.float64)[kind]
-        damage = np.round(_lognormal(keys, 36, damage_median * _SEVERITY_DAMAGE[severity], 0.9),
+        damage = np.round(lognormal(keys, 36, damage_median * _SEVERITY_DAMAGE[severity], 0.9),
                           -2)  # fmt: skip
         damage = np.where(damage_median > 0, damage, np.nan)
         street = (u[:, 12] * 40).astype(np.int64)
@@ -533,13 +530,6 @@ class IncidentModel:
         }  # fmt: skip
 
 
-def _choice_rows(u: F64, weights: F64) -> I64:
-    cdf = np.cumsum(weights, axis=1)
-    picked = (u[:, None] * cdf[:, -1:] >= cdf).sum(axis=1)
-    out: I64 = np.minimum(picked, weights.shape[1] - 1).astype(np.int64)
-    return out
-
-
 def _poisson(u: F64, mean: F64) -> I64:
     """Small Poisson counts by inversion (means up to a few), vectorised."""
     k = np.zeros(u.size, dtype=np.int64)
@@ -555,8 +545,25 @@ def _poisson(u: F64, mean: F64) -> I64:
     return k
 
 
-def incident_numbers(year: int, seq: I64) -> list[str]:
-    return [f"F{year % 100:02d}-{s:07d}" for s in seq.tolist()]
+def incident_numbers(year: int | I64, seq: I64) -> list[str]:
+    """CAD-style numbers: ``F24-0001234``, the sequence restarting each year."""
+    years = np.broadcast_to(np.asarray(year) % 100, seq.shape).tolist()
+    return [f"F{y:02d}-{s:07d}" for y, s in zip(years, seq.tolist(), strict=True)]
+
+
+def arrivals_for(
+    city: City,
+    seed: int,
+    rate_per_hour: float,
+    count: int | None = None,
+    window: tuple[int, int] | None = None,
+) -> Arrivals:
+    """The city's arrival model: at ``rate_per_hour``, or exactly ``count`` incidents in
+    ``window`` (the tables, and a backfill of the stream over the same window, call this)."""
+    key = rng.text_key(seed, "incidents", "arrivals")
+    if count is not None and window is not None:
+        rate_per_hour = count / max(Arrivals(city, 1.0, key).factor_between(*window), 1e-9)
+    return Arrivals(city, rate_per_hour, key)
 
 
 def status_as_of(core: dict[str, Any], as_of: int) -> I64:
@@ -572,6 +579,7 @@ def status_as_of(core: dict[str, Any], as_of: int) -> I64:
 
 # ---------------------------------------------------------------------------- live stream
 LIFECYCLE = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
+LIFECYCLE_KINDS = tuple(stage.lower() for stage in LIFECYCLE)
 
 
 class IncidentsSource:
@@ -581,25 +589,21 @@ class IncidentsSource:
     tables ``synthstream incidents`` writes for that window."""
 
     def __init__(
-        self, settings: Any, seed: int, shard: Any, window: tuple[int, int] | None
-    ) -> None:
-        from producer.generators.ecommerce import Pending
-
+        self, settings: IncidentsSettings, seed: int, shard: Shard,
+        window: tuple[int, int] | None,
+    ) -> None:  # fmt: skip
         self.stream = "incidents"
         self.settings = settings
         self.city = City(settings.city, settings.stations, seed)
-        key = rng.text_key(seed, "incidents", "arrivals")
-        rate = settings.incidents_per_hour
-        if settings.count is not None and window is not None:
-            unit = Arrivals(self.city, 1.0, key)
-            rate = settings.count / max(unit.factor_between(*window), 1e-9)
-        self.arrivals = Arrivals(self.city, rate, key)
+        self.arrivals = arrivals_for(
+            self.city, seed, settings.incidents_per_hour, settings.count, window
+        )
         options = Options(settings.units_min, settings.units_max, settings.assets_probability,
                           settings.notes_probability, settings.geohash_precision)  # fmt: skip
         self.model = IncidentModel(self.city, self.arrivals, options, seed)
         self.shard = shard
         self.pending = Pending()
-        self.counts: dict[tuple[str, str], int] = {}
+        self.counts = KindCounts()
         self.schema = IncidentEventSchema(self)
         self.channels: dict[str, Schema] = {self.stream: self.schema}
 
@@ -648,9 +652,7 @@ class IncidentsSource:
             return {}
         if limit is not None:
             cols = {k: v[:limit] for k, v in cols.items()}
-        for stage in cols["stage"].tolist():
-            name = (self.stream, LIFECYCLE[stage].lower())
-            self.counts[name] = self.counts.get(name, 0) + 1
+        self.counts.add(self.stream, cols["stage"], LIFECYCLE_KINDS)
         batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
                             cols["key"], {k: v for k, v in cols.items()
                                           if k not in ("time_ms", "key")})  # fmt: skip
@@ -675,7 +677,7 @@ class IncidentsSource:
         return {self.stream: len(self.city.codes)}
 
     def kind_counts(self) -> dict[tuple[str, str], int]:
-        return dict(self.counts)
+        return dict(self.counts.counts)
 
 
 class IncidentEventSchema:
@@ -700,8 +702,7 @@ class IncidentEventSchema:
             .astype(f"U{precision}")
             .tolist()
         )
-        pairs = zip(c["year"].tolist(), c["seq"].tolist(), strict=True)
-        numbers = [f"F{y % 100:02d}-{s:07d}" for y, s in pairs]
+        numbers = incident_numbers(c["year"], c["seq"])
         rows = []
         for i, (number, stage, ts, mid, dup) in enumerate(zip(
             numbers, c["stage"].tolist(), batch.iso_times(),

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
+from producer.generators import weighted_choice
 from producer.generators.air_quality import load_cities
 from producer.rates import DAY_MS, HOUR_MS
 from producer.rng import F64, I64, U64
@@ -188,12 +189,6 @@ def local_factors(local_ms: I64, weekend: float, events: bool) -> tuple[F64, npt
     return factor, which
 
 
-def _choice(u: F64, weights: tuple[float, ...] | F64) -> I64:
-    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
-    picked: I64 = np.searchsorted(cdf / cdf[-1], u, side="right").astype(np.int64)
-    return np.minimum(picked, cdf.size - 1)
-
-
 @dataclass(frozen=True)
 class Places:
     """The real cities users live in (the air-quality city file) with their regions."""
@@ -242,38 +237,40 @@ class Users:
         ids = np.arange(count, dtype=np.int64)
         self.keys = rng.combine(rng.text_key(seed, "ecommerce", "users"), ids)
         u = rng.uniform_block(self.keys, 12)
-        self.type = _choice(u[:, 0], USER_TYPE_WEIGHTS)
-        self.region = _choice(u[:, 1], REGION_WEIGHTS)
+        self.type = weighted_choice(u[:, 0], USER_TYPE_WEIGHTS)
+        self.region = weighted_choice(u[:, 1], REGION_WEIGHTS)
         # A city in the region, by population (square root: big cities, not only the biggest).
         self.city = np.empty(count, dtype=np.int64)
         for r in range(len(REGIONS)):
             members = np.flatnonzero(places.region == r)
             mine = self.region == r
-            picks = _choice(u[mine, 2], np.sqrt(places.population[members]).astype(np.float64))
+            picks = weighted_choice(
+                u[mine, 2], np.sqrt(places.population[members]).astype(np.float64)
+            )
             self.city[mine] = members[picks]
         # Home: a few km around the city centre.
         noise = rng.box_muller(u[:, 3], u[:, 4]) * 0.03
         noise2 = rng.box_muller(u[:, 4], u[:, 3]) * 0.03
         self.latitude = np.round(places.latitude[self.city] + noise, 4)
         self.longitude = np.round(places.longitude[self.city] + noise2, 4)
-        self.device = _choice(u[:, 5], DEVICE_WEIGHTS)
+        self.device = weighted_choice(u[:, 5], DEVICE_WEIGHTS)
         self.signature = np.empty(count, dtype=np.int64)
         for d, device in enumerate(DEVICE_TYPES):
             rows = [i for i, s in enumerate(SIGNATURES) if s[0] == device and s[4] > 0]
             mine = self.device == d
-            picks = _choice(u[mine, 6], tuple(SIGNATURES[i][4] for i in rows))
+            picks = weighted_choice(u[mine, 6], tuple(SIGNATURES[i][4] for i in rows))
             self.signature[mine] = np.array(rows)[picks]
-        self.age = _choice(u[:, 7], AGE_WEIGHTS)
+        self.age = weighted_choice(u[:, 7], AGE_WEIGHTS)
         # Two favourite categories, weighted by the age group's affinities.
         affinity = np.array([c[4] for c in CATEGORIES]).T * np.array([c[3] for c in CATEGORIES])
         self.favourite = np.empty((count, 2), dtype=np.int64)
         for a in range(len(AGE_GROUPS)):
             mine = self.age == a
-            first = _choice(u[mine, 8], affinity[a])
-            second = _choice(u[mine, 9], affinity[a])
+            first = weighted_choice(u[mine, 8], affinity[a])
+            second = weighted_choice(u[mine, 9], affinity[a])
             second = np.where(second == first, (first + 1) % len(CATEGORIES), second)
             self.favourite[mine, 0], self.favourite[mine, 1] = first, second
-        self.payment = _choice(u[:, 10], PAYMENT_WEIGHTS)
+        self.payment = weighted_choice(u[:, 10], PAYMENT_WEIGHTS)
         # Activity: by type, times an individual log-normal factor (some people shop more).
         spread = np.exp(0.35 * rng.box_muller(u[:, 11], u[:, 0]) - 0.06125)
         self.activity = ACTIVITY[self.type] * spread
@@ -327,7 +324,7 @@ class Products:
         self.keys = rng.combine(rng.text_key(seed, "ecommerce", "products"), ids)
         u = rng.uniform_block(self.keys, 8)
         shares = tuple(c[3] for c in CATEGORIES)
-        self.category = _choice(u[:, 0], shares)
+        self.category = weighted_choice(u[:, 0], shares)
         low = np.array([c[1] for c in CATEGORIES])[self.category]
         high = np.array([c[2] for c in CATEGORIES])[self.category]
         raw = np.exp(np.log(low) + u[:, 1] ** 1.6 * (np.log(high) - np.log(low)))
