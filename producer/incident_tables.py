@@ -28,7 +28,6 @@ from tqdm import tqdm
 from producer import rng
 from producer.errors import ConfigError
 from producer.generators import incidents as inc
-from producer.generators import lognormal
 from producer.records import arrow_schema
 from producer.rng import I64, U64
 from producer.settings import parse_time
@@ -240,9 +239,8 @@ class Builder:
         idx, j, keys = _children(count, c["keys"], 100)
         u = rng.uniform_block(keys, 3)
         station = self.city.nearest[c["station"][idx], j]
-        dispatched = c["dispatch"][idx] + np.where(
-            j > 0, (lognormal(keys, 4, 40.0, 0.6) * 1000 * j).astype(np.int64), 0
-        )
+        room = (c["resolved"] - c["dispatch"])[idx]
+        dispatched = c["dispatch"][idx] + inc.unit_delays_ms(keys, j, room)
         arrival, resolved = c["arrival"][idx], c["resolved"][idx]
         cancelled = c["cancelled"][idx]
         scene = np.maximum(resolved - np.maximum(arrival, dispatched), 0)
@@ -345,7 +343,7 @@ class Builder:
 
         def outside(column: pa.ChunkedArray, allowed: pa.Array) -> int:  # type: ignore[type-arg]
             inside = pc.is_in(column, value_set=allowed)
-            return int(len(column) - pc.sum(inside.cast(pa.int64())).as_py())
+            return int(len(column) - pc.sum(inside.cast(pa.int64()), min_count=0).as_py())
 
         for name, codes in (("type_code", inc.TYPE_CODES), ("severity_code", inc.SEVERITY_CODES),
                             ("status_code", inc.STATUS_CODES), ("source_code", inc.SOURCE_CODES),

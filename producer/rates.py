@@ -193,10 +193,11 @@ class TotalRate:
         keep = (t >= t0) & (t < t1) & (t < h0 + HOUR_MS)
         j, t = j[keep], t[keep]
         keys = rng.combine(rng.combine(self.key, np.full(j.size, hour, dtype=np.int64)), j)
-        return self.pick(hour, keys), t, keys
+        return self.pick(hour, keys, t), t, keys
 
-    def pick(self, hour: int, keys: U64) -> I64:
-        """The entity of each arrival: uniform over all entities (subclasses weigh them)."""
+    def pick(self, hour: int, keys: U64, times: I64) -> I64:
+        """The entity of each arrival at ``times``: uniform over all entities (subclasses
+        weigh them)."""
         entity: I64 = (rng.draw(keys, 0) % np.uint64(self.n)).astype(np.int64)
         return entity
 

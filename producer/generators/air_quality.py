@@ -18,14 +18,12 @@ checked against its constraints column-wise before it leaves the generator.
 from __future__ import annotations
 
 import csv
-import itertools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +36,7 @@ from producer.rates import DAY_MS, HOUR_MS, Due
 from producer.records import RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
 from producer.settings import AirQualitySettings
+from producer.zones import ZoneTable
 
 STREAM = "air_quality"
 CITIES_FILE = Path(__file__).resolve().parents[1] / "data" / "cities.csv"
@@ -156,31 +155,11 @@ class AirQualityGenerator:
         self.cities = load_cities()
         self.schema: Schema = AirQualitySchema(self.cities)
         self.steps = np.zeros(entity_ids.size, dtype=np.int64)
-        self._mine = set(entity_ids.tolist())
-        self._table: I64 | None = None  # UTC offset (ms) by city and day, from _day0 on
-        self._day0 = 0
-
-    def _utc_offset_ms(self, city: I64, day: I64) -> I64:
-        """Each city's UTC offset on each UTC day (taken at noon: on a day that switches
-        to or from daylight saving time, the hours before the switch are off by one)."""
-        first, last = int(day.min()), int(day.max())
-        if self._table is None:
-            self._table, self._day0 = self._offsets_for(first, last + 1), first
-        if first < self._day0:  # extend backwards, then forwards: only the new days
-            self._table = np.hstack([self._offsets_for(first, self._day0), self._table])
-            self._day0 = first
-        end = self._day0 + self._table.shape[1]
-        if last >= end:
-            self._table = np.hstack([self._table, self._offsets_for(end, last + 1)])
-        offsets: I64 = self._table[city, day - self._day0]
-        return offsets
-
-    def _offsets_for(self, first_day: int, end_day: int) -> I64:
-        return np.stack([
-            daily_offsets(self.cities.timezone[c], first_day, end_day) if c in self._mine
-            else np.zeros(end_day - first_day, dtype=np.int64)
-            for c in range(len(self.cities))
-        ])  # fmt: skip
+        # Offsets at each measurement's instant, for the time zones of this shard's cities.
+        mine = sorted({self.cities.timezone[c] for c in entity_ids.tolist()})
+        index = {zone: i for i, zone in enumerate(mine)}
+        self._zones = ZoneTable(mine)
+        self._zone_of = np.array([index.get(z, 0) for z in self.cities.timezone], dtype=np.int64)
 
     def generate(self, due: Due) -> RecordBatch:
         local, t = due.entity, due.time_ms
@@ -191,7 +170,7 @@ class AirQualityGenerator:
         keys = rng.combine(rng.combine(self.keys[local], t), step)
         u = rng.uniform_block(keys, 10)
 
-        local_ms = t + self._utc_offset_ms(c, t // DAY_MS)
+        local_ms = self._zones.local_ms(self._zone_of[c], t)
         hour = (local_ms // HOUR_MS) % 24
         weekday = (local_ms // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
         # Month and day of year by local day, computed once per distinct day.
@@ -246,36 +225,6 @@ class AirQualityGenerator:
         if invalid_rows(columns).any():  # a bug here, never a user's mistake
             raise AssertionError("air_quality generated a measurement outside its schema")
         return RecordBatch(STREAM, c, t, keys, columns)
-
-
-@cache
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def daily_offsets(zone_name: str, first_day: int, end_day: int) -> I64:
-    """UTC offsets (ms) of a time zone at noon UTC of each day in [first_day, end_day).
-
-    Sampled weekly, then day by day only in weeks where the offset changed (twice a year at
-    most): about 60 time-zone look-ups a year instead of 365."""
-    zone = _zone(zone_name)
-
-    def at(day: int) -> int:
-        offset = datetime.fromtimestamp(day * 86_400 + 43_200, UTC).astimezone(zone).utcoffset()
-        return int(offset.total_seconds() * 1000) if offset else 0
-
-    days = end_day - first_day
-    out = np.empty(days, dtype=np.int64)
-    marks = [*list(range(0, days, 7)), days - 1]
-    values = {m: at(first_day + m) for m in marks}
-    for a, b in itertools.pairwise(marks):
-        if values[a] == values[b]:
-            out[a : b + 1] = values[a]
-        else:
-            for d in range(a, b + 1):
-                out[d] = at(first_day + d)
-    out[marks[-1]] = values[marks[-1]]
-    return out
 
 
 class AirQualitySchema:

@@ -38,8 +38,8 @@ from producer.generators import (
     lognormal,
     rank_within_entity,
     weighted_choice,
+    weighted_choice_rows,
 )
-from producer.generators.air_quality import daily_offsets
 from producer.generators.shop import (
     AGE_GROUPS,
     CATEGORIES,
@@ -55,6 +55,7 @@ from producer.generators.shop import (
     Places,
     Products,
     Users,
+    event_at,
     local_factors,
     seasonal_events,
     shares,
@@ -63,6 +64,7 @@ from producer.rates import DAY_MS, HOUR_MS, FixedInterval, TotalRate
 from producer.records import RecordBatch, Schema, arrow_schema, rows_table
 from producer.rng import F64, I64, U64
 from producer.settings import FRAUD_PATTERNS, EcommerceSettings, RateSettings, Shard
+from producer.zones import ZoneTable
 
 STREAM = "ecommerce"
 TRANSACTIONS, EVENTS, UPDATES, ALERTS, ANALYTICS = EcommerceSettings.CHANNELS
@@ -87,6 +89,10 @@ NO_TXN = np.uint64(0)
 Bools = npt.NDArray[np.bool_]
 WARMUP_MS = HOUR_MS
 MAX_DEFER_MS = 1_200_000
+FAVOURITE_SHARE = 0.7  # of category picks, the user's two favourites
+# A time-anomaly session starts at 02:00-03:40 local time and lasts at most 20 minutes.
+NIGHT_FROM_MS, NIGHT_UNTIL_MS = 2 * HOUR_MS, 3 * HOUR_MS + 40 * 60_000
+NIGHT_SESSION_MS = 20 * 60_000
 
 
 def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
@@ -105,31 +111,31 @@ def _hex(prefix: str, keys: U64, digits: int) -> list[str]:
 
 
 class Calendar:
-    """The temporal model per time zone: UTC offsets by day, traffic factor by hour."""
+    """The temporal model per time zone: local time at each instant, traffic factor by hour
+    (``lifts``: each seasonal event's traffic lift, None: no events)."""
 
-    def __init__(self, zones: list[str], weekend: float, events: bool) -> None:
+    def __init__(self, zones: list[str], weekend: float, lifts: F64 | None) -> None:
         self.zones = zones
         self.weekend = weekend
-        self.events = events
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one calendar per source, kept for the run
-    def offsets(self, day: int) -> I64:
-        return np.array([int(daily_offsets(z, day, day + 1)[0]) for z in self.zones])
+        self.lifts = lifts
+        self.table = ZoneTable(zones)
+        self._all = np.arange(len(zones), dtype=np.int64)
 
     def local_ms(self, zone: I64, t: I64) -> I64:
-        days = t // DAY_MS
-        out = np.empty(t.size, dtype=np.int64)
-        for day in np.unique(days).tolist():
-            mine = days == day
-            out[mine] = t[mine] + self.offsets(day)[zone[mine]]
-        return out
+        return self.table.local_ms(zone, t)
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019
+    def every_zone(self, t: I64) -> I64:
+        """Local times of every zone (columns) at each instant (rows)."""
+        rows = np.repeat(np.asarray(t, dtype=np.int64), self._all.size)
+        local = self.table.local_ms(np.tile(self._all, np.size(t)), rows)
+        return local.reshape(np.size(t), self._all.size)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one calendar per source, kept for the run
     def hour(self, hour: int) -> tuple[F64, I64]:
-        """Each zone's traffic factor and local hour of day in the UTC hour ``hour``."""
-        mid = hour * HOUR_MS + HOUR_MS // 2
-        local = mid + self.offsets(mid // DAY_MS)
-        factor, _ = local_factors(local, self.weekend, self.events)
+        """Each zone's traffic factor and local hour of day in the UTC hour ``hour`` (taken at
+        its middle: the rate of a UTC hour is constant)."""
+        local = self.every_zone(np.array([hour * HOUR_MS + HOUR_MS // 2]))[0]
+        factor, _ = local_factors(local, self.weekend, self.lifts)
         return factor, (local % DAY_MS) // HOUR_MS
 
 
@@ -162,21 +168,54 @@ class SessionArrivals(TotalRate):
     def rate_in_hour(self, hour: int) -> float:
         return self.base * self.factor(hour)
 
-    def pick(self, hour: int, keys: U64) -> I64:
-        factor, local_hour = self.calendar.hour(hour)
+    def night_zones(self, t: I64) -> npt.NDArray[np.bool_]:
+        """Per instant (rows), the zones with users where a time-anomaly session can start:
+        local time in [02:00, 03:40), so that it ends before 04:00 (see ``NIGHT_SESSION_MS``)."""
+        tod = self.calendar.every_zone(t) % DAY_MS
+        night: npt.NDArray[np.bool_] = (tod >= NIGHT_FROM_MS) & (tod < NIGHT_UNTIL_MS)
+        return night & (self.activity > 0)
+
+    def patterns(self, keys: U64, times: I64) -> tuple[Bools, I64]:
+        """Fraud and pattern of sessions arriving at ``times``. A time-anomaly session needs
+        a user for whom it is 2-4 AM now, and at some instants that is nowhere users live
+        (the cities span UTC-8 to UTC+13): then the session takes another pattern, and at
+        the instants where it can happen the time anomaly is that much more likely (by the
+        share of the day's traffic that has a night somewhere), so every pattern keeps its
+        configured share."""
+        fraud, pattern = self.fraud.of(keys)
+        w = self.fraud.weights
+        rows = np.flatnonzero(fraud)
+        if not rows.size or w[TIME] <= 0:
+            return fraud, pattern
+        t = times[rows]
+        possible = self.night_zones(t).any(axis=1)
+        cover = np.array([self._night_cover(d) for d in (t // DAY_MS).tolist()])
+        time_p = np.where(possible, np.minimum(1.0, w[TIME] / np.maximum(cover, 1e-9)), 0.0)
+        others = (1.0 - time_p) / (1.0 - w[TIME]) if w[TIME] < 1 else np.zeros(rows.size)
+        weights = np.where(self.fraud.is_time, time_p[:, None], w * others[:, None])
+        pattern[rows] = weighted_choice_rows(rng.uniform(keys[rows], 4), weights)
+        return fraud, pattern
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - kept for the run
+    def _night_cover(self, day: int) -> float:
+        """Share of a UTC day's traffic at instants where it is night for some users."""
+        t = day * DAY_MS + np.arange(0, DAY_MS, 5 * 60_000, dtype=np.int64)
+        possible = self.night_zones(t).any(axis=1)
+        traffic = np.array([self.factor(h) for h in (t // HOUR_MS).tolist()])
+        return float((traffic * possible).sum() / max(traffic.sum(), 1e-12))
+
+    def pick(self, hour: int, keys: U64, times: I64) -> I64:
+        factor, _ = self.calendar.hour(hour)
         weights = self.activity * factor
         u1, u2 = rng.uniform(keys, 1), rng.uniform(keys, 2)
         zone = weighted_choice(u1, weights)
-        fraud, pattern = self.fraud.of(keys)
-        odd = fraud & (pattern == TIME)
-        if odd.any():
-            # Where it is 2-4 AM now; in the UTC hours when no user lives there (the cities
-            # span UTC-8 to +9), where it is closest to that.
-            distance = np.minimum(np.abs(local_hour - 2), np.abs(local_hour - 3))
-            distance = np.minimum(distance, 24 - distance)
-            populated = self.activity > 0
-            night = np.where(populated & (distance == distance[populated].min()), self.activity, 0)
-            zone = np.where(odd, weighted_choice(u1, night), zone)
+        fraud, pattern = self.patterns(keys, times)
+        odd = np.flatnonzero(fraud & (pattern == TIME))
+        if odd.size:  # a user where it is 2-4 AM now, by activity
+            night = self.night_zones(times[odd])
+            cdf = np.cumsum(np.where(night, self.activity, 0.0), axis=1)
+            at = (u1[odd, None] * cdf[:, -1:] >= cdf).sum(axis=1)
+            zone[odd] = np.minimum(at, self.activity.size - 1)
         target = self.cum_before[zone] + u2 * self.activity[zone]
         at = np.searchsorted(self.cum, target, "right")
         last = self.zone_first[zone] + np.maximum(self.zone_size[zone], 1) - 1
@@ -209,6 +248,7 @@ class Fraud:
         per_pattern[VELOCITY] = (VELOCITY_MIN + VELOCITY_MAX) / 2
         w = np.asarray(weights, dtype=np.float64) / per_pattern
         self.weights = w / w.sum()
+        self.is_time = np.arange(len(FRAUD_PATTERNS)) == TIME
         self.per_session = float((self.weights * per_pattern).sum())
         # Share of sessions that are fraud so that fraud transactions / all = rate.
         m, p = self.per_session, purchase_p
@@ -217,6 +257,7 @@ class Fraud:
     def of(self, keys: U64) -> tuple[npt.NDArray[np.bool_], I64]:
         fraud = rng.uniform(keys, 3) < self.session_p
         return fraud, weighted_choice(rng.uniform(keys, 4), self.weights)
+
 
 
 class Prices:
@@ -243,7 +284,7 @@ class Prices:
         u = rng.uniform(rng.combine(p.keys[product], cycle), 7)
         factor = 0.90 + 0.15 * u
         when = self.schedule.time_of(product, cycle)
-        _, event = local_factors(when, 1.0, True)
+        event = event_at(when)
         sale = np.zeros(product.size, dtype=np.bool_)
         if (event >= 0).any():
             years = when.astype("datetime64[ms]").astype("datetime64[Y]").astype(int) + 1970
@@ -258,6 +299,33 @@ class Prices:
         return self.price(product, self.cycle_at(product, t))
 
 
+class EventLift:
+    """What a seasonal event does: its categories sell x its multiplier, the others as usual.
+
+    A pick's category normally falls in the event's categories with probability ``s`` (the
+    users' favourites and the catalog's mix, weighted by activity). During the event, a pick
+    outside them moves into them with probability ``(p - s) / (1 - s)``, ``p = M s / F``, and
+    traffic rises by ``F = M s + (1 - s)``: the event's categories then get ``F p = M s``
+    (x M) and the rest ``F (1 - p) = 1 - s`` (as usual). A moved pick goes to each category
+    by its own base share, so each of them sells x M."""
+
+    def __init__(self, users: Users) -> None:
+        weight = users.activity / users.activity.sum()
+        catalog = np.array([c[3] for c in CATEGORIES])
+        fav = np.zeros(len(CATEGORIES))
+        np.add.at(fav, users.favourite[:, 0], 0.5 * weight)
+        np.add.at(fav, users.favourite[:, 1], 0.5 * weight)
+        self.base = FAVOURITE_SHARE * fav + (1 - FAVOURITE_SHARE) * catalog / catalog.sum()
+        events = seasonal_events(2024)  # the same categories and multipliers every year
+        self.member = np.array([[name in e.categories for name in CATEGORY_NAMES]
+                                for e in events])  # fmt: skip
+        s = (self.member * self.base).sum(axis=1)
+        m = np.array([e.multiplier for e in events])
+        self.traffic: F64 = m * s + (1 - s)
+        p = m * s / self.traffic
+        self.move: F64 = np.clip((p - s) / (1 - s), 0.0, 1.0)
+
+
 class EcommerceSource:
     def __init__(self, settings: EcommerceSettings, seed: int, shard: Shard) -> None:
         from producer.streams import shard_entities
@@ -267,8 +335,9 @@ class EcommerceSource:
         places = Places.load()
         self.users = Users(seed, settings.users, places)
         self.products = Products(seed, settings.products)
-        self.calendar = Calendar(self.users.zones, settings.weekend_multiplier,
-                                 settings.seasonal_events)  # fmt: skip
+        self.lift = EventLift(self.users)
+        lifts = self.lift.traffic if settings.seasonal_events else None
+        self.calendar = Calendar(self.users.zones, settings.weekend_multiplier, lifts)
         u_ids = shard_entities(STREAM, settings.users, shard)
         p_ids = shard_entities(STREAM + ".products", settings.products, shard)
         self.user_ids, self.product_ids = u_ids, p_ids
@@ -350,26 +419,25 @@ class EcommerceSource:
     def _categories(
         self, user: I64, keys: U64, local_ms: I64, anomaly: Bools, resale: Bools
     ) -> tuple[I64, Bools]:
-        """A category per pick: favourites 70 %, a seasonal event's categories 40 % while it
-        lasts, else the catalog's mix; fraud buys resellable goods outside the favourites.
-        Also whether a seasonal event is on for the pick."""
+        """A category per pick: favourites 70 %, else the catalog's mix; while a seasonal
+        event lasts, picks move to its categories so that they sell x its multiplier (see
+        ``EventLift``); fraud buys resellable goods outside the favourites. Also whether a
+        seasonal event is on for the pick."""
         u = rng.uniform_block(keys, 5)
         shares = tuple(c[3] for c in CATEGORIES)
         category = weighted_choice(u[:, 0], shares)
         favourite = self.users.favourite[user, (u[:, 1] < 0.5).astype(np.int64)]
-        category = np.where(u[:, 2] < 0.7, favourite, category)
+        category = np.where(u[:, 2] < FAVOURITE_SHARE, favourite, category)
         event = np.full(keys.size, -1, dtype=np.int8)
         if self.settings.seasonal_events:
-            _, event = local_factors(local_ms, 1.0, True)
-            boost = (event >= 0) & (u[:, 3] < 0.4)
-            if boost.any():
-                years = local_ms.astype("datetime64[ms]").astype("datetime64[Y]").astype(int)
-                pairs = np.unique(np.stack([years[boost], event[boost]], axis=1), axis=0)
-                for year, e in pairs.tolist():
-                    rows = boost & (years == year) & (event == e)
-                    names = seasonal_events(year + 1970)[e].categories
-                    cats = np.array([CATEGORY_NAMES.index(c) for c in names])
-                    category[rows] = cats[(u[rows, 4] * 997).astype(np.int64) % cats.size]
+            event = event_at(local_ms)
+            lift = self.lift
+            on = event >= 0
+            inside = lift.member[np.maximum(event, 0), category]
+            moved = on & ~inside & (u[:, 3] < lift.move[np.maximum(event, 0)])
+            for e in np.unique(event[moved]).tolist():
+                rows = moved & (event == e)
+                category[rows] = weighted_choice(u[rows, 4], lift.base * lift.member[e])
         unusual = RESALE[(u[:, 4] * RESALE.size).astype(np.int64) % RESALE.size]
         fav = self.users.favourite[user]
         clash = (fav[:, 0] == unusual) | (fav[:, 1] == unusual)
@@ -395,8 +463,9 @@ class EcommerceSource:
             return
         user = self.user_ids[local]
         u = rng.uniform_block(keys, 16)
-        fraud, pattern = self.fraud.of(keys)
+        fraud, pattern = self.sessions.patterns(keys, arrival)
         velocity = fraud & (pattern == VELOCITY)
+        night = fraud & (pattern == TIME)
         a = self.views_mean
         views = 1 + np.minimum(
             np.floor(np.log1p(-u[:, 6]) / np.log(a / (1 + a))) if a > 0 else 0, MAX_VIEWS - 1
@@ -432,6 +501,10 @@ class EcommerceSource:
             fast = velocity[sess]
             burst = 300_000 // np.maximum(k[sess], 1)
             gap = np.where(fast, 2_000 + (rng.uniform(ekeys, 42) * burst).astype(np.int64), gap)
+        if night.any():  # a night session is quick: it ends before 04:00 local
+            span = np.bincount(sess, gap, minlength=n)
+            squeeze = np.minimum(1.0, NIGHT_SESSION_MS / np.maximum(span, 1.0))
+            gap = np.where(night[sess], np.maximum(1, gap * squeeze[sess]).astype(np.int64), gap)
         ends = np.cumsum(gap)
         rel = ends - gap - (ends - gap)[first][sess]
         duration = ends[first + count - 1] - (ends - gap)[first]
@@ -447,7 +520,8 @@ class EcommerceSource:
             idx = np.flatnonzero(rank == r)
             who = user[idx]
             ready = np.minimum(self.busy_until[who] + pause[idx], arrival[idx] + MAX_DEFER_MS)
-            start[idx] = np.maximum(arrival[idx], ready)
+            # (someone else at the account at night does not wait for the owner's session)
+            start[idx] = np.where(night[idx], arrival[idx], np.maximum(arrival[idx], ready))
             self.busy_until[who] = np.maximum(self.busy_until[who], start[idx] + duration[idx])
         times = start[sess] + rel
 
@@ -463,9 +537,10 @@ class EcommerceSource:
                 c = int(others[int(u[i, 13] * others.size) % others.size])
                 city[i], lat[i], lon[i] = c, places.latitude[c], places.longitude[c]
         signature = self.users.signature[user].copy()
+        # 15 % of sessions from another of the user's devices, drawn by the seed's device
+        # split, so that the sessions hold it as the users do (50/35/15).
         other_device = u[:, 14] < 0.15
-        signature = np.where(other_device, (signature + 1 + (u[:, 15] * 3).astype(np.int64)) % 11,
-                             signature)  # fmt: skip
+        signature = np.where(other_device, self.users.any_signature(u[:, 15]), signature)
         suspicious = fraud & (pattern == DEVICE)
         signature = np.where(suspicious, SUSPICIOUS[(u[:, 13] * 4).astype(np.int64) % 4],
                              signature)  # fmt: skip

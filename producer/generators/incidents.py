@@ -36,12 +36,13 @@ from producer.generators import (
     weighted_choice,
     weighted_choice_rows,
 )
-from producer.generators.air_quality import daily_offsets, load_cities
+from producer.generators.air_quality import load_cities
 from producer.generators.shop import US_STATES
 from producer.rates import DAY_MS, HOUR_MS
 from producer.records import Schema
 from producer.rng import F64, I64, U64
 from producer.settings import IncidentsSettings, Shard
+from producer.zones import zone_table
 
 # ---------------------------------------------------------------------------- lookups
 # (code, label, share, severity weights LOW/MODERATE/HIGH/CRITICAL, report delay median s,
@@ -276,15 +277,8 @@ class City:
         return (local % DAY_MS) // HOUR_MS, (day + 3) % 7
 
     def offsets_ms(self, t: I64) -> I64:
-        days = t // DAY_MS
-        out = np.empty(t.size, dtype=np.int64)
-        for day in np.unique(days).tolist():
-            out[days == day] = self._offset(day)
-        return out
-
-    @functools.lru_cache(maxsize=8192)  # noqa: B019 - one city per run
-    def _offset(self, day: int) -> int:
-        return int(daily_offsets(self.zone, day, day + 1)[0])
+        """The city's UTC offset at each instant."""
+        return zone_table(self.zone).offsets_ms(0, t)
 
 
 @functools.lru_cache(maxsize=8)
@@ -386,8 +380,17 @@ class Arrivals:
         return start, np.concatenate([[0.0], np.cumsum(factor)])
 
     def factor_between(self, t0: int, t1: int) -> float:
-        """Integral of the traffic factor over [t0, t1), in hours."""
-        return float(self.cumulative(t1)[1] - self.cumulative(t0)[1]) if t1 > t0 else 0.0
+        """Integral of the traffic factor over [t0, t1), in hours, across years (M restarts
+        at each New Year, so a window over one is the sum of its parts)."""
+        total = 0.0
+        while t0 < t1:
+            year, m0 = self.cumulative(t0)
+            year_end = _year_start_ms(year + 1)
+            if t1 < year_end:
+                return total + self.cumulative(t1)[1] - m0
+            total += float(self._year(year)[1][-1]) - m0
+            t0 = year_end
+        return total
 
     def cumulative(self, t: int) -> tuple[int, float]:
         """(year, M from the start of that year to t) for a time t."""
@@ -415,7 +418,7 @@ class Arrivals:
         out = []
         while t0 < t1:
             year, m0 = self.cumulative(t0)
-            year_end = int(np.datetime64(f"{year + 1}-01-01", "ms").astype(np.int64))
+            year_end = _year_start_ms(year + 1)
             end = min(t1, year_end)
             m1 = self.cumulative(end - 1)[1] if end == year_end else self.cumulative(end)[1]
             lo = max(1, math.floor(m0 * self.rate) - 1)
@@ -427,6 +430,10 @@ class Arrivals:
                 out.append((year, seq))
             t0 = end
         return out
+
+
+def _year_start_ms(year: int) -> int:
+    return int(np.datetime64(f"{year}-01-01", "ms").astype(np.int64))
 
 
 # ---------------------------------------------------------------------------- incidents
@@ -505,6 +512,9 @@ class IncidentModel:
             o.units_min + np.floor(u[:, 9] * 1.6 + _SEVERITY_UNITS[severity]).astype(np.int64),
             o.units_min, o.units_max,
         )  # fmt: skip
+        # A unit is never sent once the incident is over (cancelled or resolved): the units
+        # dispatched are the first ones whose dispatch comes before that moment.
+        units = units_sent(keys, units, o.units_min, resolved - dispatch)
         mean_casualties = np.array([t[7] for t in INCIDENT_TYPES])[kind] * (0.5 + severity * 0.5)
         casualties = _poisson(u[:, 10], mean_casualties)
         medical = kind == TYPE_CODES.index("MEDICAL")  # one patient, now and then two
@@ -528,6 +538,29 @@ class IncidentModel:
             "apartment": np.where(has_unit, 1 + (u[:, 15] * 40).astype(np.int64), 0),
             "floors": 1 + (u[:, 16] * 3).astype(np.int64), "u": u,
         }  # fmt: skip
+
+
+def unit_delays_ms(keys: U64, j: I64, room: I64) -> I64:
+    """Delay of the ``j``-th unit (0 is the primary, sent at the incident's dispatch) after
+    the first, ``keys`` the units' own keys (the incident's combined with ``100 + j``). A
+    unit is never sent once the incident is over: one whose draw falls after that (``room``
+    ms after the dispatch) is sent in time if it is among the least units, else not at all
+    (``units_sent``)."""
+    raw = (lognormal(keys, 4, 40.0, 0.6) * 1000 * j).astype(np.int64)
+    delay: I64 = np.where(j > 0, np.where(raw < room, raw, (room - 1) * j // (j + 1)), 0)
+    return delay
+
+
+def units_sent(keys: U64, planned: I64, least: int, room: I64) -> I64:
+    """How many of the planned units are dispatched before the incident is over: the least
+    number always, more while their draws come before the end."""
+    sent = np.minimum(planned, max(least, 1))
+    going = np.ones(planned.size, dtype=np.bool_)
+    for j in range(max(least, 1), int(planned.max(initial=1))):
+        raw = (lognormal(rng.combine(keys, 100 + j), 4, 40.0, 0.6) * 1000 * j).astype(np.int64)
+        going &= (j < planned) & (raw < room)
+        sent += going
+    return sent
 
 
 def _poisson(u: F64, mean: F64) -> I64:

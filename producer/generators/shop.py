@@ -168,25 +168,36 @@ def seasonal_events(year: int) -> tuple[SeasonalEvent, ...]:
     )  # fmt: skip
 
 
-def local_factors(local_ms: I64, weekend: float, events: bool) -> tuple[F64, npt.NDArray[np.int8]]:
-    """Traffic factor at local times, and the seasonal event in force (-1: none).
-
-    Hour of day x (weekend or seasonal event, whichever applies: an event replaces the
-    weekend factor rather than stacking on it, so Christmas on a Saturday stays x6)."""
+def event_at(local_ms: I64) -> npt.NDArray[np.int8]:
+    """The seasonal event in force at local times (an index into ``seasonal_events``; -1:
+    none)."""
     day = local_ms // DAY_MS
-    hour = (local_ms % DAY_MS) // HOUR_MS
-    weekday = (day + _EPOCH_WEEKDAY) % 7
-    factor = HOUR_CURVE[hour] * np.where(weekday >= 5, weekend, 1.0)
     which = np.full(local_ms.size, -1, dtype=np.int8)
-    if events and local_ms.size:
+    if local_ms.size:
         years = np.unique(day.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970)
         for year in years.tolist():
             for i, event in enumerate(seasonal_events(year)):
                 first, end = event.days
-                inside = (day >= first) & (day < end)
-                factor = np.where(inside, HOUR_CURVE[hour] * event.multiplier, factor)
-                which = np.where(inside, i, which).astype(np.int8)
-    return factor, which
+                which[(day >= first) & (day < end)] = i
+    return which
+
+
+def local_factors(
+    local_ms: I64, weekend: float, lifts: F64 | None
+) -> tuple[F64, npt.NDArray[np.int8]]:
+    """Traffic factor at local times, and the seasonal event in force (-1: none).
+
+    Hour of day x weekend x the event's traffic lift (``lifts[event]``; None: no events).
+    The lift is what the event's categories selling x its multiplier, and the rest as usual,
+    add up to (see ``EcommerceSource``), so it stacks on the weekend like any other day."""
+    hour = (local_ms % DAY_MS) // HOUR_MS
+    weekday = (local_ms // DAY_MS + _EPOCH_WEEKDAY) % 7
+    factor = HOUR_CURVE[hour] * np.where(weekday >= 5, weekend, 1.0)
+    if lifts is None:
+        return factor, np.full(local_ms.size, -1, dtype=np.int8)
+    which = event_at(local_ms)
+    lifted: F64 = factor * np.where(which >= 0, lifts[np.maximum(which, 0)], 1.0)
+    return lifted, which
 
 
 @dataclass(frozen=True)
@@ -254,12 +265,7 @@ class Users:
         self.latitude = np.round(places.latitude[self.city] + noise, 4)
         self.longitude = np.round(places.longitude[self.city] + noise2, 4)
         self.device = weighted_choice(u[:, 5], DEVICE_WEIGHTS)
-        self.signature = np.empty(count, dtype=np.int64)
-        for d, device in enumerate(DEVICE_TYPES):
-            rows = [i for i, s in enumerate(SIGNATURES) if s[0] == device and s[4] > 0]
-            mine = self.device == d
-            picks = weighted_choice(u[mine, 6], tuple(SIGNATURES[i][4] for i in rows))
-            self.signature[mine] = np.array(rows)[picks]
+        self.signature = _signatures(self.device, u[:, 6])
         self.age = weighted_choice(u[:, 7], AGE_WEIGHTS)
         # Two favourite categories, weighted by the age group's affinities.
         affinity = np.array([c[4] for c in CATEGORIES]).T * np.array([c[3] for c in CATEGORIES])
@@ -283,6 +289,15 @@ class Users:
     def ids(self, users: I64) -> list[str]:
         return [f"user_{i + 1:06d}" for i in users.tolist()]
 
+    @staticmethod
+    def any_signature(u: F64) -> I64:
+        """A device by the seed's split (50/35/15), then a signature of that type, from one
+        uniform each."""
+        device = weighted_choice(u, DEVICE_WEIGHTS)
+        low = np.concatenate([[0.0], np.cumsum(DEVICE_WEIGHTS)])[device]
+        within = np.clip((u - low) / np.asarray(DEVICE_WEIGHTS)[device], 0.0, 1.0 - 1e-12)
+        return _signatures(device, within)
+
     def profile(self, user: int, seed: int) -> dict[str, Any]:
         """One user as a dimension row: Faker's name, e-mail and street, seeded per user."""
         fake = _faker()
@@ -305,6 +320,17 @@ class Users:
             "preferred_device": DEVICE_TYPES[int(self.device[user])],
             "favourite_categories": [CATEGORY_NAMES[int(c)] for c in self.favourite[user]],
         }
+
+
+def _signatures(device: I64, u: F64) -> I64:
+    """A signature of each ``device`` type, by the signatures' weights within their type."""
+    out = np.empty(device.size, dtype=np.int64)
+    for d, name in enumerate(DEVICE_TYPES):
+        rows = [i for i, s in enumerate(SIGNATURES) if s[0] == name and s[4] > 0]
+        mine = device == d
+        picks = weighted_choice(u[mine], tuple(SIGNATURES[i][4] for i in rows))
+        out[mine] = np.array(rows)[picks]
+    return out
 
 
 @functools.lru_cache(maxsize=1)
