@@ -3,7 +3,7 @@
 ``stats`` plays the streams over a window of event time in memory (no sink, no faults) and
 reports, per channel, how many records of which kind came out and the mean of each measure;
 a domain adds its own figures (e-commerce: users and products by type, realised fraud rate).
-``catalog`` writes the e-commerce dimension tables (users with Faker names, e-mail and street
+``catalog`` writes the e-commerce dimension tables (users with names, e-mail and street
 addresses; products) as JSON lines, so consumers can join the streams to them.
 """
 

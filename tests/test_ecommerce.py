@@ -79,7 +79,7 @@ def test_users_and_products_follow_the_seed_mix() -> None:
     profile = users.profile(3, seed=7)
     assert profile["user_id"] == "user_000004"
     assert "@" in profile["email"]
-    assert profile == users.profile(3, seed=7), "Faker is seeded per user"
+    assert profile == users.profile(3, seed=7), "seeded per user"
 
 
 def test_rates_weekend_hour_curve_and_fraud_mix_in_a_week() -> None:

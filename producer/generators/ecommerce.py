@@ -259,7 +259,6 @@ class Fraud:
         return fraud, weighted_choice(rng.uniform(keys, 4), self.weights)
 
 
-
 class Prices:
     """Each product is repriced once per period at its own moment; its price in between is a
     pure function of (product, period), so transactions and updates agree in every shard.

@@ -15,7 +15,7 @@ The model follows seed 004: types weighted and correlated with the day's weather
 on hot windy days, collisions in rain and fog), severity by type, delays per stage from
 log-normals by type and severity, travel time from the real distance between the station and
 the incident, conditional nulls by status as of the window's end, units from the stations
-nearest the incident (the primary first), Faker only for the few station and staff records.
+nearest the incident (the primary first); names, streets and phones from ``names``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from producer.generators import (
     KindCounts,
     Pending,
     lognormal,
+    names,
     weighted_choice,
     weighted_choice_rows,
 )
@@ -118,7 +119,6 @@ AREA_CODES = {"San Diego": "619", "Los Angeles": "213", "New York City": "212", 
               "Houston": "713", "Phoenix": "602", "Philadelphia": "215", "San Antonio": "210",
               "Dallas": "214", "Brooklyn": "718", "Queens": "718", "Manhattan": "212",
               "The Bronx": "718"}  # fmt: skip
-_STREET_SUFFIX = ("St", "Ave", "Blvd", "Rd", "Dr", "Ln", "Way", "Ct", "Pl", "Ter")
 _NARRATIVES: dict[str, tuple[str, ...]] = {
     "STRUCTURE_FIRE": ("Caller reports smoke showing from a {floors}-story residence.",
                        "Neighbour reports flames visible from the rear of a shop.",
@@ -283,41 +283,29 @@ class City:
 
 @functools.lru_cache(maxsize=8)
 def _streets(seed: int, city: str, stations: int) -> tuple[list[list[str]], list[list[str]]]:
-    """Per station: 40 street names and 3 postal codes, from Faker seeded by the city."""
-    from faker import Faker
-
-    fake = Faker("en_US")
-    fake.seed_instance(rng.text_key(seed, "incidents", "streets", city) % 2**63)
+    """Per station: 40 street names and 3 postal codes of the city, seeded by the city."""
+    key = rng.text_key(seed, "incidents", "streets", city)
+    state = US_STATES.get(city)
     streets = []
     postal = []
-    state = US_STATES.get(city)
-    base = fake.random_int(10_000, 98_000)
     for s in range(stations):
-        names = {f"{fake.last_name()} {_STREET_SUFFIX[fake.random_int(0, 9)]}" for _ in range(40)}
-        streets.append(sorted(names))
-        if state:  # real-looking codes of the state
-            postal.append([fake.zipcode_in_state(state) for _ in range(3)])
-        else:
-            postal.append([f"{base + s * 7 + k:05d}" for k in range(3)])
+        keys = rng.combine(rng.combine(key, s), np.arange(60)).tolist()
+        street_names = sorted(dict.fromkeys(names.street(k) for k in keys))[:40]
+        streets.append(street_names)
+        postal.append([names.zip_code(keys[k], k, city, state) for k in range(3)])
     return streets, postal
 
 
 def staff(seed: int, count: int = 150) -> list[str]:
-    """The department's people who write notes (Faker, seeded)."""
-    from faker import Faker
-
-    fake = Faker("en_US")
-    fake.seed_instance(rng.text_key(seed, "incidents", "staff") % 2**63)
+    """The department's people who write notes, seeded."""
     ranks = ("FF", "Eng.", "Lt.", "Capt.", "BC", "Medic", "Disp.")
-    return [f"{ranks[i % len(ranks)]} {fake.first_name()} {fake.last_name()}" for i in range(count)]
+    keys = rng.combine(rng.text_key(seed, "incidents", "staff"), np.arange(count)).tolist()
+    people = [names.person(k) for k in keys]
+    return [f"{ranks[i % len(ranks)]} {first} {last}" for i, (first, last) in enumerate(people)]
 
 
 def station_table(city: City, seed: int) -> dict[str, Any]:
-    """The stations as columns (Faker addresses and phones for 25 rows cost nothing)."""
-    from faker import Faker
-
-    fake = Faker("en_US")
-    fake.seed_instance(rng.text_key(seed, "incidents", "stations", city.name) % 2**63)
+    """The stations as columns."""
     n = len(city.codes)
     keys = rng.combine(rng.text_key(seed, "incidents", "stations"), np.arange(n))
     u = rng.uniform_block(keys, 3)
@@ -327,16 +315,21 @@ def station_table(city: City, seed: int) -> dict[str, Any]:
     created = np.datetime64("2019-01-01T00:00:00.000") + (u[:, 1] * 86_400_000 * 30).astype(
         "timedelta64[ms]"
     )
+    people = rng.combine(rng.text_key(seed, "incidents", "stations", city.name),
+                         np.arange(n)).tolist()  # fmt: skip
     return {
         "station_code": city.codes,
-        "name": [f"Station {i + 1} - {fake.last_name()}" for i in range(n)],
+        "name": [f"Station {i + 1} - {names.person(k)[1]}" for i, k in enumerate(people)],
         "battalion": [f"BAT-{b}" for b in city.battalion.tolist()],
-        "address_line_1": [f"{fake.building_number()} {city.streets[i][0]}" for i in range(n)],
+        "address_line_1": [
+            f"{names.house_number(k)} {city.streets[i][k % len(city.streets[i])]}"
+            for i, k in enumerate(people)
+        ],
         "address_line_2": [None] * n,
         "city": [city.name] * n,
         "region": [city.region] * n,
         "postal_code": [city.postal[i][0] for i in range(n)],
-        "phone": [fake.numerify(f"({city.area_code}) 555-####") for _ in range(n)],
+        "phone": [names.phone(k, city.area_code) for k in people],
         "is_active": [True] * n,
         "commissioned_on": commissioned,
         "decommissioned_on": [None] * n,

@@ -5,8 +5,8 @@ so every shard holds the same catalog and a user's attributes never depend on th
 Distributions follow the seed: user types regular 70 % / VIP 5 % / new 25 %; regions North
 America 45 % / Europe 30 % / Asia 20 % / Others 5 %, each user in a real city (with its
 coordinates and time zone) chosen by population; devices mobile 50 % / desktop 35 % /
-tablet 15 %. Names, e-mail addresses and street addresses come from Faker, seeded per user
-and made only when asked for (``user_profile``): nothing on the hot path pays for Faker.
+tablet 15 %. Names, e-mail addresses and street addresses come from the lists that ship with
+synthstream (``names``), seeded per user, made only when asked for (``profile``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
-from producer.generators import weighted_choice
+from producer.generators import names, weighted_choice
 from producer.generators.air_quality import load_cities
 from producer.rates import DAY_MS, HOUR_MS
 from producer.rng import F64, I64, U64
@@ -299,17 +299,17 @@ class Users:
         return _signatures(device, within)
 
     def profile(self, user: int, seed: int) -> dict[str, Any]:
-        """One user as a dimension row: Faker's name, e-mail and street, seeded per user."""
-        fake = _faker()
-        fake.seed_instance(int(self.keys[user] % np.uint64(2**63)) ^ seed)
-        first, last = fake.first_name(), fake.last_name()
+        """One user as a dimension row: name, e-mail and street drawn from the lists that
+        ship with synthstream (``names``), seeded per user."""
+        key = int(rng.combine(self.keys[user], seed)[0])
+        first, last = names.person(key)
         city = int(self.city[user])
         return {
             "user_id": f"user_{user + 1:06d}",
             "name": f"{first} {last}",
             "email": re.sub(r"[^a-z0-9.]", "", f"{first}.{last}{user % 100}".lower())
-            + f"@{fake.free_email_domain()}",
-            "street_address": fake.street_address(),
+            + f"@{names.email_domain(key)}",
+            "street_address": names.street_address(key),
             "city": self.places.name[city],
             "country": self.places.country_code[city],
             "latitude": float(self.latitude[user]),
@@ -331,13 +331,6 @@ def _signatures(device: I64, u: F64) -> I64:
         picks = weighted_choice(u[mine], tuple(SIGNATURES[i][4] for i in rows))
         out[mine] = np.array(rows)[picks]
     return out
-
-
-@functools.lru_cache(maxsize=1)
-def _faker() -> Any:
-    from faker import Faker
-
-    return Faker("en_US")
 
 
 class Products:
