@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import socket
 import sys
 from collections import Counter as Tally
 from datetime import datetime
@@ -143,7 +144,9 @@ class Ingest:
         return JSONResponse({"status": "ok"})
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(dict(self.tally))
+        """Counts so far; accepted, rejected and duplicates always (zero included)."""
+        counts = {"accepted": 0, "rejected": 0, "duplicates": 0, **self.tally}
+        return JSONResponse(counts)
 
     async def root(self, request: Request) -> Response:
         return JSONResponse({"service": "synthstream reference ingest endpoint"})
@@ -200,9 +203,21 @@ def main(argv: list[str] | None = None) -> int:
         first = exc.errors()[0]
         print(f"synthstream-ingest: error: --{first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
+    # Bound here, not by uvicorn: a busy port is one line and status 2, not uvicorn's error
+    # and status 3.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        print(f"synthstream-ingest: error: --host/--port: cannot listen on {settings.host}:"
+              f"{settings.port}: {exc.strerror or exc}", file=sys.stderr)  # fmt: skip
+        return 2
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning",
         access_log=False, lifespan="off",
     )  # fmt: skip
-    _Server(config).run()
+    _Server(config).run(sockets=[sock])
     return 0

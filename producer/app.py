@@ -13,10 +13,13 @@ under one deadline; the exit status says whether anything stayed undelivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,8 +27,8 @@ import structlog
 from tqdm import tqdm
 
 from producer.clock import Stopper, wall_ms
-from producer.delivery import Route
-from producer.errors import ConfigError
+from producer.delivery import Route, backoff_s
+from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
 from producer.metrics import Metrics
 from producer.server import MetricsServer
@@ -90,6 +93,22 @@ def build_sinks(
     return sinks
 
 
+NETWORK_SINKS = ("http", "kafka", "kinesis")
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Libraries' own error lines while we probe: our one line says it all."""
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
 @dataclass
 class Outcome:
     exit_code: int
@@ -123,7 +142,8 @@ class Engine:
             for channel_name, count in stream.source.entities().items():
                 self.metrics.entities.labels(channel_name).set(count)
             self.metrics.watch_kinds(stream.source)
-        self.generated = 0
+        self.generated = 0  # records the sources made (what --max-records counts)
+        self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
 
     @property
@@ -161,6 +181,7 @@ class Engine:
         name = channel.name
         # Counted in one synchronous step, so /metrics never sees a half-done transition.
         if result.generated:
+            self.counted += result.generated
             m.observe_generated(name, result.generated, now)
             m.dropped_by_fault.labels(name).inc(result.dropped)
             m.duplicated_by_fault.labels(name).inc(result.duplicated)
@@ -256,7 +277,7 @@ class Engine:
                         break
                 more = await self._tick(cursor, t1, live=False)
                 bar.update(t1 - cursor)
-                bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.generated:,} records", refresh=False)
+                bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.counted:,} records", refresh=False)
                 cursor = t1
                 self.cursor_ms = cursor
                 if not more:
@@ -268,7 +289,14 @@ class Engine:
     async def run(self, stopper: Stopper, server: MetricsServer | None = None) -> Outcome:
         s = self.settings
         for sink in self.sinks.values():
-            await sink.open()  # ConfigError here: nothing has been generated yet
+            with _quiet("aiokafka"):
+                await sink.open()  # ConfigError here: nothing has been generated yet
+        try:
+            await self._probe_sinks(stopper)
+        except BaseException:
+            for sink in self.sinks.values():
+                await sink.aclose()
+            raise
         started = time.perf_counter()
         backfill = s.backfill
         start_ms = (
@@ -276,14 +304,32 @@ class Engine:
             if backfill.enabled and backfill.start
             else wall_ms()
         )
+        rates = self._target_rates(start_ms)
+        streams = {}
+        for st in self.streams:
+            entities = st.source.entities()
+            streams[st.name] = {
+                "entities": next(iter(entities.values())) if len(entities) == 1 else entities,
+                "sinks": list(dict.fromkeys(s.stream(st.name).sinks)),
+            }
+        window = {}
+        if backfill.enabled and backfill.end:
+            window["window_end"] = iso(round(backfill.end.timestamp() * 1000))
         log.info(
             "synthstream_started",
             mode="backfill" if backfill.enabled else "live",
             origin=iso(start_ms),
+            **window,
+            streams=streams,
+            target_per_s={channel: round(rate, 3) for channel, rate in rates.items()},
+            shard=s.shard,
+            seed=s.seed,
+            profile=s.profile,
             metrics_port=server.port if server else None,
-            entities={st.name: st.source.entities() for st in self.streams},
-            settings=s.redacted(),
         )
+        log.debug("synthstream_settings", settings=s.redacted())  # all of them: `config`
+        for route in self.routes:  # `| head`: the reader chose to stop, so do we
+            route.on_reader_gone = functools.partial(stopper.stop, "output_closed")
         try:
             async with asyncio.TaskGroup() as group:
                 workers = [group.create_task(route.run()) for route in self.routes]
@@ -297,6 +343,35 @@ class Engine:
                 await sink.aclose()
         self._log_dataset()
         return self._summary(stopper, time.perf_counter() - started)
+
+    async def _probe_sinks(self, stopper: Stopper) -> None:
+        """Every network sink answers (as ``synthstream check`` asks) before a record is made,
+        or the run ends at once with one line and status 1; ``wait_for_sinks_s`` waits that
+        long for it, probing with backoff (a stop signal ends the wait)."""
+        wait = self.settings.wait_for_sinks_s
+        deadline = time.monotonic() + wait
+        for name, sink in self.sinks.items():
+            if name not in NETWORK_SINKS:
+                continue
+            attempt = 0
+            while True:
+                with _quiet("aiokafka", "botocore", "httpx"):
+                    try:
+                        await sink.check()
+                        break
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or stopper.stopped:
+                    hint = (f"waited {wait:g} s" if wait else
+                            "start it, or wait for it with --wait-for-sinks SECONDS")  # fmt: skip
+                    raise SinkUnreachable(f"{name} sink not reachable ({error}); {hint}")
+                if attempt == 0:
+                    log.warning("sink_unreachable", sink=name, error=error, waiting_s=wait)
+                await stopper.sleep(min(remaining, backoff_s(attempt, 0.2, 5.0) + 0.05))
+                attempt += 1
+            if attempt:
+                log.info("sink_reachable", sink=name, after_attempts=attempt + 1)
 
     def _log_dataset(self) -> None:
         backfill = self.settings.backfill
@@ -375,7 +450,8 @@ class Engine:
             label = {"stream": channel.name}
             per_sink = {}
             for route in channel.routes:
-                undelivered += route.failed_count + route.in_flight
+                if not route.reader_gone:  # what a closed pipe refused was not wanted
+                    undelivered += route.failed_count + route.in_flight
                 per_sink[route.sink.name] = {
                     "delivered": route.delivered_count,
                     "failed": route.failed_count,

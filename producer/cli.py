@@ -42,6 +42,7 @@ _FLAGS: dict[str, str] = {
     "--start": "backfill.start",
     "--end": "backfill.end",
     "--speed": "backfill.speed",
+    "--wait-for-sinks": "wait_for_sinks_s",
 }
 
 
@@ -51,93 +52,155 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"synthstream: error: {message}\n")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; wide enough for a flag and its default on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+_EXAMPLES = {
+    "run": """examples:
+  synthstream run                                     live BME280 readings to stdout (Ctrl-C)
+  synthstream run --sinks file --out data/out --duration 60
+  synthstream run --backfill --start 2024-01-01 --end 2024-01-02 --max-records 1000 --seed 7
+  synthstream run --backfill --start 2024-01-01 --end 2024-01-02 --speed 60   (24 minutes)
+  synthstream run --streams ecommerce --sinks kafka   the shop's five topics
+  synthstream run --shard 0/2                         this replica's half of the entities""",
+    "check": """examples:
+  synthstream check                                   settings valid, every sink reachable?
+  synthstream check --streams ecommerce --sinks kafka""",
+    "stats": """examples:
+  synthstream stats --streams ecommerce --hours 24    a day in memory: counts, kinds, mix
+  synthstream stats --streams air_quality --start 2024-01-01 --hours 168""",
+    "catalog": """examples:
+  synthstream catalog                                 users and products to data/catalog/
+  synthstream catalog --out cat --seed 7""",
+    "incidents": """examples:
+  synthstream incidents                               10,000 incidents, 90 days to now, CSV
+  synthstream incidents --incident-count 1000000 --output-format parquet
+  synthstream incidents --start-datetime 2024-01-15T00:00:00Z --window-days 30 --seed 7""",
+    "config": """examples:
+  synthstream config                                  the effective settings, as JSON
+  synthstream config --env-names                      every SYNTHSTREAM_* variable""",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="synthstream",
         description="Realistic synthetic streaming data: live, or backfilled in event time.",
+        epilog="Settings: every flag has a SYNTHSTREAM_* variable (synthstream config "
+        "--env-names); flags win over the environment, which wins over the profile.",
+        formatter_class=_Help,
     )
     parser.add_argument("--version", action="version", version=f"synthstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--profile", help="profiles/<name>.env (development, production) or a path")
-        p.add_argument("--streams", help=f"comma list of streams ({', '.join(KNOWN_STREAMS)})")
-        p.add_argument(
-            "--sinks", help=f"comma list of sinks for every stream ({', '.join(KNOWN_SINKS)})"
-        )
-        p.add_argument("--out", metavar="DIR", help="folder of the file sink")
-        p.add_argument("--seed", help="random seed: same seed, same records")
-        p.add_argument("--shard", metavar="I/N", help="keep the entities of shard I of N")
-        p.add_argument("--log-format", help="console, json or auto")
+    def sub(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                                   epilog=_EXAMPLES.get(name), formatter_class=_Help)  # fmt: skip
 
-    run = commands.add_parser("run", help="stream records (live, or --backfill)")
-    common(run)
-    run.add_argument("--duration", metavar="SECONDS", help="stop a live run after this long")
+    def base(p: argparse.ArgumentParser, seed: str = "same seed, same records") -> None:
+        p.add_argument("--profile", help="profiles/<name>.env (development, production) or a "
+                       "path (default: development)")  # fmt: skip
+        p.add_argument("--seed", help=f"random seed: {seed} (default: 42)")
+        p.add_argument("--log-format", help="console, json or auto (default: auto: console on a "
+                       "terminal)")  # fmt: skip
+
+    def streams(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--streams", help=f"comma list of streams: {', '.join(KNOWN_STREAMS)} "
+                       "(default: bme280)")  # fmt: skip
+        p.add_argument("--shard", metavar="I/N", help="keep the entities of shard I of N, or "
+                       "auto/N in a container (default: 0/1)")  # fmt: skip
+
+    def delivery(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sinks", help=f"comma list of sinks for every stream: "
+                       f"{', '.join(KNOWN_SINKS)} (default: stdout)")  # fmt: skip
+        p.add_argument("--out", metavar="DIR", help="folder of the file sink (default: data/out)")
+
+    run = sub("run", "stream records (live, or --backfill)")
+    base(run)
+    streams(run)
+    delivery(run)
+    run.add_argument("--duration", metavar="SECONDS",
+                     help="stop a live run after this long (default: until Ctrl-C)")  # fmt: skip
     run.add_argument("--max-records", metavar="N", help="stop after N generated records")
-    run.add_argument("--metrics-port", metavar="PORT", help="port of /metrics (0: any free)")
+    run.add_argument("--metrics-port", metavar="PORT",
+                     help="port of /metrics and /healthz, 0: any free (default: 9108)")  # fmt: skip
+    run.add_argument("--wait-for-sinks", metavar="SECONDS",
+                     help="wait this long for unreachable sinks at start (default: 0: fail "
+                     "at once with status 1)")  # fmt: skip
     run.add_argument("--backfill", action="store_true", help="run over a historical window")
     run.add_argument("--start", metavar="ISO", help="backfill window start (UTC if no zone)")
     run.add_argument("--end", metavar="ISO", help="backfill window end (default: now)")
-    run.add_argument("--speed", metavar="X", help="backfill at X times real time")
+    run.add_argument("--speed", metavar="X", help="backfill at X times real time (default: as "
+                     "fast as the sinks take it)")  # fmt: skip
     run.add_argument("--then-live", action="store_true", help="after the backfill, go on live")
-    run.add_argument(
-        "--progress", choices=["auto", "on", "off"], help="backfill progress bar (auto: tty)"
-    )
+    run.add_argument("--progress", choices=["auto", "on", "off"],
+                     help="backfill progress bar (default: auto: on a terminal)")  # fmt: skip
     run.add_argument(
         "--dataset", choices=list(DATASETS),
         help="air-quality history: sample (2024, 50 cities, hourly: 439,200 records) or full "
         "(2020-2024, 300 cities: 13,154,400) as Parquet under data/generated/",
     )  # fmt: skip
 
-    check = commands.add_parser("check", help="validate settings and try every sink")
-    common(check)
+    check = sub("check", "validate settings and try every sink")
+    base(check)
+    streams(check)
+    delivery(check)
 
-    stats = commands.add_parser(
-        "stats", help="generate a window in memory and report counts, kinds and mix"
-    )
-    common(stats)
-    stats.add_argument("--hours", type=int, default=24, help="hours of event time (default 24)")
-    stats.add_argument(
-        "--start", dest="stats_start", metavar="ISO", help="window start (default: the last hours)"
-    )
+    stats = sub("stats", "generate a window in memory and report counts, kinds and mix")
+    base(stats)
+    streams(stats)
+    stats.add_argument("--hours", type=int, default=24, help="hours of event time (default: 24)")
+    stats.add_argument("--start", dest="stats_start", metavar="ISO",
+                       help="window start (default: the last --hours before now)")  # fmt: skip
 
-    catalog = commands.add_parser(
-        "catalog", help="write the e-commerce users and products as JSON lines"
-    )
-    common(catalog)
+    catalog = sub("catalog", "write the e-commerce users and products as JSON lines")
+    base(catalog, seed="same seed, same catalog")
+    catalog.add_argument("--streams", help=argparse.SUPPRESS)  # only ecommerce has one
+    catalog.add_argument("--out", metavar="DIR", help="destination folder (default: data/catalog)")
 
-    incidents = commands.add_parser(
-        "incidents", help="write the fire/EMS data sets: stations, incidents, units, assets, notes"
-    )
-    incidents.add_argument("--profile", help="profiles/<name>.env or a path")
-    incidents.add_argument("--output-dir", default="data/generated", help="destination folder")
-    incidents.add_argument("--incident-count", type=int, default=10_000, help="incidents")
-    incidents.add_argument("--station-count", help="stations (default 25)")
-    incidents.add_argument("--city", help="a city of producer/data/cities.csv (San Diego)")
-    incidents.add_argument("--seed", help="random seed: same seed and window end, same files")
-    incidents.add_argument("--output-format", choices=["csv", "parquet"], default="csv")
-    incidents.add_argument("--window-days", type=float, default=90, help="historical window")
+    incidents = sub("incidents", "write the fire/EMS tables: stations, incidents, units, assets, "
+                    "notes")  # fmt: skip
+    incidents.add_argument("--profile", help="profiles/<name>.env or a path (default: "
+                           "development)")  # fmt: skip
+    incidents.add_argument("--output-dir", default="data/generated",
+                           help="destination folder (default: data/generated)")  # fmt: skip
+    incidents.add_argument("--incident-count", type=int, default=10_000,
+                           help="incidents in the window (default: 10000)")  # fmt: skip
+    incidents.add_argument("--station-count", help="fire stations (default: 25)")
+    incidents.add_argument("--city", help="a city of producer/data/cities.csv (default: San "
+                           "Diego)")  # fmt: skip
+    incidents.add_argument("--seed", help="random seed: same seed and window end, same files "
+                           "(default: 42)")  # fmt: skip
+    incidents.add_argument("--output-format", choices=["csv", "parquet"], default="csv",
+                           help="file format (default: csv)")  # fmt: skip
+    incidents.add_argument("--window-days", type=float, default=90,
+                           help="days before the window's end (default: 90)")  # fmt: skip
     incidents.add_argument(
         "--start-datetime", "--window-end", dest="start_datetime", metavar="ISO",
-        help="end of the window (the seed's name for it; default: now)",
+        help="end of the window (the seed's name for it; UTC if no zone; default: now)",
     )  # fmt: skip
     for table in ("units", "assets", "notes"):
         incidents.add_argument(
             f"--include-{table}", action=argparse.BooleanOptionalAction, default=True,
-            help=f"write incident_{table}",
+            help=f"write incident_{table} (default: yes)",
         )  # fmt: skip
-    incidents.add_argument("--units-min", help="dispatched units per incident, least (1)")
-    incidents.add_argument("--units-max", help="dispatched units per incident, most (3)")
-    incidents.add_argument("--assets-probability", help="chance of asset records (0.35)")
-    incidents.add_argument("--notes-probability", help="chance of note records (0.55)")
-    incidents.add_argument("--geohash-precision", help="geohash characters, 3-12 (8)")
-    incidents.add_argument(
-        "--verbose", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
-    )
-    incidents.add_argument("--log-format", help="console, json or auto")
+    incidents.add_argument("--units-min", help="dispatched units per incident, least (default: 1)")
+    incidents.add_argument("--units-max", help="dispatched units per incident, most (default: 3)")
+    incidents.add_argument("--assets-probability", help="chance of asset records (default: 0.35)")
+    incidents.add_argument("--notes-probability", help="chance of note records (default: 0.55)")
+    incidents.add_argument("--geohash-precision", help="geohash characters, 3-12 (default: 8)")
+    incidents.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True,
+                           help="progress bar (default: yes)")  # fmt: skip
+    incidents.add_argument("--log-format", help="console, json or auto (default: auto)")
 
-    config = commands.add_parser("config", help="print the effective settings or every variable")
-    common(config)
+    config = sub("config", "print the effective settings or every variable")
+    base(config)
+    streams(config)
+    delivery(config)
     config.add_argument(
         "--env-names", action="store_true", help="list every SYNTHSTREAM_* variable"
     )
@@ -309,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if value is not None:
                     _set(overrides, f"incidents.{name}", value)
                     flags[f"incidents.{name}"] = flag
+        if args.command == "catalog":  # only the shop has a catalog
+            overrides.setdefault("streams", "ecommerce")
         settings = load_settings(overrides, flags=flags)
         if args.command == "config":
             import orjson

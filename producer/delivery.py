@@ -14,6 +14,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import structlog
@@ -22,7 +23,7 @@ from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
 from sinks.base import Sink
-from sinks.errors import FatalError, PartialFailure, RetryableError
+from sinks.errors import FatalError, PartialFailure, ReaderGone, RetryableError
 
 log = structlog.get_logger("synthstream.delivery")
 
@@ -47,6 +48,8 @@ class Route:
         self.in_flight = 0
         self.delivered_count = 0
         self.failed_count = 0
+        self.reader_gone = False
+        self.on_reader_gone: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ producer side
     async def put(self, batch: RecordBatch) -> None:
@@ -132,11 +135,13 @@ class Route:
         self.metrics.delivered.labels(*self.labels).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
 
-    def fail(self, n: int, reason: str, message: str) -> None:
+    def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
         self.failed_count += n
         self.metrics.failed.labels(*self.labels, reason).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+        if quiet:
+            return
         log.error(
             "records_failed",
             stream=self.stream,
@@ -153,7 +158,10 @@ class Route:
             self._queue.clear()
             self._queued = 0
             self.metrics.queue_depth.labels(*self.labels).set(0)
-            self.fail(left, "shutdown", "shutdown deadline passed before delivery")
+            if self.reader_gone:
+                self.fail(left, "closed", "the reader closed the destination", quiet=True)
+            else:
+                self.fail(left, "shutdown", "shutdown deadline passed before delivery")
         return left
 
 
@@ -196,6 +204,12 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
             error = exc
         except FatalError as exc:
             route.fail(len(pending), exc.reason, str(exc))
+            return
+        except ReaderGone as exc:  # counted, not logged: the reader chose to stop
+            route.fail(len(pending), exc.reason, str(exc), quiet=True)
+            if not route.reader_gone:
+                route.reader_gone = True
+                route.on_reader_gone()
             return
         except asyncio.CancelledError:
             raise

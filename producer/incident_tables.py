@@ -26,7 +26,7 @@ import structlog
 from tqdm import tqdm
 
 from producer import rng
-from producer.errors import ConfigError
+from producer.errors import ConfigError, check_writable
 from producer.generators import incidents as inc
 from producer.records import arrow_schema
 from producer.rng import I64, U64
@@ -404,8 +404,8 @@ def _writer(path: Path, schema: pa.Schema, fmt: str) -> Any:
 def write_tables(plan: Plan) -> dict[str, Any]:
     """Generate, check and write every table; return the summary the CLI prints."""
     started = time.perf_counter()
+    check_writable(plan.folder, "--output-dir")
     builder = Builder(plan)
-    plan.folder.mkdir(parents=True, exist_ok=True)
     ext = "parquet" if plan.fmt == "parquet" else "csv"
     wanted = ["stations", "incidents"] + [
         t for t in TABLES[2:] if plan.include.get(t.removeprefix("incident_"), True)

@@ -687,7 +687,7 @@ class Shard(_Model):
     count: int
 
     @classmethod
-    def parse(cls, text: str, replica: Callable[[], int] | None = None) -> Shard:
+    def parse(cls, text: str, replica: Callable[[], int | None] | None = None) -> Shard:
         """``I/N``, or ``auto/N``: I is this container's replica number minus one, from its
         name (``<project>-producer-<n>``, as ``docker compose up --scale`` names them)."""
         match = re.fullmatch(r"\s*(\d+|auto)\s*/\s*(\d+)\s*", text)
@@ -695,7 +695,14 @@ class Shard(_Model):
             raise ValueError(f"expected I/N such as 0/2, or auto/N, got {text!r}")
         count = int(match[2])
         if match[1] == "auto":
-            index = (replica or replica_index)()
+            found = (replica or replica_index)()
+            if found is None and count > 1:
+                raise ValueError(
+                    f"{text!r} takes this replica's number from its host name "
+                    f"({socket.gethostname()!r} has none: not a docker compose replica); "
+                    "set I/N, such as 0/" + str(count)
+                )
+            index = found or 0
             if index >= count:
                 raise ValueError(
                     f"this is replica {index + 1} but {text!r} says {count}: "
@@ -711,10 +718,10 @@ class Shard(_Model):
 def replica_index(
     hostname: Callable[[], str] = socket.gethostname,
     lookup: Callable[[str], str] = lambda host: socket.gethostbyaddr(socket.gethostbyname(host))[0],
-) -> int:
+) -> int | None:
     """This container's replica number minus one. Compose names replicas
     ``<project>-<service>-<n>`` (``_`` in old versions); its DNS answers the reverse lookup
-    of a container's address with that name. Outside a container, 0."""
+    of a container's address with that name. None when no name has a number."""
     names = [hostname()]
     with contextlib.suppress(OSError):
         names.insert(0, lookup(names[0]))
@@ -722,7 +729,7 @@ def replica_index(
         match = re.search(r"[-_](\d+)$", name.split(".")[0])
         if match:
             return int(match[1]) - 1
-    return 0
+    return None
 
 
 class Settings(BaseSettings):
@@ -744,6 +751,10 @@ class Settings(BaseSettings):
     duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
     max_records: int | None = Field(None, ge=1, description="Stop after this many records.")
     use_uvloop: bool = Field(True, description="Run on uvloop.")
+    wait_for_sinks_s: float = Field(
+        0.0, ge=0, description="Wait this long for unreachable sinks at start (0: fail at once "
+        "with status 1).",
+    )  # fmt: skip
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     delivery: DeliverySettings = DeliverySettings()

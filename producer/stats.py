@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from producer.errors import ConfigError
+from producer.errors import ConfigError, check_writable
 from producer.rates import HOUR_MS
 from producer.settings import Settings
 from producer.streams import build_stream
@@ -71,7 +71,7 @@ def write_catalog(settings: Settings, folder: Path) -> dict[str, Any]:
 
     source = build_stream("ecommerce", settings).source
     assert isinstance(source, EcommerceSource)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder, "--out")
     users = folder / "users.jsonl"
     with users.open("wb") as out:
         for user in range(source.users.count):

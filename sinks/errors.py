@@ -5,8 +5,10 @@
     ├── PartialFailure     some records were accepted; resend only ``failed`` (Kinesis
     │                      entries with an ErrorCode, HTTP 429/5xx for some requests);
     │                      ``rejected`` ones failed for good (a 4xx for one request)
-    └── FatalError         sending again cannot help (401, 400, a record too large):
-                           the records are counted as failed with ``reason``
+    ├── FatalError         sending again cannot help (401, 400, a record too large):
+    │                      the records are counted as failed with ``reason``
+    └── ReaderGone         the consumer closed the destination on purpose (``| head``):
+                           the run stops generating and ends quietly with status 0
 
 Any other exception from a sink is treated as fatal (and logged with its type), so that a bug
 can never turn into an endless retry loop.
@@ -60,3 +62,7 @@ class PartialFailure(RetryableError):
 
 class FatalError(SinkError):
     """Sending again cannot help; the batch's records are counted as failed."""
+
+
+class ReaderGone(SinkError):
+    """The reader went away (a closed pipe): it chose to stop, so the run stops too."""

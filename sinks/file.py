@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from producer.errors import ConfigError
+from producer import errors
 from producer.records import RecordBatch, Schema, encode_jsonl
 from producer.settings import FileSinkSettings
 from sinks.base import SinkLimits
@@ -193,11 +193,4 @@ def _flat(table: pa.Table) -> pa.Table:
 
 def check_writable(folder: Path) -> None:
     """Create the folder if needed and prove a file can be written there, or ConfigError."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".synthstream-write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{_SETTING}: cannot write to {folder}: {reason}") from None
+    errors.check_writable(folder, _SETTING)

@@ -10,7 +10,7 @@ from typing import BinaryIO
 from producer.records import RecordBatch, Schema, encode_jsonl
 from producer.settings import StdoutSinkSettings
 from sinks.base import SinkLimits
-from sinks.errors import FatalError
+from sinks.errors import ReaderGone
 
 
 class StdoutSink:
@@ -31,7 +31,7 @@ class StdoutSink:
             self._out.write(encode_jsonl(schema, batch))
             self._out.flush()
         except BrokenPipeError as exc:  # `synthstream run | head`: the reader is gone
-            raise FatalError("standard output closed", reason="closed") from exc
+            raise ReaderGone("standard output closed", reason="closed") from exc
         await asyncio.sleep(0)
 
     async def aclose(self) -> None:

@@ -80,7 +80,8 @@ def test_live_run_streams_to_files_and_metrics_hold_the_identity(tmp_path: Path)
         assert proc.stderr is not None
         start = json.loads(proc.stderr.readline())
         assert start["event"] == "synthstream_started"
-        assert start["settings"]["bme280"]["devices"] == 300
+        assert start["streams"]["bme280"] == {"entities": 300, "sinks": ["file"]}
+        assert len(json.dumps(start)) < 1_500, "the start line holds what a person needs"
         port = start["metrics_port"]
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status == 200

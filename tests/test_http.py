@@ -117,10 +117,8 @@ async def test_nothing_is_lost_when_the_endpoint_fails_30_percent(tmp_path: Path
     assert retries > 0
 
 
-def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
-    port = free_port()
-    out = tmp_path / "accepted.jsonl"
-    env = {
+def _outage_env(port: int) -> dict[str, str]:
+    return {
         **os.environ, "SYNTHSTREAM_LOG__FORMAT": "json",
         "SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{port}",
         "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "0.1",
@@ -130,15 +128,57 @@ def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
         "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.3", "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "1000",
         "SYNTHSTREAM_SINKS__HTTP__MAX_RECORDS": "100",
     }  # fmt: skip
+
+
+def test_endpoint_down_at_start_fails_fast_or_is_waited_for(tmp_path: Path) -> None:
+    port = free_port()
+    # Nobody listening: one line, status 1, at once (no retries, no library noise).
+    down = cli("run", "--sinks", "http", "--duration", "5", "--metrics-port", "0",
+               env={"SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"http://127.0.0.1:{port}"})  # fmt: skip
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.strip().splitlines() == [down.stderr.strip()], down.stderr
+    assert "http sink not reachable" in down.stderr
+    assert "--wait-for-sinks" in down.stderr
+    # Asked to wait: it says so once, and starts when the endpoint comes up.
+    out = tmp_path / "accepted.jsonl"
     producer = subprocess.Popen(
-        [sys.executable, "-m", "producer", "run", "--sinks", "http", "--duration", "8",
-         "--metrics-port", "0"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+        [sys.executable, "-m", "producer", "run", "--sinks", "http", "--duration", "3",
+         "--metrics-port", "0", "--wait-for-sinks", "60"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=_outage_env(port), text=True,
     )  # fmt: skip
     try:
         assert producer.stderr is not None
+        waiting = next_event(producer.stderr, "sink_unreachable")
+        assert waiting["sink"] == "http"
+        assert waiting["waiting_s"] == 60
+        with ingest("--out", str(out), port=port) as (_, _server):
+            _, err = producer.communicate(timeout=60)
+            endpoint = stats(port)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+    assert producer.returncode == 0, err
+    events = log_events(err)
+    assert "sink_reachable" in events
+    summary = events["synthstream_finished"]["streams"]["bme280"]
+    assert summary["generated"] > 0
+    assert summary["sinks"]["http"]["delivered"] == summary["generated"]
+    assert endpoint["accepted"] == summary["generated"]
+
+
+def test_endpoint_outage_mid_run_then_recovery(tmp_path: Path) -> None:
+    out = tmp_path / "accepted.jsonl"
+    with ingest("--out", str(out)) as (port, _first):
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "producer", "run", "--sinks", "http", "--duration", "8",
+             "--metrics-port", "0"],
+            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=_outage_env(port), text=True,
+        )  # fmt: skip
+        assert producer.stderr is not None
         metrics_port = next_event(producer.stderr, "synthstream_started")["metrics_port"]
-        # Wait (on the producer's own log, not a clock) until it has retried a few times.
+    try:
+        # The endpoint is gone: wait (on the producer's own log) until it has retried.
         for _ in range(5):
             next_event(producer.stderr, "send_retry")
         m = scrape(metrics_port)
@@ -148,7 +188,6 @@ def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
         assert m[f"synthstream_queue_depth_records{labels}"] <= 300, "bounded by the queue"
         with ingest("--out", str(out), port=port) as (_, _server):
             _, err = producer.communicate(timeout=60)
-            endpoint = stats(port)
     finally:
         if producer.poll() is None:
             producer.kill()
@@ -156,8 +195,8 @@ def test_endpoint_down_at_start_then_up(tmp_path: Path) -> None:
     assert producer.returncode == 0, err
     summary = log_events(err)["synthstream_finished"]["streams"]["bme280"]
     assert summary["sinks"]["http"]["delivered"] == summary["generated"]
-    assert endpoint["accepted"] == summary["generated"]
-    assert len(out.read_bytes().splitlines()) == summary["generated"]
+    accepted = {orjson.loads(line)["message_id"] for line in out.read_bytes().splitlines()}
+    assert len(accepted) == summary["generated"], "every record once, across the outage"
 
 
 def test_a_wrong_token_fails_clearly_without_endless_retries(tmp_path: Path) -> None:

@@ -111,19 +111,23 @@ def resilient_env(port: int, topic: str, interval_s: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def test_broker_down_at_start_then_up_loses_nothing() -> None:
+def test_broker_down_at_start_fails_fast_or_is_waited_for_and_loses_nothing() -> None:
     port = free_port()
     env = resilient_env(port, "bme280-late", interval_s="1")
+    args = [sys.executable, "-m", "producer", "run", "--backfill", "--start",
+            "2024-05-01T00:00:00", "--end", "2024-05-01T00:01:00", "--sinks", "kafka",
+            "--metrics-port", "0", "--progress", "off"]  # fmt: skip
+    down = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert down.returncode == 1
+    assert down.stderr.strip().splitlines() == [down.stderr.strip()], "one line, no aiokafka"
+    assert "kafka sink not reachable" in down.stderr
     producer = subprocess.Popen(
-        [sys.executable, "-m", "producer", "run", "--backfill", "--start",
-         "2024-05-01T00:00:00", "--end", "2024-05-01T00:01:00", "--sinks", "kafka",
-         "--metrics-port", "0", "--progress", "off"],
+        [*args, "--wait-for-sinks", "120"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
     )  # fmt: skip
     try:
         assert producer.stderr is not None
-        for _ in range(3):  # the producer's own log says it is retrying
-            next_event(producer.stderr, "send_retry")
+        next_event(producer.stderr, "sink_unreachable")  # the producer says it waits
         with kafka_broker(port) as bootstrap:
             _, err = producer.communicate(timeout=120)
             messages = asyncio.run(consume(bootstrap, "bme280-late", 1200))

@@ -153,12 +153,16 @@ def test_check_reports_each_sink(tmp_path: Path) -> None:
 def test_shard_auto_takes_the_replica_number_from_the_container_name() -> None:
     from producer.settings import Shard, replica_index
 
-    def named(name: str) -> int:
+    def named(name: str) -> int | None:
         return replica_index(lambda: "3f2a9c1b7d6e", lambda _host: name)
 
     assert named("synthstream-producer-2.synthstream_default") == 1
     assert named("synthstream_producer_3") == 2
-    assert named("3f2a9c1b7d6e") == 0  # not a compose replica: the only one
+    assert named("3f2a9c1b7d6e") is None  # not a compose replica
     assert Shard.parse("auto/3", lambda: 2) == Shard(index=2, count=3)
+    assert Shard.parse("auto/1", lambda: None) == Shard(index=0, count=1)  # the only one
     with pytest.raises(ValueError, match="replica 4 but 'auto/3'"):
         Shard.parse("auto/3", lambda: 3)
+    # Outside a container, auto/3 cannot know which third is its own: say so, never 0/3.
+    with pytest.raises(ValueError, match="has none: not a docker compose replica"):
+        Shard.parse("auto/3", lambda: None)

@@ -1,0 +1,123 @@
+"""The command as a new user meets it: help with defaults and examples, one-line errors,
+a closed pipe, the start line, the progress count, the reference endpoint's manners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli
+from tests.services import ingest
+
+COMMANDS = ("run", "check", "stats", "catalog", "incidents", "config")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_defaults_examples_and_only_the_flags_that_apply(command: str) -> None:
+    result = cli(command, "--help")
+    assert result.returncode == 0
+    text = result.stdout
+    assert "examples:" in text
+    assert text.count("(default:") >= 3, text
+    if command in ("stats", "catalog"):
+        assert "--sinks" not in text, "a flag that does nothing here"
+    if command == "catalog":
+        assert "--streams" not in text
+        assert "--shard" not in text
+    if command == "incidents":
+        assert "incidents in the window (default: 10000)" in text
+        assert "file format (default: csv)" in text
+
+
+def test_a_closed_pipe_ends_the_run_quietly_with_status_0() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    env["SYNTHSTREAM_LOG__FORMAT"] = "json"
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--backfill", "--start", "2024-01-01",
+         "--end", "2024-03-01", "--sinks", "stdout", "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert producer.stdout is not None
+    first = [producer.stdout.readline() for _ in range(2)]  # `| head -2`
+    producer.stdout.close()
+    _, err = producer.communicate(timeout=60)
+    assert all(line.startswith(b"{") for line in first)
+    assert producer.returncode == 0, err
+    lines = err.decode().splitlines()
+    assert not [line for line in lines if "records_failed" in line], "no flood of errors"
+    assert not [line for line in lines if "Traceback" in line or "BrokenPipe" in line]
+    finished = json.loads(lines[-1])
+    assert finished["event"] == "synthstream_finished"
+    assert finished["reason"] == "output_closed", "generation stopped"
+    # Two months of readings were not all made: the run stopped with the reader.
+    assert finished["streams"]["bme280"]["generated"] < 59 * 8_640
+
+
+def test_output_folders_that_cannot_be_made_are_one_line_and_status_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    for args, flag in ((("incidents", "--output-dir"), "--output-dir"),
+                       (("catalog", "--out"), "--out")):  # fmt: skip
+        result = cli(*args, str(blocker / "x"))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert flag in result.stderr
+        assert "Not a directory" in result.stderr
+
+
+def test_catalog_needs_no_streams_flag(tmp_path: Path) -> None:
+    result = cli("catalog", "--out", str(tmp_path), env={"SYNTHSTREAM_ECOMMERCE__USERS": "50"})
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "users.jsonl").read_bytes().splitlines()) == 50
+
+
+def test_the_start_line_holds_what_a_person_needs(tmp_path: Path) -> None:
+    result = cli("run", "--backfill", "--start", "2024-01-01T00:00:00", "--end",
+                 "2024-01-01T00:01:00", "--streams", "bme280,air_quality,ecommerce,incidents",
+                 "--sinks", "null", "--metrics-port", "0", "--seed", "9")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    start = json.loads(result.stderr.splitlines()[0])
+    assert start["event"] == "synthstream_started"
+    assert len(result.stderr.splitlines()[0]) <= 1_500
+    assert start["mode"] == "backfill"
+    assert start["seed"] == 9
+    assert start["shard"] == "0/1"
+    assert set(start["streams"]) == {"bme280", "air_quality", "ecommerce", "incidents"}
+    assert start["streams"]["bme280"] == {"entities": 10, "sinks": ["null"]}
+    assert start["target_per_s"]["transactions"] > 0
+    assert "settings" not in start, "the full settings: synthstream config, or debug level"
+
+
+def test_the_progress_bar_counts_what_the_summary_counts() -> None:
+    result = cli("run", "--backfill", "--start", "2024-01-01", "--end", "2024-01-02",
+                 "--sinks", "null", "--progress", "on", "--metrics-port", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.replace("\r", "\n").splitlines()
+    summary = json.loads(next(line for line in lines if '"synthstream_finished"' in line))
+    generated = summary["streams"]["bme280"]["generated"]
+    assert generated > 86_400, "the duplicates that faults add are in it"
+    last_bar = [line for line in lines if line.startswith("backfill 100%")][-1]
+    assert f"{generated:,} records" in last_bar
+
+
+def test_auto_shard_outside_a_container_is_refused() -> None:
+    result = cli("run", "--max-records", "1", "--metrics-port", "0",
+                 env={"SYNTHSTREAM_SHARD": "auto/3"})  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "SYNTHSTREAM_SHARD" in result.stderr
+    assert "not a docker compose replica" in result.stderr
+
+
+def test_the_reference_endpoint_on_a_busy_port_is_one_line_and_status_2() -> None:
+    with ingest() as (port, _server):
+        busy = subprocess.run([sys.executable, "-m", "ingest", "--port", str(port)],
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert busy.returncode == 2
+    assert busy.stderr.strip().splitlines() == [busy.stderr.strip()]
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
