@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean image-test
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: lint  ## set up, lint, type-check, install LocalStack, Prometheus, Postgre
 	scripts/install-prometheus
 	scripts/postgres install
 	$(BIN)/pytest
+	scripts/image-test
+
+image-test:  ## build the image with podman and run it: non-root, records, healthy, clean stop
+	scripts/image-test
 
 bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figures (minutes)
 	$(BIN)/python -m bench.throughput
@@ -40,4 +44,4 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.incidents
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out .image-test
