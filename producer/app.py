@@ -194,7 +194,9 @@ class Engine:
             m.scheduler_lag.labels(name).observe(max(0.0, now - lag_of / 1000))
         if len(result.batch):
             for route in channel.routes:
-                await route.put(result.batch)
+                left = await route.put(result.batch)
+                if left is not None:  # a stop came while waiting for room in the queue
+                    route.fail(len(left), "stopped", "the run stopped before these were queued")
 
     async def _release_held(self) -> None:
         """At the end of a run, what faults still hold (late, replayed) goes out now."""
@@ -330,6 +332,7 @@ class Engine:
         log.debug("synthstream_settings", settings=s.redacted())  # all of them: `config`
         for route in self.routes:  # `| head`: the reader chose to stop, so do we
             route.on_reader_gone = functools.partial(stopper.stop, "output_closed")
+            route.stop = stopper.requested  # waiting for room ends at a stop
         try:
             async with asyncio.TaskGroup() as group:
                 workers = [group.create_task(route.run()) for route in self.routes]

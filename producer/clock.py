@@ -45,3 +45,8 @@ class Stopper:
     @property
     def forced(self) -> asyncio.Future[None]:
         return self._forced
+
+    @property
+    def requested(self) -> asyncio.Future[None]:
+        """Done once the run is asked to stop: a wait can watch it."""
+        return self._stopped

@@ -29,7 +29,13 @@ log = structlog.get_logger("synthstream.delivery")
 
 
 class Route:
-    """Records of one stream on their way to one sink."""
+    """Records of one stream on their way to one sink.
+
+    The queue holds at most ``queue_records`` (a batch larger than the room left is split: the
+    part that fits goes in, the rest waits). Waiting for room watches ``stop``: once the run is
+    asked to stop, ``put`` waits no more and returns what it could not queue. Signalling is by
+    futures (one asyncio loop, no lock needed): producers wait for room, the worker for
+    records."""
 
     def __init__(
         self, stream: str, schema: Schema, sink: Sink, settings: DeliverySettings, metrics: Metrics
@@ -44,77 +50,115 @@ class Route:
         self._queued = 0
         self._closed = False
         self._blocked = 0  # puts waiting for room: then lingering cannot fill a batch
-        self._changed = asyncio.Condition()
+        self._room_waiters: list[asyncio.Future[None]] = []
+        self._item_waiters: list[asyncio.Future[None]] = []
+        self.stop: asyncio.Future[None] | None = None  # the run's stop request (the engine's)
         self.in_flight = 0
         self.delivered_count = 0
         self.failed_count = 0
         self.reader_gone = False
         self.on_reader_gone: Callable[[], None] = lambda: None
 
+    @staticmethod
+    def _wake(waiters: list[asyncio.Future[None]]) -> None:
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        waiters.clear()
+
+    async def _wait(
+        self, waiters: list[asyncio.Future[None]], limit_s: float | None = None,
+        stop: bool = False,
+    ) -> None:  # fmt: skip
+        """Until woken (or ``limit_s`` passed, or, with ``stop``, the run's stop request)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        watch: set[asyncio.Future[None]] = {waiter}
+        if stop and self.stop is not None:
+            watch.add(self.stop)
+        try:
+            await asyncio.wait(watch, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                if waiter in waiters:
+                    waiters.remove(waiter)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.done()
+
     # ------------------------------------------------------------------ producer side
-    async def put(self, batch: RecordBatch) -> None:
-        """Queue a batch already counted by ``accept``; waits while the queue is full."""
-        n = len(batch)
-        if n == 0:
-            return
-        async with self._changed:
+    async def put(self, batch: RecordBatch) -> RecordBatch | None:
+        """Queue a batch already counted by ``accept``, as room allows; with ``block`` wait
+        for room, but not once the run is stopping. Returns what was not queued (or None)."""
+        bound = self.settings.queue_records
+        while len(batch):
             if self.settings.when_full == "drop_newest":
-                if self._queued and self._queued + n > self.settings.queue_records:
-                    self.fail(n, "queue_full", "queue full; records refused")
-                    return
-            else:
-                # A batch larger than the whole queue is still accepted into an empty queue.
-                self._blocked += 1
-                try:
-                    await self._changed.wait_for(
-                        lambda: self._queued == 0 or self._queued + n <= self.settings.queue_records
-                    )
-                finally:
-                    self._blocked -= 1
-            self._queue.append(batch)
-            self._queued += n
-            self.metrics.queue_depth.labels(*self.labels).set(self._queued)
-            self._changed.notify_all()
+                room = bound - self._queued
+                if room < len(batch):
+                    refused = batch.take(slice(max(room, 0), None))
+                    self.fail(len(refused), "queue_full", "queue full; records refused")
+                    batch = batch.take(slice(0, max(room, 0)))
+                    if not len(batch):
+                        return None
+                self._append(batch)
+                return None
+            room = bound - self._queued
+            if room > 0:
+                part = batch if len(batch) <= room else batch.take(slice(0, room))
+                self._append(part)
+                batch = batch.take(slice(len(part), None))
+                continue
+            if self._stopping():
+                return batch
+            self._blocked += 1
+            try:
+                await self._wait(self._room_waiters, stop=True)
+            finally:
+                self._blocked -= 1
+        return None
+
+    def _append(self, batch: RecordBatch) -> None:
+        self._queue.append(batch)
+        self._queued += len(batch)
+        self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+        self._wake(self._item_waiters)
 
     async def close(self) -> None:
         """No more batches will come; the worker drains what is queued and stops."""
-        async with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        self._closed = True
+        self._wake(self._item_waiters)
 
     # ------------------------------------------------------------------ worker side
     async def _take(self) -> RecordBatch | None:
         """Up to ``max_records`` records, waiting ``linger_s`` to fill; None when drained."""
         limit = self.sink.limits.max_records
-        async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._queue) or self._closed)
-            if not self._queue:
-                return None
-            if self._queued < limit and self.settings.linger_s > 0:
-                deadline = time.monotonic() + self.settings.linger_s
-                while self._queued < limit and not self._closed and not self._blocked:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), remaining)
-                    except TimeoutError:
-                        break
-            parts: list[RecordBatch] = []
-            taken = 0
-            while self._queue and taken < limit:
-                head = self._queue[0]
-                room = limit - taken
-                if len(head) <= room:
-                    parts.append(self._queue.popleft())
-                    taken += len(head)
-                else:
-                    parts.append(head.take(slice(0, room)))
-                    self._queue[0] = head.take(slice(room, None))
-                    taken += room
-            self._queued -= taken
-            self.metrics.queue_depth.labels(*self.labels).set(self._queued)
-            self._changed.notify_all()
+        while not self._queue and not self._closed:
+            await self._wait(self._item_waiters)
+        if not self._queue:
+            return None
+        if self._queued < limit and self.settings.linger_s > 0:
+            deadline = time.monotonic() + self.settings.linger_s
+            while self._queued < limit and not self._closed and not self._blocked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await self._wait(self._item_waiters, limit_s=remaining)
+        parts: list[RecordBatch] = []
+        taken = 0
+        while self._queue and taken < limit:
+            head = self._queue[0]
+            room = limit - taken
+            if len(head) <= room:
+                parts.append(self._queue.popleft())
+                taken += len(head)
+            else:
+                parts.append(head.take(slice(0, room)))
+                self._queue[0] = head.take(slice(room, None))
+                taken += room
+        self._queued -= taken
+        self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+        self._wake(self._room_waiters)
         return RecordBatch.concat(parts)
 
     async def run(self) -> None:

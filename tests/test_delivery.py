@@ -90,7 +90,15 @@ def identity_holds(m: Metrics) -> bool:
     labels = {"stream": "bme280", "sink": "null"}
     failed = sum(
         m.value("synthstream_records_failed_total", {**labels, "reason": r})
-        for r in ("queue_full", "shutdown", "retries_exhausted", "unexpected", "http_401", "bad")
+        for r in (
+            "queue_full",
+            "shutdown",
+            "stopped",
+            "retries_exhausted",
+            "unexpected",
+            "http_401",
+            "bad",
+        )
     )
     return m.value("synthstream_records_generated_total", {"stream": "bme280"}) == (
         m.value("synthstream_records_delivered_total", labels)
@@ -201,9 +209,12 @@ async def test_a_signal_cuts_the_drain_and_counts_what_is_left_as_failed() -> No
     outcome = await run_task
     assert outcome.exit_code == 1
     labels = {"stream": "bme280", "sink": "null"}
-    failed = metrics.value("synthstream_records_failed_total", {**labels, "reason": "shutdown"})
-    assert failed == metrics.value("synthstream_records_generated_total", {"stream": "bme280"})
-    assert failed > 0
+    queued = metrics.value("synthstream_records_failed_total", {**labels, "reason": "shutdown"})
+    waiting = metrics.value("synthstream_records_failed_total", {**labels, "reason": "stopped"})
+    generated = metrics.value("synthstream_records_generated_total", {"stream": "bme280"})
+    assert queued + waiting == generated
+    assert queued <= 1000 + 500, "the queue's bound (and one send) held, the rest never queued"
+    assert waiting > 0
     assert metrics.value("synthstream_records_in_flight", labels) == 0
     assert identity_holds(metrics)
 
@@ -246,6 +257,48 @@ async def test_block_makes_the_scheduler_wait_and_loses_nothing() -> None:
     assert code == 0
     assert dest.keys().size == RECORDS
     assert identity_holds(m)
+
+
+async def test_the_queue_bound_holds_for_a_chunk_larger_than_the_queue() -> None:
+    deepest = 0.0
+    metrics = Metrics()
+
+    async def slow(call: int, batch: RecordBatch) -> None:
+        nonlocal deepest
+        depth = metrics.value("synthstream_queue_depth_records", {"stream": "bme280",
+                                                                   "sink": "null"})  # fmt: skip
+        deepest = max(deepest, depth)
+        await asyncio.sleep(0.001)
+
+    dest = Destination(slow, max_records=100)
+    engine = Engine(settings(queue_records=300), metrics, sinks={"null": dest})
+    outcome = await engine.run(Stopper())  # one chunk of 6,000 records, queue of 300
+    assert outcome.exit_code == 0
+    assert dest.keys().size == RECORDS
+    assert 0 < deepest <= 300
+    assert identity_holds(metrics)
+
+
+async def test_a_stop_under_backpressure_stops_generation_at_once() -> None:
+    sending = asyncio.Event()
+
+    async def hang(call: int, batch: RecordBatch) -> None:
+        sending.set()
+        await asyncio.Event().wait()  # the destination stopped answering
+
+    s = settings(shutdown_timeout_s=0.3, queue_records=1000)
+    assert s.backfill.start is not None
+    s.backfill.end = s.backfill.start.replace(day=3)  # 2 days: 1.7 M records, 9 chunks
+    metrics = Metrics()
+    stopper = Stopper()
+    engine = Engine(s, metrics, sinks={"null": Destination(hang)})
+    run_task = asyncio.create_task(engine.run(stopper))
+    await sending.wait()
+    stopper.stop("signal SIGTERM")  # once: the drain gets its deadline
+    outcome = await asyncio.wait_for(run_task, timeout=10)
+    assert outcome.exit_code == 1
+    assert outcome.generated <= 200_000, "no chunk after the stop"
+    assert identity_holds(metrics)
 
 
 @pytest.mark.parametrize("attempt", range(8))
