@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from tqdm import tqdm
@@ -41,6 +42,7 @@ from sinks.stdout import NullSink, StdoutSink
 log = structlog.get_logger("synthstream")
 
 MIN_TICK_MS = 1
+CUT_GRACE_S = 2.0  # at the deadline, sends under way get this long to be acknowledged
 BACKFILL_CHUNK_RECORDS = 200_000
 MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
 EXIT_OK = 0
@@ -94,6 +96,16 @@ def build_sinks(
 
 
 NETWORK_SINKS = ("http", "kafka", "kinesis")
+CLOSE_TIMEOUT_S = 5.0  # a sink's close (a producer's flush) past the drain: bounded
+
+
+async def _close(name: str, sink: Sink) -> None:
+    """Close a sink within ``CLOSE_TIMEOUT_S``: a broker that is gone cannot hold the exit."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await sink.aclose()
+    except TimeoutError:
+        log.warning("sink_close_timed_out", sink=name, after_s=CLOSE_TIMEOUT_S)
 
 
 @contextlib.contextmanager
@@ -342,8 +354,8 @@ class Engine:
                 finally:
                     await self._drain(workers, stopper)
         finally:
-            for sink in self.sinks.values():
-                await sink.aclose()
+            for name, sink in self.sinks.items():
+                await _close(name, sink)
         self._log_dataset()
         return self._summary(stopper, time.perf_counter() - started)
 
@@ -437,6 +449,19 @@ class Engine:
                 timeout=None if remaining == float("inf") else remaining,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+        if not all(task.done() for task in workers):
+            # The deadline (or a second signal): no new sends; those under way may end, so
+            # that what the destination acknowledged counts as delivered, then the rest goes.
+            for route in self.routes:
+                route.cut()
+            if not forced.done():
+                idle: asyncio.Future[Any] = asyncio.ensure_future(
+                    asyncio.gather(*(r.idle() for r in self.routes))
+                )
+                watch: set[asyncio.Future[Any]] = {idle, forced}
+                await asyncio.wait(watch, timeout=CUT_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
+                idle.cancel()
+                await asyncio.gather(idle, return_exceptions=True)
         for task in workers:
             if not task.done():
                 task.cancel()

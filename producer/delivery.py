@@ -23,7 +23,7 @@ from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
 from sinks.base import Sink
-from sinks.errors import FatalError, PartialFailure, ReaderGone, RetryableError
+from sinks.errors import FatalError, Interrupted, PartialFailure, ReaderGone, RetryableError
 
 log = structlog.get_logger("synthstream.delivery")
 
@@ -31,11 +31,16 @@ log = structlog.get_logger("synthstream.delivery")
 class Route:
     """Records of one stream on their way to one sink.
 
-    The queue holds at most ``queue_records`` (a batch larger than the room left is split: the
-    part that fits goes in, the rest waits). Waiting for room watches ``stop``: once the run is
-    asked to stop, ``put`` waits no more and returns what it could not queue. Signalling is by
-    futures (one asyncio loop, no lock needed): producers wait for room, the worker for
-    records."""
+    The engine owns concurrency: up to the sink's ``max_in_flight`` sends at once, one per
+    lane. A record's lane is its entity modulo the lane count, so each key (device, user,
+    city) keeps its order, and a lane that waits out a retry holds up only its own keys.
+
+    The queue holds at most ``queue_records`` over all lanes (a batch larger than the room
+    left is split: the part that fits goes in, the rest waits). Waiting for room watches
+    ``stop``: once the run is asked to stop, ``put`` waits no more and returns what it could
+    not queue. At the shutdown deadline the engine ``cut``s the route: no lane starts another
+    send, the sends under way may finish (what they acknowledged counts), then the rest is
+    abandoned. Signalling is by futures (one asyncio loop, no lock needed)."""
 
     def __init__(
         self, stream: str, schema: Schema, sink: Sink, settings: DeliverySettings, metrics: Metrics
@@ -46,12 +51,18 @@ class Route:
         self.settings = settings
         self.metrics = metrics
         self.labels = (stream, sink.name)
-        self._queue: deque[RecordBatch] = deque()
+        self.lane_count = max(1, sink.limits.max_in_flight)
+        self._lanes: list[deque[RecordBatch]] = [deque() for _ in range(self.lane_count)]
+        self._lane_size = [0] * self.lane_count
         self._queued = 0
         self._closed = False
+        self._cut = False
+        self._sending = 0
         self._blocked = 0  # puts waiting for room: then lingering cannot fill a batch
         self._room_waiters: list[asyncio.Future[None]] = []
-        self._item_waiters: list[asyncio.Future[None]] = []
+        self._item_waiters: list[list[asyncio.Future[None]]] = [[] for _ in self._lanes]
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._cut_waiters: list[asyncio.Future[None]] = []
         self.stop: asyncio.Future[None] | None = None  # the run's stop request (the engine's)
         self.in_flight = 0
         self.delivered_count = 0
@@ -93,17 +104,15 @@ class Route:
         for room, but not once the run is stopping. Returns what was not queued (or None)."""
         bound = self.settings.queue_records
         while len(batch):
+            room = bound - self._queued
             if self.settings.when_full == "drop_newest":
-                room = bound - self._queued
                 if room < len(batch):
                     refused = batch.take(slice(max(room, 0), None))
                     self.fail(len(refused), "queue_full", "queue full; records refused")
                     batch = batch.take(slice(0, max(room, 0)))
-                    if not len(batch):
-                        return None
-                self._append(batch)
+                if len(batch):
+                    self._append(batch)
                 return None
-            room = bound - self._queued
             if room > 0:
                 part = batch if len(batch) <= room else batch.take(slice(0, room))
                 self._append(part)
@@ -119,52 +128,104 @@ class Route:
         return None
 
     def _append(self, batch: RecordBatch) -> None:
-        self._queue.append(batch)
+        if self.lane_count == 1:
+            parts = [(0, batch)]
+        else:
+            lane_of = batch.entity % self.lane_count
+            parts = [(lane, batch.take(np.flatnonzero(lane_of == lane)))
+                     for lane in np.unique(lane_of).tolist()]  # fmt: skip
+        for lane, part in parts:
+            self._lanes[lane].append(part)
+            self._lane_size[lane] += len(part)
+            self._wake(self._item_waiters[lane])
         self._queued += len(batch)
         self.metrics.queue_depth.labels(*self.labels).set(self._queued)
-        self._wake(self._item_waiters)
 
     async def close(self) -> None:
-        """No more batches will come; the worker drains what is queued and stops."""
+        """No more batches will come; the lanes drain what is queued and stop."""
         self._closed = True
-        self._wake(self._item_waiters)
+        for waiters in self._item_waiters:
+            self._wake(waiters)
+
+    def cut(self) -> None:
+        """The shutdown deadline: no lane starts another send (those under way may end)."""
+        self._cut = True
+        for waiters in self._item_waiters:
+            self._wake(waiters)
+        self._wake(self._cut_waiters)
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    async def pause(self, seconds: float) -> None:
+        """A backoff between attempts; it ends early at the cut."""
+        if not self._cut:
+            await self._wait(self._cut_waiters, limit_s=seconds)
+
+    @property
+    def sending(self) -> int:
+        """Sends under way."""
+        return self._sending
+
+    async def idle(self) -> None:
+        """Until no send is under way."""
+        while self._sending:
+            await self._wait(self._idle_waiters)
 
     # ------------------------------------------------------------------ worker side
-    async def _take(self) -> RecordBatch | None:
-        """Up to ``max_records`` records, waiting ``linger_s`` to fill; None when drained."""
+    async def _take(self, lane: int) -> RecordBatch | None:
+        """Up to ``max_records`` of a lane, waiting ``linger_s`` to fill; None when drained
+        (or cut)."""
         limit = self.sink.limits.max_records
-        while not self._queue and not self._closed:
-            await self._wait(self._item_waiters)
-        if not self._queue:
+        queue = self._lanes[lane]
+        while not queue and not self._closed and not self._cut:
+            await self._wait(self._item_waiters[lane])
+        if not queue or self._cut:
             return None
-        if self._queued < limit and self.settings.linger_s > 0:
+        if self._lane_size[lane] < limit and self.settings.linger_s > 0:
             deadline = time.monotonic() + self.settings.linger_s
-            while self._queued < limit and not self._closed and not self._blocked:
+            while (self._lane_size[lane] < limit and not self._closed and not self._blocked
+                   and not self._cut):  # fmt: skip
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                await self._wait(self._item_waiters, limit_s=remaining)
+                await self._wait(self._item_waiters[lane], limit_s=remaining)
+            if self._cut:
+                return None
         parts: list[RecordBatch] = []
         taken = 0
-        while self._queue and taken < limit:
-            head = self._queue[0]
+        while queue and taken < limit:
+            head = queue[0]
             room = limit - taken
             if len(head) <= room:
-                parts.append(self._queue.popleft())
+                parts.append(queue.popleft())
                 taken += len(head)
             else:
                 parts.append(head.take(slice(0, room)))
-                self._queue[0] = head.take(slice(room, None))
+                queue[0] = head.take(slice(room, None))
                 taken += room
+        self._lane_size[lane] -= taken
         self._queued -= taken
         self.metrics.queue_depth.labels(*self.labels).set(self._queued)
         self._wake(self._room_waiters)
-        return RecordBatch.concat(parts)
+        return parts[0] if len(parts) == 1 else RecordBatch.concat(parts)
 
     async def run(self) -> None:
-        """Deliver until the route is closed and drained."""
-        while (batch := await self._take()) is not None:
-            await send_with_retry(self, batch)
+        """Deliver until the route is closed and drained (or cut): one task per lane."""
+        async with asyncio.TaskGroup() as group:
+            for lane in range(self.lane_count):
+                group.create_task(self._run_lane(lane))
+
+    async def _run_lane(self, lane: int) -> None:
+        while (batch := await self._take(lane)) is not None:
+            self._sending += 1
+            try:
+                await send_with_retry(self, batch)
+            finally:
+                self._sending -= 1
+                if not self._sending:
+                    self._wake(self._idle_waiters)
 
     # ------------------------------------------------------------------ accounting
     def accept(self, n: int) -> None:
@@ -199,7 +260,9 @@ class Route:
         """At the shutdown deadline: count what is still here as failed; return how many."""
         left = self.in_flight
         if left:
-            self._queue.clear()
+            for queue in self._lanes:
+                queue.clear()
+            self._lane_size = [0] * self.lane_count
             self._queued = 0
             self.metrics.queue_depth.labels(*self.labels).set(0)
             if self.reader_gone:
@@ -218,10 +281,10 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
     """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
 
     ``max_attempts`` bounds consecutive attempts without progress: a partial failure that
-    delivered some records starts the count (and the backoff) again.
-
-    Cancellation (the shutdown deadline) interrupts the wait between attempts; the records
-    then stay in flight and are counted by ``Route.abandon``.
+    delivered some records starts the count (and the backoff) again. After the route is cut
+    (the shutdown deadline) no attempt starts: what is left stays in flight, and
+    ``Route.abandon`` counts it. A send interrupted by cancellation reports what the
+    destination had acknowledged (``Interrupted``), and that counts as delivered.
     """
     sink, settings, metrics = route.sink, route.settings, route.metrics
     pending = batch
@@ -230,6 +293,9 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
         started = time.perf_counter()
         try:
             await sink.send(pending, route.schema)
+        except Interrupted as exc:  # cancelled mid-send: count what was acknowledged
+            route.delivered(len(exc.acknowledged))
+            raise asyncio.CancelledError from exc
         except PartialFailure as exc:
             failed = np.asarray(exc.failed, dtype=np.int64)
             refused = sum(len(positions) for positions in exc.rejected.values())
@@ -268,6 +334,8 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
         if attempt >= settings.max_attempts:
             route.fail(len(pending), "retries_exhausted", f"{attempt} attempts, last: {error}")
             return
+        if route.is_cut:
+            return  # no attempt after the deadline: abandoned, counted as failed
         delay = backoff_s(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
         if error.retry_after_s is not None:
             delay = max(delay, min(error.retry_after_s, settings.backoff_max_s))
@@ -282,4 +350,6 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
             reason=error.reason,
             error=str(error),
         )
-        await asyncio.sleep(delay)
+        await route.pause(delay)
+        if route.is_cut:
+            return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -14,6 +16,65 @@ from producer.settings import LogSettings
 
 def _json_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
+
+
+REPEAT_INTERVAL_S = 10.0
+# Fields that make two warnings "the same" (with the event's name and level).
+_SAME = ("stream", "sink", "reason", "status", "logger")
+
+
+class Repeats:
+    """Warnings and errors that repeat: the first of a kind passes, the next ones within
+    ``interval_s`` are counted, not printed, and the first one after that carries the count
+    as ``repeated`` (``records_failed repeated=88 reason=...``). One per kind and interval,
+    never a flood; the counters and the summary line still count every record."""
+
+    def __init__(self, interval_s: float = REPEAT_INTERVAL_S, clock: Any = time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[tuple[Any, ...], float] = {}
+        self._held: dict[tuple[Any, ...], int] = {}
+
+    def admit(self, key: tuple[Any, ...]) -> int | None:
+        """None: drop this one; else how many were dropped before it (0: the first)."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+    def __call__(
+        self, logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """structlog processor."""
+        if method not in ("warning", "error", "critical", "exception"):
+            return event
+        key = (method, event.get("event"), *(str(event.get(k)) for k in _SAME))
+        held = self.admit(key)
+        if held is None:
+            raise structlog.DropEvent
+        if held:
+            event["repeated"] = held
+        return event
+
+
+class _RepeatFilter(logging.Filter):
+    """The same for libraries' records (aiokafka, botocore, httpx, uvicorn)."""
+
+    def __init__(self, repeats: Repeats) -> None:
+        super().__init__()
+        self.repeats = repeats
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = ("lib", record.name, record.levelno, str(record.msg)[:80])
+        held = self.repeats.admit(key)
+        if held is None:
+            return False
+        if held:
+            record.msg = f"{record.msg} (repeated {held} times)"
+        return True
 
 
 def configure(settings: LogSettings) -> None:
@@ -38,11 +99,14 @@ def configure(settings: LogSettings) -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    repeats = Repeats()
+    handler.addFilter(_RepeatFilter(repeats))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.WARNING, getattr(logging, settings.level.upper())))
     structlog.configure(
         processors=[
+            repeats,
             *shared,
             structlog.processors.format_exc_info,
             renderer,

@@ -541,12 +541,6 @@ class HttpSinkSettings(_Model):
     client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
     client_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
     http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
-    max_records: int | None = Field(
-        None,
-        ge=1,
-        description="Records per send call; default: 2000 in single mode, "
-        "8 requests per lane in batch mode.",
-    )
 
 
 class KafkaSinkSettings(_Model):

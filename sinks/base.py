@@ -21,6 +21,7 @@ class SinkLimits:
 
     max_records: int
     max_bytes: int | None = None
+    max_in_flight: int = 1  # sends at once (lanes by key, each key's order kept)
 
 
 class Sink(Protocol):

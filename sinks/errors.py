@@ -7,8 +7,10 @@
     │                      ``rejected`` ones failed for good (a 4xx for one request)
     ├── FatalError         sending again cannot help (401, 400, a record too large):
     │                      the records are counted as failed with ``reason``
-    └── ReaderGone         the consumer closed the destination on purpose (``| head``):
-                           the run stops generating and ends quietly with status 0
+    ├── ReaderGone         the consumer closed the destination on purpose (``| head``):
+    │                      the run stops generating and ends quietly with status 0
+    └── Interrupted        the send was cancelled (the shutdown deadline) part way:
+                           ``acknowledged`` positions count as delivered, the rest not
 
 Any other exception from a sink is treated as fatal (and logged with its type), so that a bug
 can never turn into an endless retry loop.
@@ -66,3 +68,13 @@ class FatalError(SinkError):
 
 class ReaderGone(SinkError):
     """The reader went away (a closed pipe): it chose to stop, so the run stops too."""
+
+
+class Interrupted(SinkError):
+    """Raised by a send that was cancelled part way, instead of the bare cancellation: the
+    batch positions the destination had acknowledged by then. The engine counts them as
+    delivered and lets the cancellation go on."""
+
+    def __init__(self, acknowledged: npt.NDArray[np.int64]) -> None:
+        super().__init__(f"interrupted after {len(acknowledged)} acknowledged", "interrupted")
+        self.acknowledged = acknowledged

@@ -13,6 +13,8 @@ Writes run in a worker thread so that a large row group does not stall the sched
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from producer import errors
 from producer.records import RecordBatch, Schema, encode_jsonl
 from producer.settings import FileSinkSettings
 from sinks.base import SinkLimits
-from sinks.errors import FatalError
+from sinks.errors import FatalError, PartialFailure
 
 _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 
@@ -40,7 +42,6 @@ class _Open:
     first_ms: int
     handle: IO[bytes] | None = None
     parquet: pq.ParquetWriter | None = None
-    csv: pacsv.CSVWriter | None = None
     pending: list[pa.Table] = field(default_factory=list)
     pending_rows: int = 0
     bytes_written: int = 0
@@ -67,18 +68,28 @@ class FileSink:
         return f"{self.dir} is writable"
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        written = [0]  # records of the batch on disk, in order
         try:
-            await asyncio.to_thread(self._write, batch, schema)
+            await asyncio.to_thread(self._write, batch, schema, written)
         except OSError as exc:
+            # A full disk may get room again (and an I/O error may pass): retried with
+            # backoff, the records not yet on disk only (a short write was cut back).
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                reason = "disk_full" if exc.errno != errno.EIO else "io_error"
+                message = f"cannot write {self.dir}: {exc.strerror}"
+                rest = np.arange(written[0], len(batch), dtype=np.int64)
+                raise PartialFailure(message, failed=rest, reason=reason) from exc
             raise FatalError(f"cannot write {self.dir}: {exc}", reason="io") from exc
 
-    def _write(self, batch: RecordBatch, schema: Schema) -> None:
+    def _write(self, batch: RecordBatch, schema: Schema, written: list[int]) -> None:
+        """Window by window (a file per roll interval); ``written`` counts what is on disk."""
         roll_ms = max(1, round(self.settings.roll_interval_s * 1000))
         window = batch.time_ms // roll_ms
         cuts = np.flatnonzero(window[1:] != window[:-1]) + 1
         for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(batch)], strict=True):
             piece = batch if (lo, hi) == (0, len(batch)) else batch.take(slice(lo, hi))
             self._write_window(piece, schema, int(window[lo]) * roll_ms)
+            written[0] = hi
 
     def _write_window(self, batch: RecordBatch, schema: Schema, window_ms: int) -> None:
         stream = batch.stream
@@ -93,20 +104,13 @@ class FileSink:
             current.statistics = (schema.time_field, schema.partition_key)
         fmt = self.settings.format
         if fmt == "jsonl":
-            data = encode_jsonl(schema, batch)
-            assert current.handle is not None
-            current.handle.write(data)
-            current.handle.flush()
-            current.bytes_written += len(data)
+            _append_whole(current, encode_jsonl(schema, batch))
         elif fmt == "csv":
             table = _flat(schema.table(batch))
-            if current.csv is None:
-                assert current.handle is not None
-                current.csv = pacsv.CSVWriter(current.handle, table.schema)
-            current.csv.write_table(table)
-            assert current.handle is not None
-            current.handle.flush()
-            current.bytes_written = current.handle.tell()
+            out = pa.BufferOutputStream()
+            header = current.bytes_written == 0
+            pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=header))
+            _append_whole(current, out.getvalue().to_pybytes())
         else:
             table = schema.table(batch)
             current.pending.append(table)
@@ -130,8 +134,8 @@ class FileSink:
         opened = _Open(path=path, first_ms=first_ms)
         if ext == "parquet":
             opened.path = path
-        else:
-            opened.handle = open(path, "wb")  # noqa: SIM115 - closed in _finish
+        else:  # unbuffered: what write() returns is what reached the OS
+            opened.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in _finish
         self._open[stream] = opened
         return opened
 
@@ -161,11 +165,8 @@ class FileSink:
             if current.parquet is not None:
                 current.parquet.close()
                 os.replace(str(current.path) + ".partial", current.path)
-        else:
-            if current.csv is not None:
-                current.csv.close()
-            if current.handle is not None:
-                current.handle.close()
+        elif current.handle is not None:
+            current.handle.close()
         self.completed.append(current.path)
 
     async def aclose(self) -> None:
@@ -174,6 +175,24 @@ class FileSink:
                 self._finish(stream)
 
         await asyncio.to_thread(finish_all)
+
+
+def _append_whole(current: _Open, data: bytes) -> None:
+    """Append whole records or nothing: a write cut short (a full disk) is truncated back to
+    where the batch began, so a file never ends in half a record; then the error is raised."""
+    assert current.handle is not None
+    start = current.bytes_written
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(data):
+            written += current.handle.write(view[written:]) or 0
+    except OSError:
+        with contextlib.suppress(OSError):
+            current.handle.truncate(start)
+            current.handle.seek(start)
+        raise
+    current.bytes_written += len(data)
 
 
 def _flat(table: pa.Table) -> pa.Table:

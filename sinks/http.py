@@ -1,9 +1,9 @@
 """POST records to an HTTP ingest API (httpx): one JSON reading per request, or arrays.
 
-One shared ``httpx.AsyncClient`` (connection pool, keep-alive). A ``send`` spreads the batch
-over ``max_in_flight`` lanes by entity, so requests run concurrently while each device's
-records are sent in order. A lane that meets a retryable answer stops there: the rest of its
-records are returned for resending (in order) through the engine's retry path.
+A send is one request: one record in single mode (the seed's contract), ``batch_size`` as a
+JSON array in batch mode. The engine runs ``max_in_flight`` sends at once, each device's
+records in order, and retries each failed request by itself while the others go on. One
+shared ``httpx.AsyncClient`` (connection pool, keep-alive).
 
     2xx                          delivered
     429, 408, 5xx                retryable (429/503: ``Retry-After`` honoured)
@@ -14,15 +14,11 @@ records are returned for resending (in order) through the engine's retry path.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import httpx
-import numpy as np
 import structlog
 
 from producer.errors import ConfigError
@@ -30,22 +26,12 @@ from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema, json_documents
 from producer.settings import HttpSinkSettings
 from sinks.base import SinkLimits
-from sinks.errors import PartialFailure, SinkError
+from sinks.errors import FatalError, RetryableError, SinkError
 
 log = structlog.get_logger("synthstream.http")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BODY_LOG_CHARS = 200
-
-
-@dataclass
-class _Outcome:
-    """What happened to one send's records, position by position."""
-
-    retry: list[int] = field(default_factory=list)
-    rejected: dict[str, list[int]] = field(default_factory=dict)
-    retry_after_s: float | None = None
-    last_error: str = ""
 
 
 class HttpSink:
@@ -57,10 +43,8 @@ class HttpSink:
         self.settings = settings
         self.paths = paths
         self.metrics = metrics or Metrics()
-        per_send = settings.max_records or (
-            settings.batch_size * settings.max_in_flight * 8 if settings.mode == "batch" else 2000
-        )
-        self.limits = SinkLimits(max_records=per_send)
+        per_send = settings.batch_size if settings.mode == "batch" else 1
+        self.limits = SinkLimits(max_records=per_send, max_in_flight=settings.max_in_flight)
         self._client: httpx.AsyncClient | None = None
 
     def _build_client(self) -> httpx.AsyncClient:
@@ -120,68 +104,29 @@ class HttpSink:
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         if self._client is None:
             await self.open()
-        docs = json_documents(schema, batch)
-        lanes = _lanes(batch.entity, self.settings.max_in_flight)
-        outcome = _Outcome()
-        path = self.paths[batch.stream]
-        size = self.settings.batch_size if self.settings.mode == "batch" else 1
-        async with asyncio.TaskGroup() as group:
-            for lane in lanes:
-                group.create_task(self._lane(path, docs, lane, size, outcome))
-        if outcome.retry or outcome.rejected:
-            raise PartialFailure(
-                outcome.last_error,
-                failed=np.sort(np.asarray(outcome.retry, dtype=np.int64)),
-                reason=outcome.last_error.split(":", 1)[0] or "http",
-                retry_after_s=outcome.retry_after_s,
-                rejected={k: np.asarray(v, dtype=np.int64) for k, v in outcome.rejected.items()},
-            )
-
-    async def _lane(
-        self, path: str, docs: list[bytes], lane: Sequence[int], size: int,
-        outcome: _Outcome,
-    ) -> None:  # fmt: skip
         assert self._client is not None
-        for start in range(0, len(lane), size):
-            chunk = lane[start : start + size]
-            body = docs[chunk[0]] if size == 1 else b"[" + b",".join(docs[i] for i in chunk) + b"]"
-            started = time.perf_counter()
-            try:
-                response = await self._client.post(path, content=body)
-            except httpx.TransportError as exc:
-                kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
-                self._count(kind)
-                outcome.last_error = f"{kind}: {type(exc).__name__} {exc}".strip()
-                outcome.retry.extend(lane[start:])
-                return
-            self._count(str(response.status_code))
-            status = response.status_code
-            if 200 <= status < 300:
-                self.metrics.send_latency.labels(self.name).observe(time.perf_counter() - started)
-                continue
-            text = response.text[:BODY_LOG_CHARS]
-            if status in RETRYABLE_STATUS:
-                outcome.last_error = f"http_{status}: {text}"
-                wait = _retry_after(response.headers.get("Retry-After"))
-                if wait is not None:
-                    outcome.retry_after_s = max(outcome.retry_after_s or 0.0, wait)
-                outcome.retry.extend(lane[start:])
-                return
-            reason = f"http_{status}"
-            outcome.rejected.setdefault(reason, []).extend(chunk)
-            outcome.last_error = f"{reason}: {text}"
-            log.error("http_rejected", status=status, path=path, records=len(chunk), body=text)
+        docs = json_documents(schema, batch)
+        body = docs[0] if self.settings.mode == "single" else b"[" + b",".join(docs) + b"]"
+        path = self.paths[batch.stream]
+        try:
+            response = await self._client.post(path, content=body)
+        except httpx.TransportError as exc:
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
+            self._count(kind)
+            raise RetryableError(f"{kind}: {type(exc).__name__} {exc}".strip(), kind) from exc
+        status = response.status_code
+        self._count(str(status))
+        if 200 <= status < 300:
+            return
+        text = response.text[:BODY_LOG_CHARS]
+        if status in RETRYABLE_STATUS:
+            wait = _retry_after(response.headers.get("Retry-After"))
+            raise RetryableError(f"http_{status}: {text}", f"http_{status}", wait)
+        log.error("http_rejected", status=status, path=path, records=len(batch), body=text)
+        raise FatalError(f"http_{status}: {text}", reason=f"http_{status}")
 
     def _count(self, code: str) -> None:
         self.metrics.http_responses.labels(self.name, code).inc()
-
-
-def _lanes(entity: np.ndarray, count: int) -> list[list[int]]:
-    """Batch positions by lane (entity modulo count), each lane in batch order."""
-    lane_of = entity % count
-    order = np.argsort(lane_of, kind="stable")
-    bounds = np.flatnonzero(np.diff(lane_of[order])) + 1
-    return [part.tolist() for part in np.split(order, bounds) if part.size]
 
 
 def _retry_after(value: str | None) -> float | None:

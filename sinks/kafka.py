@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 from producer.records import RecordBatch, Schema, json_documents
 from producer.settings import KafkaSinkSettings
 from sinks.base import SinkLimits
-from sinks.errors import PartialFailure, RetryableError
+from sinks.errors import Interrupted, PartialFailure, RetryableError
 
 log = structlog.get_logger("synthstream.kafka")
 
@@ -140,29 +140,13 @@ class KafkaSink:
         rows = schema.rows(batch)
         keys = [str(row[schema.partition_key]).encode() for row in rows]
         docs = json_documents(schema, batch, rows)
-        stamps = batch.iso_times()
-        ids = batch.message_ids()
-        times = batch.time_ms.tolist()
-        duplicate = batch.is_duplicate.tolist()
         futures: list[asyncio.Future[Any] | BaseException] = []
-        for i, doc in enumerate(docs):
-            headers = [
-                ("message_id", bytes(ids[i])),
-                ("event_time", stamps[i].encode()),
-                ("is_duplicate", b"true" if duplicate[i] else b"false"),
-            ]
-            try:
-                futures.append(
-                    await producer.send(
-                        topic, value=doc, key=keys[i],
-                        headers=headers, timestamp_ms=times[i],
-                    )
-                )  # fmt: skip
-            except KafkaError as exc:  # too large, buffer timeout, producer closed
-                futures.append(exc)
-        outcomes = await asyncio.gather(
-            *[f for f in futures if not isinstance(f, BaseException)], return_exceptions=True
-        )
+        try:
+            outcomes = await self._produce(producer, topic, docs, keys, batch, futures)
+        except asyncio.CancelledError:  # the shutdown deadline: say what the broker took
+            acked = [i for i, f in enumerate(futures) if not isinstance(f, BaseException)
+                     and f.done() and not f.cancelled() and f.exception() is None]  # fmt: skip
+            raise Interrupted(np.asarray(acked, dtype=np.int64)) from None
         results = iter(outcomes)
         retry: list[int] = []
         rejected: dict[str, list[int]] = {}
@@ -183,6 +167,35 @@ class KafkaSink:
                 last, failed=np.asarray(retry, dtype=np.int64), reason="kafka",
                 rejected={k: np.asarray(v, dtype=np.int64) for k, v in rejected.items()},
             )  # fmt: skip
+
+    async def _produce(
+        self, producer: Any, topic: str, docs: list[bytes], keys: list[bytes],
+        batch: RecordBatch, futures: list[asyncio.Future[Any] | BaseException],
+    ) -> list[Any]:  # fmt: skip
+        """Hand every message to the producer (``futures`` fills as it goes), then wait for
+        the broker's acknowledgements."""
+        stamps = batch.iso_times()
+        ids = batch.message_ids()
+        times = batch.time_ms.tolist()
+        duplicate = batch.is_duplicate.tolist()
+        for i, doc in enumerate(docs):
+            headers = [
+                ("message_id", bytes(ids[i])),
+                ("event_time", stamps[i].encode()),
+                ("is_duplicate", b"true" if duplicate[i] else b"false"),
+            ]
+            try:
+                futures.append(
+                    await producer.send(
+                        topic, value=doc, key=keys[i],
+                        headers=headers, timestamp_ms=times[i],
+                    )
+                )  # fmt: skip
+            except KafkaError as exc:  # too large, buffer timeout, producer closed
+                futures.append(exc)
+        return await asyncio.gather(
+            *[f for f in futures if not isinstance(f, BaseException)], return_exceptions=True
+        )
 
     async def aclose(self) -> None:
         if self._producer is not None:

@@ -11,6 +11,7 @@ stream is created with ``shards`` shards when ``create_streams`` is on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from typing import Any
@@ -23,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from producer.records import RecordBatch, Schema, json_documents
 from producer.settings import KinesisSinkSettings
 from sinks.base import SinkLimits
-from sinks.errors import FatalError, PartialFailure, RetryableError, SinkError
+from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
 
 log = structlog.get_logger("synthstream.kinesis")
 
@@ -103,7 +104,26 @@ class KinesisSink:
         docs = json_documents(schema, batch, rows)
         too_large = [i for i, doc in enumerate(docs) if len(doc) + len(keys[i]) > MAX_RECORD_BYTES]
         failed: list[int] = []
+        acked: list[int] = []
         last = ""
+        try:
+            await self._put_all(stream, docs, keys, too_large, failed, acked)
+        except asyncio.CancelledError:  # the shutdown deadline: say what Kinesis took
+            raise Interrupted(np.asarray(acked, dtype=np.int64)) from None
+        last = self._last
+        if failed or too_large:
+            raise PartialFailure(
+                last or "record over 1 MiB", failed=np.asarray(sorted(failed), dtype=np.int64),
+                reason=last.split(":", 1)[0] or "kinesis",
+                rejected={"record_too_large": np.asarray(too_large, dtype=np.int64)},
+            )  # fmt: skip
+
+    async def _put_all(
+        self, stream: str, docs: list[bytes], keys: list[str], too_large: list[int],
+        failed: list[int], acked: list[int],
+    ) -> None:  # fmt: skip
+        """PutRecords call by call; positions go to ``failed`` or ``acked`` as answers come."""
+        self._last = ""
         for call in _calls(docs, keys, set(too_large)):
             entries = []
             for i in call:
@@ -118,23 +138,19 @@ class KinesisSink:
                 code = _code(exc)
                 if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
                     failed += call
-                    last = f"{code}: {exc}"
+                    self._last = f"{code}: {exc}"
                     continue
                 raise FatalError(f"kinesis: {exc}", reason=f"kinesis_{code}") from exc
             except BotoCoreError as exc:  # connection refused, timeouts
                 failed += call
-                last = f"connect: {exc}"
+                self._last = f"connect: {exc}"
                 continue
             for i, result in zip(call, response["Records"], strict=True):
                 if result.get("ErrorCode"):
                     failed.append(i)
-                    last = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
-        if failed or too_large:
-            raise PartialFailure(
-                last or "record over 1 MiB", failed=np.asarray(sorted(failed), dtype=np.int64),
-                reason=last.split(":", 1)[0] or "kinesis",
-                rejected={"record_too_large": np.asarray(too_large, dtype=np.int64)},
-            )  # fmt: skip
+                    self._last = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+                else:
+                    acked.append(i)
 
     async def aclose(self) -> None:
         await self._exit.aclose()

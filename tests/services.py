@@ -137,3 +137,16 @@ def postgres() -> Iterator[tuple[str, int]]:
     finally:
         stop_group(proc, 30)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def small_filesystem(folder: Path, size: str = "2m") -> Iterator[Path]:
+    """A real, tiny filesystem (tmpfs of ``size``) mounted at ``folder``: a disk that fills.
+    Needs root, as CI and the developers' machines have."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                   check=True, capture_output=True, text=True)  # fmt: skip
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)

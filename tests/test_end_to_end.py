@@ -309,3 +309,43 @@ def test_multi_source_and_quality_issues_through_the_cli(tmp_path: Path) -> None
     # One line per delivered source copy (a fault's duplicate is not a source's copy).
     copies = sum(b'"source_copy"' in t for t in truth)
     assert copies == len(lines) - counts["duplicated_by_fault"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_full_disk_leaves_whole_records_and_exact_counts(tmp_path: Path, fmt: str) -> None:
+    """A 2 MB filesystem fills during a backfill: the files hold only whole records, the
+    full disk is retried with backoff (room may come back), and what is on disk is exactly
+    what the summary calls delivered."""
+    from tests.services import small_filesystem
+
+    with small_filesystem(tmp_path / "small") as disk:
+        result = cli(
+            "run", "--backfill", "--start", "2024-01-01", "--end", "2024-01-02", "--sinks",
+            "file", "--out", str(disk), "--metrics-port", "0",
+            env={"SYNTHSTREAM_SINKS__FILE__FORMAT": fmt,
+                 "SYNTHSTREAM_SINKS__FILE__MAX_RECORDS": "1000",
+                 "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "3",
+                 "SYNTHSTREAM_DELIVERY__BACKOFF_BASE_S": "0.01",
+                 "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
+                 "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0"},
+        )  # fmt: skip
+        files = sorted((disk / "bme280").glob(f"*.{fmt}"))
+        content = [f.read_bytes() for f in files]
+    assert result.returncode == 1, result.stderr
+    events = log_events(result.stderr)
+    assert events["send_retry"]["reason"] == "disk_full"
+    sink = events["synthstream_finished"]["streams"]["bme280"]["sinks"]["file"]
+    assert sink["failed"] > 0
+    assert sink["delivered"] + sink["failed"] == 86_400
+    lines = [line for data in content for line in data.splitlines()]
+    assert all(data.endswith(b"\n") for data in content if data), "no half record at the end"
+    if fmt == "jsonl":
+        ids = {orjson.loads(line)["message_id"] for line in lines}  # each line whole JSON
+        assert len(ids) == len(lines) == sink["delivered"]
+    else:
+        headers = [data.splitlines()[0] for data in content if data]
+        rows = len(lines) - len(headers)
+        assert rows == sink["delivered"]
+        assert all(len(line.split(b",")) == len(headers[0].split(b",")) for line in lines)
+    noisy = [line for line in result.stderr.splitlines() if '"send_retry"' in line]
+    assert len(noisy) <= 3, "repeats are counted, not printed"

@@ -166,3 +166,30 @@ def test_shard_auto_takes_the_replica_number_from_the_container_name() -> None:
     # Outside a container, auto/3 cannot know which third is its own: say so, never 0/3.
     with pytest.raises(ValueError, match="has none: not a docker compose replica"):
         Shard.parse("auto/3", lambda: None)
+
+
+def test_a_repeated_warning_is_one_line_per_interval_with_its_count() -> None:
+    import structlog
+
+    from producer.logs import Repeats
+
+    now = [0.0]
+    repeats = Repeats(interval_s=10.0, clock=lambda: now[0])
+
+    def log(event: str, reason: str) -> dict[str, object] | None:
+        try:
+            return dict(repeats(None, "error", {"event": event, "reason": reason}))
+        except structlog.DropEvent:
+            return None
+
+    assert log("records_failed", "disk_full") == {"event": "records_failed",
+                                                  "reason": "disk_full"}  # fmt: skip
+    for _ in range(87):
+        now[0] += 0.1
+        assert log("records_failed", "disk_full") is None
+    assert log("records_failed", "http_401") is not None, "another kind passes"
+    now[0] = 10.5
+    again = log("records_failed", "disk_full")
+    assert again is not None
+    assert again["repeated"] == 87
+    assert repeats(None, "info", {"event": "progress"}) == {"event": "progress"}
