@@ -1,9 +1,9 @@
-"""POST records to an HTTP ingest API (httpx): one JSON reading per request, or arrays.
+"""POST records to an HTTP ingest API: one JSON reading per request, or arrays.
 
 A send is one request: one record in single mode (the seed's contract), ``batch_size`` as a
 JSON array in batch mode. The engine runs ``max_in_flight`` sends at once, each device's
 records in order, and retries each failed request by itself while the others go on. One
-shared ``httpx.AsyncClient`` (connection pool, keep-alive).
+pooled keep-alive client: aiohttp for HTTP/1.1, httpx with h2 for HTTP/2.
 
     2xx                          delivered
     429, 408, 5xx                retryable (429/503: ``Retry-After`` honoured)
@@ -17,7 +17,10 @@ from __future__ import annotations
 import email.utils
 import ssl
 import time
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import aiohttp
 import httpx
 import structlog
 
@@ -45,38 +48,36 @@ class HttpSink:
         self.metrics = metrics or Metrics()
         per_send = settings.batch_size if settings.mode == "batch" else 1
         self.limits = SinkLimits(max_records=per_send, max_in_flight=settings.max_in_flight)
-        self._client: httpx.AsyncClient | None = None
+        self._client: _Transport | None = None
 
-    def _build_client(self) -> httpx.AsyncClient:
+    def _headers(self) -> dict[str, str]:
         s = self.settings
         headers = {"Content-Type": "application/json", "User-Agent": "synthstream"}
         headers.update({k: v.get_secret_value() for k, v in s.headers.items()})
         if s.bearer_token is not None:
             headers["Authorization"] = f"Bearer {s.bearer_token.get_secret_value()}"
-        verify: ssl.SSLContext | bool = s.tls_verify
+        return headers
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        s = self.settings
         if s.tls_verify and (s.ca_file or s.client_cert):
             context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
             if s.client_cert:
                 context.load_cert_chain(
                     str(s.client_cert), str(s.client_key) if s.client_key else None
                 )
-            verify = context
-        return httpx.AsyncClient(
-            base_url=s.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=s.max_in_flight, max_keepalive_connections=s.max_in_flight
-            ),
-            verify=verify,
-            http2=s.http2,
-        )
+            return context
+        return s.tls_verify
 
     async def open(self) -> None:
-        # No request here: an ingest API that is down at start is retried, not a bad setting.
+        # No request here: the engine's probe at start asks the endpoint (``check``).
         if self._client is None:
             try:
-                self._client = self._build_client()
+                tls = self._tls()
+                if self.settings.http2:
+                    self._client = _Httpx(self.settings, self._headers(), tls)
+                else:
+                    self._client = _Aiohttp(self.settings, self._headers(), tls)
             except ImportError as exc:  # http2 without the h2 package
                 raise ConfigError(
                     "SYNTHSTREAM_SINKS__HTTP__HTTP2: HTTP/2 needs the h2 package: "
@@ -91,15 +92,15 @@ class HttpSink:
         await self.open()
         assert self._client is not None
         try:
-            response = await self._client.get("/")
-        except httpx.HTTPError as exc:
-            raise SinkError(f"{self.settings.base_url}: {type(exc).__name__}: {exc}") from exc
-        return f"{self.settings.base_url} answered HTTP {response.status_code}"
+            status = (await self._client.request("GET", "/", None)).status
+        except _Unreachable as exc:
+            raise SinkError(f"{self.settings.base_url}: {exc}") from exc
+        return f"{self.settings.base_url} answered HTTP {status}"
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+            client, self._client = self._client, None
+            await client.aclose()
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         if self._client is None:
@@ -109,24 +110,107 @@ class HttpSink:
         body = docs[0] if self.settings.mode == "single" else b"[" + b",".join(docs) + b"]"
         path = self.paths[batch.stream]
         try:
-            response = await self._client.post(path, content=body)
-        except httpx.TransportError as exc:
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
-            self._count(kind)
-            raise RetryableError(f"{kind}: {type(exc).__name__} {exc}".strip(), kind) from exc
-        status = response.status_code
+            answer = await self._client.request("POST", path, body)
+        except _Unreachable as exc:
+            self._count(exc.kind)
+            raise RetryableError(f"{exc.kind}: {exc}", exc.kind) from exc
+        status = answer.status
         self._count(str(status))
         if 200 <= status < 300:
             return
-        text = response.text[:BODY_LOG_CHARS]
+        text = answer.text[:BODY_LOG_CHARS]
         if status in RETRYABLE_STATUS:
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = _retry_after(answer.retry_after)
             raise RetryableError(f"http_{status}: {text}", f"http_{status}", wait)
         log.error("http_rejected", status=status, path=path, records=len(batch), body=text)
         raise FatalError(f"http_{status}: {text}", reason=f"http_{status}")
 
     def _count(self, code: str) -> None:
         self.metrics.http_responses.labels(self.name, code).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    retry_after: str | None
+    text: str  # the body, for errors only (2xx bodies are not read into text)
+
+
+class _Unreachable(Exception):
+    """No answer: ``kind`` is ``connect`` or ``timeout``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Transport(Protocol):
+    """One pooled, keep-alive client; ``request`` raises ``_Unreachable`` when no answer
+    came, and returns any answer, whatever its status."""
+
+    async def request(self, method: str, path: str, body: bytes | None) -> _Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Aiohttp:
+    """HTTP/1.1 through aiohttp: about 10x the requests a second of httpx here (the sink's
+    ceiling in single mode, one reading per request, was httpx's connection handling)."""
+
+    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+        self.base = s.base_url.rstrip("/")
+        self.session = aiohttp.ClientSession(
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=s.connect_timeout_s, sock_read=s.timeout_s
+            ),
+            connector=aiohttp.TCPConnector(limit=s.max_in_flight, ssl=tls),
+            skip_auto_headers=("Accept-Encoding",),
+        )
+
+    async def request(self, method: str, path: str, body: bytes | None) -> _Answer:
+        try:
+            async with self.session.request(method, self.base + path, data=body) as response:
+                raw = await response.read()
+                status = response.status
+                text = "" if 200 <= status < 300 else raw.decode("utf-8", "replace")
+                return _Answer(status, response.headers.get("Retry-After"), text)
+        except TimeoutError as exc:
+            raise _Unreachable("timeout", f"TimeoutError {exc}".strip()) from exc
+        except aiohttp.ClientError as exc:
+            raise _Unreachable("connect", f"{type(exc).__name__} {exc}".strip()) from exc
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+class _Httpx:
+    """HTTP/2 (``SYNTHSTREAM_SINKS__HTTP__HTTP2``) through httpx and h2."""
+
+    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=s.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=s.max_in_flight, max_keepalive_connections=s.max_in_flight
+            ),
+            verify=tls,
+            http2=True,
+        )
+
+    async def request(self, method: str, path: str, body: bytes | None) -> _Answer:
+        try:
+            response = await self.client.request(method, path, content=body)
+        except httpx.TransportError as exc:
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
+            raise _Unreachable(kind, f"{type(exc).__name__} {exc}".strip()) from exc
+        status = response.status_code
+        text = "" if 200 <= status < 300 else response.text
+        return _Answer(status, response.headers.get("Retry-After"), text)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 def _retry_after(value: str | None) -> float | None:
