@@ -22,6 +22,7 @@ clean run; on the reference endpoint at least 0.8 x the bare loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -133,11 +134,10 @@ async def through_sink(port: int, records: int, mode: str) -> tuple[float, int]:
 
 
 @contextmanager
-def raw_server(fail_rate: float = 0.0) -> Iterator[int]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.rawserver", "0", str(fail_rate)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def listening(*module_args: str) -> Iterator[int]:
+    """A server module run as a process that prints ``{"port": N}`` once it listens."""
+    server = subprocess.Popen([sys.executable, "-m", *module_args], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
     try:
         assert server.stdout is not None
         yield int(json.loads(server.stdout.readline())["port"])
@@ -146,17 +146,12 @@ def raw_server(fail_rate: float = 0.0) -> Iterator[int]:
         server.communicate(timeout=10)
 
 
-@contextmanager
-def reference_endpoint() -> Iterator[int]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        yield int(json.loads(server.stdout.readline())["port"])
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)
+def raw_server(fail_rate: float = 0.0) -> contextlib.AbstractContextManager[int]:
+    return listening("bench.rawserver", "0", str(fail_rate))
+
+
+def reference_endpoint() -> contextlib.AbstractContextManager[int]:
+    return listening("ingest", "--port", "0")
 
 
 def main() -> None:
