@@ -208,7 +208,8 @@ class Engine:
             for route in channel.routes:
                 left = await route.put(result.batch)
                 if left is not None:  # a stop came while waiting for room in the queue
-                    route.fail(len(left), "stopped", "the run stopped before these were queued")
+                    route.fail(len(left), "stopped", "the run stopped before these were queued",
+                               quiet=route.reader_gone)  # fmt: skip
 
     async def _release_held(self) -> None:
         """At the end of a run, what faults still hold (late, replayed) goes out now."""
@@ -418,7 +419,8 @@ class Engine:
             )
             cursor = await self.run_backfill(stopper, start_ms, end_ms, backfill.speed, show)
             if not backfill.then_live or stopper.stopped:
-                stopper.stop(stopper.reason or "backfill_complete")
+                if not stopper.stopped:  # (a stop again would count as a second signal)
+                    stopper.stop("backfill_complete")
                 return
             log.info("backfill_caught_up", event_time=iso(cursor), records=self.generated)
         until = None if s.duration_s is None else wall_ms() + round(s.duration_s * 1000)
@@ -478,13 +480,21 @@ class Engine:
             label = {"stream": channel.name}
             per_sink = {}
             for route in channel.routes:
+                # One ledger: the summary reads the counters /metrics shows.
+                sink_labels = {"stream": channel.name, "sink": route.sink.name}
+                delivered = int(m.value("synthstream_records_delivered_total", sink_labels))
+                failed = int(m.total("synthstream_records_failed_total", sink_labels))
+                in_flight = int(m.value("synthstream_records_in_flight", sink_labels))
                 if not route.reader_gone:  # what a closed pipe refused was not wanted
-                    undelivered += route.failed_count + route.in_flight
+                    undelivered += failed + in_flight
                 per_sink[route.sink.name] = {
-                    "delivered": route.delivered_count,
-                    "failed": route.failed_count,
-                    "in_flight": route.in_flight,
+                    "delivered": delivered,
+                    "failed": failed,
+                    "in_flight": in_flight,
                 }
+                redelivered = int(m.value("synthstream_records_redelivered_total", sink_labels))
+                if redelivered:
+                    per_sink[route.sink.name]["redelivered"] = redelivered
             streams[channel.name] = {
                 "generated": int(m.value("synthstream_records_generated_total", label)),
                 "dropped_by_fault": int(

@@ -289,8 +289,12 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
     sink, settings, metrics = route.sink, route.settings, route.metrics
     pending = batch
     attempt = 0  # consecutive attempts that made no progress
+    unknown = False  # an attempt may have reached the destination without an answer
     while True:
         started = time.perf_counter()
+        if unknown:
+            metrics.redelivered.labels(*route.labels).inc(len(pending))
+            unknown = False
         try:
             await sink.send(pending, route.schema)
         except Interrupted as exc:  # cancelled mid-send: count what was acknowledged
@@ -330,6 +334,7 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
             metrics.send_latency.labels(sink.name).observe(time.perf_counter() - started)
             route.delivered(len(pending))
             return
+        unknown = error.unknown_outcome
         attempt += 1
         if attempt >= settings.max_attempts:
             route.fail(len(pending), "retries_exhausted", f"{attempt} attempts, last: {error}")

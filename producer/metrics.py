@@ -113,6 +113,13 @@ class Metrics:
             ["sink", "code"],
             registry=r,
         )
+        self.redelivered = Counter(
+            p + "records_redelivered",
+            "Records sent again after an attempt whose outcome was unknown (a timeout after "
+            "sending): the destination may hold them twice.",
+            ["stream", "sink"],
+            registry=r,
+        )
         self.retries = Counter(
             p + "send_retries",
             "Send attempts that will be retried.",
@@ -169,6 +176,15 @@ class Metrics:
         """A sample's current value (0 when it was never set): for tests and the summary."""
         sample = self.registry.get_sample_value(name, labels or {})
         return 0.0 if sample is None else sample
+
+    def total(self, name: str, labels: dict[str, str]) -> float:
+        """The sum of a sample over every other label (``failed`` over all its reasons)."""
+        return sum(
+            sample.value
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 class HasKinds(Protocol):

@@ -9,6 +9,9 @@ folder), then ``send`` any number of times, possibly concurrently for different 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,3 +49,18 @@ class Sink(Protocol):
     async def aclose(self) -> None:
         """Flush and release; idempotent."""
         ...
+
+
+async def finish_in_thread(call: Callable[[], None]) -> bool:
+    """Run a blocking write in a thread, to its end even if the send is cancelled (a thread
+    cannot be stopped, and what it wrote reached the destination). Returns True if the send
+    was cancelled meanwhile: the caller then reports what was written (``Interrupted``),
+    whether or not the write itself failed; otherwise the write's own error is raised."""
+    future = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        return True
+    return False

@@ -37,9 +37,15 @@ class RetryableError(SinkError):
     least that long.
     """
 
-    def __init__(self, message: str, reason: str = "error", retry_after_s: float | None = None):
+    def __init__(
+        self, message: str, reason: str = "error", retry_after_s: float | None = None,
+        unknown_outcome: bool = False,
+    ):  # fmt: skip
         super().__init__(message, reason)
         self.retry_after_s = retry_after_s
+        # Sent, but no answer came (a read timeout): the destination may have it already,
+        # so sending again may deliver it twice (counted as redelivered).
+        self.unknown_outcome = unknown_outcome
 
 
 class PartialFailure(RetryableError):

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from producer import errors
 from producer.records import RecordBatch, Schema, encode_jsonl
 from producer.settings import FileSinkSettings
-from sinks.base import SinkLimits
-from sinks.errors import FatalError, PartialFailure
+from sinks.base import SinkLimits, finish_in_thread
+from sinks.errors import FatalError, Interrupted, PartialFailure
 
 _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 
@@ -70,7 +70,9 @@ class FileSink:
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         written = [0]  # records of the batch on disk, in order
         try:
-            await asyncio.to_thread(self._write, batch, schema, written)
+            cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
+            if cancelled:  # the shutdown deadline came during the write: it is on disk
+                raise Interrupted(np.arange(written[0], dtype=np.int64))
         except OSError as exc:
             # A full disk may get room again (and an I/O error may pass): retried with
             # backoff, the records not yet on disk only (a short write was cut back).

@@ -113,7 +113,8 @@ class HttpSink:
             answer = await self._client.request("POST", path, body)
         except _Unreachable as exc:
             self._count(exc.kind)
-            raise RetryableError(f"{exc.kind}: {exc}", exc.kind) from exc
+            raise RetryableError(f"{exc.kind}: {exc}", exc.kind,
+                                 unknown_outcome=exc.kind == "timeout") from exc  # fmt: skip
         status = answer.status
         self._count(str(status))
         if 200 <= status < 300:

@@ -26,6 +26,8 @@ from producer.settings import KafkaSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import Interrupted, PartialFailure, RetryableError
 
+ACK_WAIT_S = 3.0  # at the deadline, for messages already handed to the producer
+
 log = structlog.get_logger("synthstream.kafka")
 
 
@@ -144,6 +146,11 @@ class KafkaSink:
         try:
             outcomes = await self._produce(producer, topic, docs, keys, batch, futures)
         except asyncio.CancelledError:  # the shutdown deadline: say what the broker took
+            # Messages handed to the producer go out whatever we do (its close flushes them):
+            # wait a little for their acknowledgements, so that they count.
+            handed = [f for f in futures if not isinstance(f, BaseException)]
+            if handed:
+                await asyncio.wait(handed, timeout=ACK_WAIT_S)
             acked = [i for i, f in enumerate(futures) if not isinstance(f, BaseException)
                      and f.done() and not f.cancelled() and f.exception() is None]  # fmt: skip
             raise Interrupted(np.asarray(acked, dtype=np.int64)) from None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from typing import BinaryIO
 
+import numpy as np
+
 from producer.records import RecordBatch, Schema, encode_jsonl
 from producer.settings import StdoutSinkSettings
-from sinks.base import SinkLimits
-from sinks.errors import ReaderGone
+from sinks.base import SinkLimits, finish_in_thread
+from sinks.errors import Interrupted, ReaderGone
 
 
 class StdoutSink:
@@ -19,6 +20,7 @@ class StdoutSink:
     def __init__(self, settings: StdoutSinkSettings, stream: BinaryIO | None = None) -> None:
         self.limits = SinkLimits(max_records=settings.max_records)
         self._out = stream if stream is not None else sys.stdout.buffer
+        self._wrote = False  # the last write reached the pipe whole
 
     async def open(self) -> None:
         return None
@@ -27,12 +29,19 @@ class StdoutSink:
         return "standard output"
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
-        try:
-            self._out.write(encode_jsonl(schema, batch))
-            self._out.flush()
+        data = encode_jsonl(schema, batch)
+        try:  # in a thread: a slow reader blocks the write, never the loop (or a signal)
+            cancelled = await finish_in_thread(lambda: self._write(data))
         except BrokenPipeError as exc:  # `synthstream run | head`: the reader is gone
             raise ReaderGone("standard output closed", reason="closed") from exc
-        await asyncio.sleep(0)
+        if cancelled:  # the shutdown deadline came while the reader was slow: it has them
+            raise Interrupted(np.arange(len(batch) if self._wrote else 0, dtype=np.int64))
+
+    def _write(self, data: bytes) -> None:
+        self._wrote = False
+        self._out.write(data)
+        self._out.flush()
+        self._wrote = True
 
     async def aclose(self) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError):

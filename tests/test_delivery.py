@@ -308,3 +308,22 @@ def test_backoff_is_full_jitter_and_capped(attempt: int) -> None:
     assert min(delays) >= 0
     assert max(delays) <= cap
     assert max(delays) > cap * 0.8, "spread over the whole range"
+
+
+async def test_a_resend_after_an_unknown_outcome_is_counted_as_redelivered() -> None:
+    async def slow_answer(call: int, batch: RecordBatch) -> None:
+        if call % 3 == 1:  # it arrived, but the answer timed out: the sender cannot know
+            dest.accepted.append(batch.key.copy())
+            raise RetryableError("timeout: no answer", "timeout", unknown_outcome=True)
+
+    dest = Destination(slow_answer, max_records=100)
+    code, m, _ = await run(dest)
+    assert code == 0
+    keys = dest.keys()
+    labels = {"stream": "bme280", "sink": "null"}
+    assert np.unique(keys).size == RECORDS == m.value("synthstream_records_delivered_total",
+                                                       labels)  # fmt: skip
+    duplicates = keys.size - np.unique(keys).size
+    assert duplicates > 0
+    assert m.value("synthstream_records_redelivered_total", labels) == duplicates
+    assert identity_holds(m)

@@ -1,0 +1,270 @@
+"""One compliance suite for every sink, each against its real destination: stdout (a pipe),
+file (a folder, and a filesystem that fills), http (the reference endpoint), kafka (a Tansu
+broker), kinesis (LocalStack).
+
+Every case runs ``synthstream run`` as a user does and then reads what the destination holds.
+Each asserts the accounting identity of the summary, and that the unique ``message_id``s the
+destination holds are exactly ``delivered`` (less the copies fault injection made on
+purpose): nothing lost, nothing counted that did not arrive, duplicates only where injected
+or counted as ``redelivered``. The cases:
+
+- happy path, with drops and duplicates injected;
+- a stop signal under backpressure (a small queue), mid-send: the run ends within the
+  deadline and what the destination acknowledged is what it holds;
+- partial failure (what the real destination can be made to do): 30 % of HTTP requests
+  answered 503; a file system that fills;
+- permanent failure: a wrong HTTP token (the others' destinations here cannot refuse a
+  record for good).
+
+(Outages, a destination down at start and then up, are in each sink's own tests:
+``test_http``, ``test_kafka``, ``test_kinesis``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import next_event
+from tests.services import ingest, kafka_broker, localstack, small_filesystem
+from tests.test_end_to_end import log_events, scrape
+from tests.test_kafka import consume
+from tests.test_kinesis import read_all
+
+SINKS = ("stdout", "file", "http", "kafka", "kinesis")
+
+
+@dataclass
+class Destination:
+    """Where a sink's records land, and how to read back every message_id it holds."""
+
+    sink: str
+    env: dict[str, str]
+    read: Any = None  # (run stdout) -> list of message ids, duplicates included
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    with kafka_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def kinesis_url() -> Iterator[str]:
+    with localstack() as url:
+        yield url
+
+
+def _ids(lines: list[bytes]) -> list[str]:
+    return [orjson.loads(line)["message_id"] for line in lines if line.strip()]
+
+
+@contextmanager
+def destination(sink: str, tmp_path: Path, request: pytest.FixtureRequest,
+                *ingest_args: str) -> Iterator[Destination]:  # fmt: skip
+    name = f"compliance-{request.node.name.replace('[', '-').rstrip(']')}"[:60]
+    if sink == "stdout":
+        yield Destination(sink, {}, lambda out: _ids(out.splitlines()))
+    elif sink == "file":
+        folder = tmp_path / "out"
+        yield Destination(sink, {"SYNTHSTREAM_SINKS__FILE__DIR": str(folder)},
+                          lambda _out: _ids([line for f in sorted(folder.rglob("*.jsonl"))
+                                             for line in f.read_bytes().splitlines()]))  # fmt: skip
+    elif sink == "http":
+        accepted = tmp_path / "accepted.jsonl"
+        with ingest("--out", str(accepted), *ingest_args) as (port, _server):
+            dest = Destination(sink, {"SYNTHSTREAM_SINKS__HTTP__BASE_URL":
+                                      f"http://127.0.0.1:{port}"})  # fmt: skip
+            yield dest
+        dest.extra["accepted"] = _ids(accepted.read_bytes().splitlines())
+        dest.read = lambda _out: dest.extra["accepted"]
+    elif sink == "kafka":
+        bootstrap = request.getfixturevalue("broker")
+        dest = Destination(sink, {"SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                                  "SYNTHSTREAM_BME280__KAFKA_TOPIC": name})  # fmt: skip
+
+        def read_kafka(_out: str) -> list[str]:
+            expected = dest.extra.get("expected", 0)
+            messages = asyncio.run(consume(bootstrap, name, expected))
+            return [orjson.loads(m.value)["message_id"] for m in messages]
+
+        dest.read = read_kafka
+        yield dest
+    else:
+        url = request.getfixturevalue("kinesis_url")
+        yield Destination(sink, {"SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL": url,
+                                 "SYNTHSTREAM_SINKS__KINESIS__ACCESS_KEY_ID": "test",
+                                 "SYNTHSTREAM_SINKS__KINESIS__SECRET_ACCESS_KEY": "test",
+                                 "SYNTHSTREAM_BME280__KINESIS_STREAM": name},
+                          lambda _out: [orjson.loads(r["Data"])["message_id"]
+                                        for rs in read_all(url, name).values()
+                                        for r in rs])  # fmt: skip
+
+
+def environment(dest: Destination, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_BME280__SINKS": dest.sink,
+                "SYNTHSTREAM_DELIVERY__BACKOFF_BASE_S": "0.02",
+                "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.2", **dest.env})  # fmt: skip
+    env.update({f"SYNTHSTREAM_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def backfill(env: dict[str, str], end: str = "2024-05-01T00:10:00") -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--backfill", "--start",
+         "2024-05-01T00:00:00", "--end", end, "--metrics-port", "0", "--progress", "off"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> tuple[str, dict[str, Any]]:
+    out, err = proc.communicate(timeout=timeout)
+    return out.decode(), log_events(err.decode())
+
+
+def check_ledger(events: dict[str, Any], held: list[str], sink: str) -> dict[str, Any]:
+    """The identity, and the destination holds exactly what was called delivered."""
+    stream = events["synthstream_finished"]["streams"]["bme280"]
+    counts = stream["sinks"][sink]
+    assert stream["generated"] == (counts["delivered"] + stream["dropped_by_fault"]
+                                   + counts["failed"] + counts["in_flight"])  # fmt: skip
+    assert counts["in_flight"] == 0
+    assert len(held) == counts["delivered"], "the destination holds exactly what was delivered"
+    duplicates = len(held) - len(set(held))
+    assert duplicates <= stream["duplicated_by_fault"] + counts.get("redelivered", 0)
+    return dict(counts, generated=stream["generated"], dropped=stream["dropped_by_fault"],
+                duplicated=stream["duplicated_by_fault"], unique=len(set(held)))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the cases
+@pytest.mark.parametrize("sink", SINKS)
+def test_happy_path_with_injected_drops_and_duplicates(
+    sink: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    with destination(sink, tmp_path, request) as dest:
+        env = environment(dest, bme280__faults__drop_rate="0.01",
+                          bme280__faults__duplicate_rate="0.02")  # fmt: skip
+        out, events = finish(backfill(env))
+        dest.extra["expected"] = events["synthstream_finished"]["streams"]["bme280"]["sinks"][
+            sink]["delivered"]  # fmt: skip
+    counts = check_ledger(events, dest.read(out), sink)
+    assert counts["failed"] == 0
+    assert counts["dropped"] > 0
+    assert counts["duplicated"] > 0
+    assert counts["unique"] == counts["generated"] - counts["dropped"] - counts["duplicated"]
+    assert events["synthstream_finished"]["exit_code"] == 0
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_stop_under_backpressure_ends_in_time_and_counts_exactly(
+    sink: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    ingest_args = ("--latency-ms", "50") if sink == "http" else ()
+    with destination(sink, tmp_path, request, *ingest_args) as dest:
+        small = {f"sinks__{name}__max_records": "100" for name in ("file", "stdout", "kafka",
+                                                                   "kinesis")}  # fmt: skip
+        env = environment(dest, delivery__queue_records="500", delivery__shutdown_timeout_s="1",
+                          bme280__devices="50", bme280__rate__interval_s="1",
+                          bme280__faults__drop_rate="0", bme280__faults__duplicate_rate="0",
+                          **small)  # fmt: skip
+        proc = backfill(env, end="2024-05-08T00:00:00")  # 30 M records: far more than it sends
+        chunks: list[bytes] = []
+        stdout = proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: chunks.append(stdout.read()))
+        reader.start()  # (a pipe must be read, as a consumer of stdout would)
+        try:
+            assert proc.stderr is not None
+            log = io.TextIOWrapper(proc.stderr)
+            port = next_event(log, "synthstream_started")["metrics_port"]
+            labels = f'{{sink="{sink}",stream="bme280"}}'
+            deadline = time.monotonic() + 60
+            delivered = 0.0
+            while delivered < 200 and time.monotonic() < deadline:
+                m = scrape(port)
+                delivered = m.get(f"synthstream_records_delivered_total{labels}", 0.0)
+            assert m[f"synthstream_queue_depth_records{labels}"] <= 500
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            rest = log.read()
+            proc.wait(timeout=30)
+            took = time.monotonic() - signalled
+            reader.join(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=30)
+            stdout.close()
+            log.close()
+        events = log_events(rest)
+        dest.extra["expected"] = events["synthstream_finished"]["streams"]["bme280"]["sinks"][
+            sink]["delivered"]  # fmt: skip
+    assert took < 1 + 2 + 5, f"deadline 1 s + 2 s for sends under way: took {took:.1f} s"
+    counts = check_ledger(events, dest.read(b"".join(chunks).decode()), sink)
+    assert counts["generated"] < 2_000_000, "generation stopped at the signal"
+    assert counts["unique"] == counts["delivered"]
+
+
+@pytest.mark.parametrize("sink", ["http", "file"])
+def test_a_partial_failure_resends_only_what_failed(
+    sink: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    ingest_args = ("--fail-rate", "0.3", "--seed", "3") if sink == "http" else ()
+    with destination(sink, tmp_path, request, *ingest_args) as dest:
+        env = environment(dest, bme280__faults__drop_rate="0", delivery__max_attempts="100",
+                          bme280__faults__duplicate_rate="0")  # fmt: skip
+        if sink == "http":
+            out, events = finish(backfill(env))
+        else:  # a disk that fills: the part that fits lands, whole, the rest fails
+            with small_filesystem(Path(env["SYNTHSTREAM_SINKS__FILE__DIR"]), "1m"):
+                env["SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS"] = "3"
+                env["SYNTHSTREAM_SINKS__FILE__MAX_RECORDS"] = "500"
+                out, events = finish(backfill(env, end="2024-05-02T00:00:00"))
+                held = dest.read(out)
+            dest.read = lambda _out: held
+    counts = check_ledger(events, dest.read(out), sink)
+    if sink == "http":
+        assert counts["failed"] == 0, "every 503 was retried, by itself"
+        assert counts["unique"] == counts["generated"]
+        assert events["send_retry"]["reason"] == "http_503"
+    else:
+        assert counts["failed"] > 0
+        assert counts["delivered"] > 0
+        assert events["send_retry"]["reason"] == "disk_full"
+
+
+@pytest.mark.parametrize("sink", ["http"])
+def test_a_permanent_failure_fails_once_without_retrying(
+    sink: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    ingest_args = ("--token", "right") if sink == "http" else ()
+    with destination(sink, tmp_path, request, *ingest_args) as dest:
+        settings = {
+            "bme280__faults__drop_rate": "0",
+            "bme280__faults__duplicate_rate": "0",
+            "sinks__http__bearer_token": "wrong",
+        }
+        out, events = finish(backfill(environment(dest, **settings)))
+        dest.extra["expected"] = 0
+    counts = check_ledger(events, dest.read(out), sink)
+    assert counts["delivered"] == 0
+    assert counts["failed"] == counts["generated"]
+    assert "send_retry" not in events
+    assert events["synthstream_finished"]["exit_code"] == 1
