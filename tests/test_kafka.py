@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -269,3 +271,43 @@ async def test_incident_lifecycles_keyed_by_number_in_order() -> None:
         stage = stages.index(event["event_type"])
         assert stage >= last.get(message.key, -1), "an incident's events in lifecycle order"
         last[message.key] = stage
+
+
+def test_with_the_broker_gone_a_stop_ends_in_time_and_quietly() -> None:
+    """The broker goes away for good; SIGTERM: the run ends within the shutdown deadline,
+    the grace for sends under way and the bounded close, in a few lines, not thousands."""
+    port = free_port()
+    env = resilient_env(port, "bme280-gone", interval_s="0.1")
+    env["SYNTHSTREAM_DELIVERY__SHUTDOWN_TIMEOUT_S"] = "3"
+    with kafka_broker(port):
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "producer", "run", "--sinks", "kafka", "--metrics-port", "0"],
+            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+        )  # fmt: skip
+        assert producer.stderr is not None
+        metrics_port = next_event(producer.stderr, "synthstream_started")["metrics_port"]
+        delivered = 0.0
+        deadline = time.monotonic() + 60
+        while delivered < 200 and time.monotonic() < deadline:
+            sample = scrape(metrics_port)
+            delivered = sample.get(
+                'synthstream_records_delivered_total{sink="kafka",stream="bme280"}', 0
+            )
+    try:
+        next_event(producer.stderr, "send_retry")  # it noticed; it goes on retrying
+        signalled = time.monotonic()
+        producer.send_signal(signal.SIGTERM)
+        _, err = producer.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.communicate()
+    # deadline 3 s + 2 s for sends under way + 3 s for queued acknowledgements + 5 s close
+    assert took < 3 + 2 + 3 + 5, f"took {took:.1f} s"
+    assert producer.returncode == 1, "records were left undelivered"
+    lines = err.splitlines()
+    assert len(lines) < 40, f"{len(lines)} lines: repeats are counted, not printed"
+    summary = log_events(err)["synthstream_finished"]["streams"]["bme280"]
+    sink = summary["sinks"]["kafka"]
+    assert summary["generated"] == sink["delivered"] + sink["failed"] + sink["in_flight"]
