@@ -178,11 +178,12 @@ def main() -> None:
         for mode, records, size in (("single", 5_000, 1), ("batch", 100_000, BATCH)):
             payloads = bodies(records, size)
             bare_s = uvloop.run(bare_aiohttp(port, payloads))
+            old_s = uvloop.run(bare_httpx(port, payloads))
             sink_s, delivered = uvloop.run(through_sink(port, records, mode))
-            print(
-                f"reference endpoint, {mode}: sink {delivered / sink_s:,.0f} records/s, "
-                f"{(delivered / sink_s) / (records / bare_s):.2f} x the bare aiohttp loop"
-            )
+            rate = delivered / sink_s
+            print(f"reference endpoint, {mode}: sink {rate:,.0f} records/s, "
+                  f"{rate / (records / bare_s):.2f} x a bare aiohttp loop, "
+                  f"{rate / (records / old_s):.2f} x a bare httpx loop")  # fmt: skip
     with raw_server(0.3) as port:
         sink_s, delivered = uvloop.run(through_sink(port, single, "single"))
         faulty = delivered / sink_s

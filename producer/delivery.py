@@ -14,7 +14,8 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import structlog
@@ -219,13 +220,33 @@ class Route:
 
     async def _run_lane(self, lane: int) -> None:
         while (batch := await self._take(lane)) is not None:
-            self._sending += 1
-            try:
-                await send_with_retry(self, batch)
-            finally:
-                self._sending -= 1
-                if not self._sending:
-                    self._wake(self._idle_waiters)
+            for part, entries in self._by_bytes(batch):
+                if self._cut:
+                    break  # (what is left stays in flight: abandoned, counted)
+                self._sending += 1
+                try:
+                    await send_with_retry(self, part, entries)
+                finally:
+                    self._sending -= 1
+                    if not self._sending:
+                        self._wake(self._idle_waiters)
+
+    def _by_bytes(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[Any] | None]]:
+        """Sends of at most the sink's ``max_bytes``, for a sink that encodes up front (its
+        ``encode`` gives entries and their sizes): each send is then one call it makes."""
+        budget = self.sink.limits.max_bytes
+        encode = getattr(self.sink, "encode", None)
+        if budget is None or encode is None:
+            yield batch, None
+            return
+        entries, sizes = encode(batch, self.schema)
+        start, used = 0, 0
+        for i, size in enumerate(sizes):
+            if i > start and used + size > budget:
+                yield batch.take(slice(start, i)), entries[start:i]
+                start, used = i, 0
+            used += size
+        yield (batch if start == 0 else batch.take(slice(start, None))), entries[start:]
 
     # ------------------------------------------------------------------ accounting
     def accept(self, n: int) -> None:
@@ -277,7 +298,9 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     return random.uniform(0.0, min(max_s, base_s * (2.0**attempt)))
 
 
-async def send_with_retry(route: Route, batch: RecordBatch) -> None:
+async def send_with_retry(
+    route: Route, batch: RecordBatch, entries: list[Any] | None = None
+) -> None:
     """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
 
     ``max_attempts`` bounds consecutive attempts without progress: a partial failure that
@@ -296,7 +319,10 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
             metrics.redelivered.labels(*route.labels).inc(len(pending))
             unknown = False
         try:
-            await sink.send(pending, route.schema)
+            if entries is None:
+                await sink.send(pending, route.schema)
+            else:  # encoded up front (to size the sends): the sink sends these entries
+                await route.sink.send_encoded(pending, entries)  # type: ignore[attr-defined]
         except Interrupted as exc:  # cancelled mid-send: count what was acknowledged
             route.delivered(len(exc.acknowledged))
             raise asyncio.CancelledError from exc
@@ -313,6 +339,8 @@ async def send_with_retry(route: Route, batch: RecordBatch) -> None:
             if failed.size == 0:
                 return
             pending = pending.take(failed)
+            if entries is not None:
+                entries = [entries[i] for i in failed.tolist()]
             error: RetryableError = exc
         except RetryableError as exc:
             error = exc

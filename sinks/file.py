@@ -53,7 +53,11 @@ class FileSink:
 
     def __init__(self, settings: FileSinkSettings, suffix: str = "") -> None:
         self.settings = settings
-        self.limits = SinkLimits(max_records=settings.max_records)
+        # Parquet: each send is a row group, written before it counts as delivered.
+        per_send = settings.max_records
+        if settings.format == "parquet":
+            per_send = min(per_send, settings.row_group_rows)
+        self.limits = SinkLimits(max_records=per_send)
         self.dir = settings.dir
         self.suffix = suffix
         self._open: dict[str, _Open] = {}
@@ -117,9 +121,7 @@ class FileSink:
             table = schema.table(batch)
             current.pending.append(table)
             current.pending_rows += table.num_rows
-            current.bytes_written += table.nbytes // 4  # rough compressed size until flushed
-            if current.pending_rows >= self.settings.row_group_rows:
-                self._flush_parquet(current)
+            self._flush_parquet(current)  # on disk (in .partial) before it counts
 
     def _start(self, stream: str, first_ms: int) -> _Open:
         seq = self._seq.get(stream, 0) + 1

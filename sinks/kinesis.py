@@ -93,24 +93,37 @@ class KinesisSink:
             raise SinkError(f"{self.settings.endpoint_url or 'AWS'}: {exc}") from exc
         return f"{self.settings.endpoint_url or 'AWS'}: streams {', '.join(sorted(self._ready))}"
 
+    def encode(self, batch: RecordBatch, schema: Schema) -> tuple[list[Any], list[int]]:
+        """Entries (document, partition key) and each one's size as Kinesis counts it: the
+        engine forms sends of at most ``max_records`` entries and ``max_bytes``."""
+        rows = schema.rows(batch)
+        keys = [str(row[schema.partition_key]) for row in rows]
+        docs = json_documents(schema, batch, rows)
+        entries = list(zip(docs, keys, strict=True))
+        return entries, [len(doc) + len(key) for doc, key in entries]
+
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        await self.send_encoded(batch, self.encode(batch, schema)[0])
+
+    async def send_encoded(self, batch: RecordBatch, entries: list[Any]) -> None:
+        """One PutRecords call; entries that come back with an ErrorCode are resent, and
+        only they; a record over 1 MiB fails for good."""
         stream = self.streams[batch.stream]
         try:
             await self._ensure(stream)
         except (ClientError, BotoCoreError) as exc:
             raise RetryableError(f"kinesis: {exc}", reason="connect") from exc
-        rows = schema.rows(batch)
-        keys = [str(row[schema.partition_key]) for row in rows]
-        docs = json_documents(schema, batch, rows)
-        too_large = [i for i, doc in enumerate(docs) if len(doc) + len(keys[i]) > MAX_RECORD_BYTES]
+        too_large = [i for i, (doc, key) in enumerate(entries) if len(doc) + len(key)
+                     > MAX_RECORD_BYTES]  # fmt: skip
+        call = [i for i in range(len(entries)) if i not in set(too_large)]
         failed: list[int] = []
         acked: list[int] = []
         last = ""
-        try:
-            await self._put_all(stream, docs, keys, too_large, failed, acked)
-        except asyncio.CancelledError:  # the shutdown deadline: say what Kinesis took
-            raise Interrupted(np.asarray(acked, dtype=np.int64)) from None
-        last = self._last
+        if call:
+            try:
+                last = await self._put(stream, entries, call, failed, acked)
+            except asyncio.CancelledError:  # the shutdown deadline: say what Kinesis took
+                raise Interrupted(np.asarray(acked, dtype=np.int64)) from None
         if failed or too_large:
             raise PartialFailure(
                 last or "record over 1 MiB", failed=np.asarray(sorted(failed), dtype=np.int64),
@@ -118,60 +131,43 @@ class KinesisSink:
                 rejected={"record_too_large": np.asarray(too_large, dtype=np.int64)},
             )  # fmt: skip
 
-    async def _put_all(
-        self, stream: str, docs: list[bytes], keys: list[str], too_large: list[int],
-        failed: list[int], acked: list[int],
-    ) -> None:  # fmt: skip
-        """PutRecords call by call; positions go to ``failed`` or ``acked`` as answers come."""
-        self._last = ""
-        for call in _calls(docs, keys, set(too_large)):
-            entries = []
-            for i in call:
-                entry: dict[str, Any] = {"Data": docs[i], "PartitionKey": keys[i]}
-                if self.settings.explicit_hash_key:
-                    digest = hashlib.md5(keys[i].encode(), usedforsecurity=False).digest()
-                    entry["ExplicitHashKey"] = str(int.from_bytes(digest, "big"))
-                entries.append(entry)
-            try:
-                response = await self._client.put_records(StreamName=stream, Records=entries)
-            except ClientError as exc:
-                code = _code(exc)
-                if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
-                    failed += call
-                    self._last = f"{code}: {exc}"
-                    continue
-                raise FatalError(f"kinesis: {exc}", reason=f"kinesis_{code}") from exc
-            except BotoCoreError as exc:  # connection refused, timeouts
+    async def _put(
+        self, stream: str, entries: list[Any], call: list[int], failed: list[int],
+        acked: list[int],
+    ) -> str:  # fmt: skip
+        """The PutRecords call; positions go to ``failed`` or ``acked``; the last error."""
+        records = []
+        for i in call:
+            doc, key = entries[i]
+            entry: dict[str, Any] = {"Data": doc, "PartitionKey": key}
+            if self.settings.explicit_hash_key:
+                digest = hashlib.md5(key.encode(), usedforsecurity=False).digest()
+                entry["ExplicitHashKey"] = str(int.from_bytes(digest, "big"))
+            records.append(entry)
+        try:
+            response = await self._client.put_records(StreamName=stream, Records=records)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
                 failed += call
-                self._last = f"connect: {exc}"
-                continue
-            for i, result in zip(call, response["Records"], strict=True):
-                if result.get("ErrorCode"):
-                    failed.append(i)
-                    self._last = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
-                else:
-                    acked.append(i)
+                return f"{code}: {exc}"
+            raise FatalError(f"kinesis: {exc}", reason=f"kinesis_{code}") from exc
+        except BotoCoreError as exc:  # connection refused, timeouts
+            failed += call
+            return f"connect: {exc}"
+        last = ""
+        for i, result in zip(call, response["Records"], strict=True):
+            if result.get("ErrorCode"):
+                failed.append(i)
+                last = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+            else:
+                acked.append(i)
+        return last
 
     async def aclose(self) -> None:
         await self._exit.aclose()
         self._client = None
         self._ready.clear()
-
-
-def _calls(docs: list[bytes], keys: list[str], skip: set[int]) -> list[list[int]]:
-    """Positions grouped into PutRecords calls of at most 500 entries and 5 MiB."""
-    calls: list[list[int]] = [[]]
-    size = 0
-    for i, doc in enumerate(docs):
-        if i in skip:
-            continue
-        entry = len(doc) + len(keys[i])
-        if len(calls[-1]) == 500 or size + entry > MAX_CALL_BYTES:
-            calls.append([])
-            size = 0
-        calls[-1].append(i)
-        size += entry
-    return [c for c in calls if c]
 
 
 def _code(exc: ClientError) -> str:

@@ -327,3 +327,35 @@ async def test_a_resend_after_an_unknown_outcome_is_counted_as_redelivered() -> 
     assert duplicates > 0
     assert m.value("synthstream_records_redelivered_total", labels) == duplicates
     assert identity_holds(m)
+
+
+async def test_the_engine_forms_sends_within_a_sinks_byte_limit() -> None:
+    """A sink that encodes up front (Kinesis: 5 MiB a call) gets sends within its bytes,
+    each one call; a failed entry is resent by itself, with its own encoding."""
+
+    class BytesDestination(Destination):
+        def __init__(self) -> None:
+            super().__init__(max_records=500)
+            self.limits = SinkLimits(max_records=500, max_bytes=10_000)
+            self.sizes: list[int] = []
+
+        def encode(self, batch: RecordBatch, schema: Schema) -> tuple[list[Any], list[int]]:
+            entries = [(int(k), 97 + int(k) % 7) for k in batch.key.tolist()]
+            return entries, [size for _, size in entries]
+
+        async def send_encoded(self, batch: RecordBatch, entries: list[Any]) -> None:
+            assert [e[0] for e in entries] == batch.key.tolist(), "entries follow the batch"
+            self.calls += 1
+            self.sizes.append(sum(size for _, size in entries))
+            if self.calls == 3:  # the first entry of the third call is throttled
+                self.accepted.append(batch.key[1:].copy())
+                raise PartialFailure("throttled", failed=np.array([0]), reason="throttled")
+            self.accepted.append(batch.key.copy())
+
+    dest = BytesDestination()
+    code, m, _ = await run(dest)
+    assert code == 0
+    assert max(dest.sizes) <= 10_000
+    assert len(dest.sizes) >= RECORDS * 97 // 10_000
+    assert np.unique(dest.keys()).size == dest.keys().size == RECORDS
+    assert identity_holds(m)
