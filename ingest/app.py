@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN'")
     parser.add_argument("--out", type=Path, help="append accepted readings to this JSONL file")
     parser.add_argument("--seed", type=int, help="seed of the failure dice")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="... and this private key (PEM)")
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("synthstream-ingest: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     try:
         settings = IngestSettings(
             host=args.host, port=args.port, fail_rate=args.fail_rate,
@@ -215,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthstream-ingest: error: --host/--port: cannot listen on {settings.host}:"
               f"{settings.port}: {exc.strerror or exc}", file=sys.stderr)  # fmt: skip
         return 2
+    tls = args.tls_cert is not None
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning",
         access_log=False, lifespan="off",
+        ssl_certfile=str(args.tls_cert) if tls else None,
+        ssl_keyfile=str(args.tls_key) if tls else None,
     )  # fmt: skip
     _Server(config).run(sockets=[sock])
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -24,8 +25,11 @@ from tests.services import free_port, ingest
 from tests.test_end_to_end import log_events, scrape
 
 
-def stats(port: int) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
+def stats(port: int, ca: Path | None = None) -> dict[str, int]:
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    scheme = "https" if ca else "http"
+    with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/stats", timeout=5,
+                                context=context) as response:  # fmt: skip
         result: dict[str, int] = json.loads(response.read())
     return result
 
@@ -280,3 +284,32 @@ def test_sigterm_under_backpressure_stops_in_time_and_counts_what_the_endpoint_h
     assert summary["generated"] <= 2 * 200_000, "a month is 2.7 M: generation stopped"
     accepted = {orjson.loads(line)["message_id"] for line in out.read_bytes().splitlines()}
     assert len(accepted) == sink["delivered"], "delivered is what the endpoint holds"
+
+
+def test_tls_verifies_the_endpoint_with_the_given_ca(tmp_path: Path) -> None:
+    """HTTPS to the reference endpoint with a certificate of its own: trusted through
+    CA_FILE it delivers every record; without it the run stops at once, saying why."""
+    import trustme
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    with ingest("--tls-cert", str(cert), "--tls-key", str(key)) as (port, _server):
+        env = {"SYNTHSTREAM_SINKS__HTTP__BASE_URL": f"https://127.0.0.1:{port}",
+               "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
+               "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0"}  # fmt: skip
+        args = ("run", "--backfill", "--start", "2024-05-01T00:00:00", "--end",
+                "2024-05-01T00:01:40", "--sinks", "http", "--metrics-port", "0")  # fmt: skip
+        untrusted = cli(*args, env=env)
+        trusted = cli(*args, env={**env, "SYNTHSTREAM_SINKS__HTTP__CA_FILE": str(ca)})
+        endpoint = stats(port, ca=ca)
+    assert untrusted.returncode == 1
+    assert "http sink not reachable" in untrusted.stderr
+    assert "certificate" in untrusted.stderr.lower()
+    assert trusted.returncode == 0, trusted.stderr
+    summary = log_events(trusted.stderr)["synthstream_finished"]["streams"]["bme280"]
+    assert summary["sinks"]["http"]["delivered"] == summary["generated"] == 100
+    assert endpoint["accepted"] == 100
