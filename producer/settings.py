@@ -640,6 +640,16 @@ class LogSettings(_Model):
     )
 
 
+class LiveSettings(_Model):
+    """Live runs: how the scheduler wakes."""
+
+    tick_ms: float = Field(
+        20.0, ge=1, le=1000,
+        description="Latency budget: each wake takes every record due since the last one, "
+        "with its exact event time; records leave at most this late (1: every millisecond).",
+    )  # fmt: skip
+
+
 class BackfillSettings(_Model):
     """Run the generators over a historical window in event time."""
 
@@ -753,6 +763,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     delivery: DeliverySettings = DeliverySettings()
     sinks: SinksSettings = SinksSettings()
+    live: LiveSettings = LiveSettings()
     backfill: BackfillSettings = BackfillSettings()
     bme280: Bme280Settings = Bme280Settings()
     air_quality: AirQualitySettings = AirQualitySettings()

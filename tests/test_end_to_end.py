@@ -103,6 +103,15 @@ def test_live_run_streams_to_files_and_metrics_hold_the_identity(tmp_path: Path)
         assert m['synthstream_entities{stream="bme280"}'] == 300
         assert m['synthstream_target_rate_records_per_second{stream="bme280"}'] == 300
         assert m['synthstream_scheduler_lag_seconds_count{stream="bme280"}'] > 0
+        # Emission latency: one observation per record handed to the sinks, in buckets.
+        emitted = m['synthstream_emission_latency_seconds_count{stream="bme280"}']
+        assert 0 < emitted <= generated
+        assert m['synthstream_emission_latency_seconds_bucket{le="+Inf",stream="bme280"}'] == (
+            emitted
+        )
+        assert m['synthstream_emission_latency_seconds_bucket{le="10",stream="bme280"}'] <= (
+            emitted
+        )
         assert "synthstream_build_info{python" in "".join(m)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

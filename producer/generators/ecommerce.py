@@ -161,6 +161,7 @@ class SessionArrivals(TotalRate):
         self.total_activity = float(self.activity.sum())
         self.zone_size = np.bincount(users.zone, minlength=zone_count)
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - kept for the run; asked every tick
     def factor(self, hour: int) -> float:
         factor, _ = self.calendar.hour(hour)
         return float((self.activity * factor).sum() / self.total_activity)
