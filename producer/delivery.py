@@ -66,8 +66,6 @@ class Route:
         self._cut_waiters: list[asyncio.Future[None]] = []
         self.stop: asyncio.Future[None] | None = None  # the run's stop request (the engine's)
         self.in_flight = 0
-        self.delivered_count = 0
-        self.failed_count = 0
         self.reader_gone = False
         self.on_reader_gone: Callable[[], None] = lambda: None
 
@@ -164,11 +162,6 @@ class Route:
         if not self._cut:
             await self._wait(self._cut_waiters, limit_s=seconds)
 
-    @property
-    def sending(self) -> int:
-        """Sends under way."""
-        return self._sending
-
     async def idle(self) -> None:
         """Until no send is under way."""
         while self._sending:
@@ -257,13 +250,11 @@ class Route:
 
     def delivered(self, n: int) -> None:
         self.in_flight -= n
-        self.delivered_count += n
         self.metrics.delivered.labels(*self.labels).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
-        self.failed_count += n
         self.metrics.failed.labels(*self.labels, reason).inc(n)
         self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
         if quiet:

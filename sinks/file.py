@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import errno
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -42,8 +42,6 @@ class _Open:
     first_ms: int
     handle: IO[bytes] | None = None
     parquet: pq.ParquetWriter | None = None
-    pending: list[pa.Table] = field(default_factory=list)
-    pending_rows: int = 0
     bytes_written: int = 0
     statistics: tuple[str, ...] = ()
 
@@ -118,10 +116,7 @@ class FileSink:
             pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=header))
             _append_whole(current, out.getvalue().to_pybytes())
         else:
-            table = schema.table(batch)
-            current.pending.append(table)
-            current.pending_rows += table.num_rows
-            self._flush_parquet(current)  # on disk (in .partial) before it counts
+            self._write_row_group(current, schema.table(batch))  # on disk before it counts
 
     def _start(self, stream: str, first_ms: int) -> _Open:
         seq = self._seq.get(stream, 0) + 1
@@ -143,12 +138,7 @@ class FileSink:
         self._open[stream] = opened
         return opened
 
-    def _flush_parquet(self, current: _Open) -> None:
-        if not current.pending:
-            return
-        table = pa.concat_tables(current.pending)
-        current.pending.clear()
-        current.pending_rows = 0
+    def _write_row_group(self, current: _Open, table: pa.Table) -> None:
         if current.parquet is None:
             compression = self.settings.compression
             # Statistics only where readers filter (time, key): they cost write time per column.
@@ -165,7 +155,6 @@ class FileSink:
     def _finish(self, stream: str) -> None:
         current = self._open.pop(stream)
         if self.settings.format == "parquet":
-            self._flush_parquet(current)
             if current.parquet is not None:
                 current.parquet.close()
                 os.replace(str(current.path) + ".partial", current.path)

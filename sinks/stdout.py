@@ -20,7 +20,6 @@ class StdoutSink:
     def __init__(self, settings: StdoutSinkSettings, stream: BinaryIO | None = None) -> None:
         self.limits = SinkLimits(max_records=settings.max_records)
         self._out = stream if stream is not None else sys.stdout.buffer
-        self._wrote = False  # the last write reached the pipe whole
 
     async def open(self) -> None:
         return None
@@ -30,18 +29,19 @@ class StdoutSink:
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         data = encode_jsonl(schema, batch)
+        whole = [False]  # this write reached the pipe (the sink may serve several routes)
+
+        def write() -> None:
+            self._out.write(data)
+            self._out.flush()
+            whole[0] = True
+
         try:  # in a thread: a slow reader blocks the write, never the loop (or a signal)
-            cancelled = await finish_in_thread(lambda: self._write(data))
+            cancelled = await finish_in_thread(write)
         except BrokenPipeError as exc:  # `synthstream run | head`: the reader is gone
             raise ReaderGone("standard output closed", reason="closed") from exc
         if cancelled:  # the shutdown deadline came while the reader was slow: it has them
-            raise Interrupted(np.arange(len(batch) if self._wrote else 0, dtype=np.int64))
-
-    def _write(self, data: bytes) -> None:
-        self._wrote = False
-        self._out.write(data)
-        self._out.flush()
-        self._wrote = True
+            raise Interrupted(np.arange(len(batch) if whole[0] else 0, dtype=np.int64))
 
     async def aclose(self) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError):

@@ -41,7 +41,7 @@ import pytest
 
 from tests.conftest import next_event
 from tests.services import ingest, kafka_broker, localstack, small_filesystem
-from tests.test_end_to_end import log_events, scrape
+from tests.test_end_to_end import delivered_series, log_events, scrape_until
 from tests.test_kafka import consume
 from tests.test_kinesis import read_all
 
@@ -194,11 +194,7 @@ def test_a_stop_under_backpressure_ends_in_time_and_counts_exactly(
             log = io.TextIOWrapper(proc.stderr)
             port = next_event(log, "synthstream_started")["metrics_port"]
             labels = f'{{sink="{sink}",stream="bme280"}}'
-            deadline = time.monotonic() + 60
-            delivered = 0.0
-            while delivered < 200 and time.monotonic() < deadline:
-                m = scrape(port)
-                delivered = m.get(f"synthstream_records_delivered_total{labels}", 0.0)
+            m = scrape_until(port, delivered_series(sink), 200)
             assert m[f"synthstream_queue_depth_records{labels}"] <= 500
             signalled = time.monotonic()
             proc.send_signal(signal.SIGTERM)

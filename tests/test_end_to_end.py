@@ -52,6 +52,22 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
+def scrape_until(port: int, series: str, at_least: float, within_s: float = 60) -> dict[str, float]:
+    """Scrape a running producer's /metrics until ``series`` reaches ``at_least``; fail after
+    ``within_s`` (no sleeps: each scrape is a round trip)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        samples = scrape(port)
+        if samples.get(series, 0.0) >= at_least:
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{series} stayed at {samples.get(series, 0.0)} < {at_least}")
+
+
+def delivered_series(sink: str, stream: str = "bme280") -> str:
+    return f'synthstream_records_delivered_total{{sink="{sink}",stream="{stream}"}}'
+
+
 def backfill(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = cli(
         "run", "--backfill", "--start", "2024-03-01T00:00:00", "--end", "2024-03-01T06:00:00",

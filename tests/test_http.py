@@ -22,7 +22,7 @@ from producer.metrics import Metrics
 from producer.settings import load_settings
 from tests.conftest import cli, next_event
 from tests.services import free_port, ingest
-from tests.test_end_to_end import log_events, scrape
+from tests.test_end_to_end import delivered_series, log_events, scrape_until
 
 
 def stats(port: int, ca: Path | None = None) -> dict[str, int]:
@@ -187,10 +187,7 @@ def test_endpoint_outage_mid_run_then_recovery(tmp_path: Path) -> None:
         # printed), and its /metrics count the retries.
         next_event(producer.stderr, "send_retry")
         retries = 'synthstream_send_retries_total{reason="connect",sink="http"}'
-        deadline = time.monotonic() + 60
-        m = scrape(metrics_port)
-        while m.get(retries, 0) < 5 and time.monotonic() < deadline:
-            m = scrape(metrics_port)
+        m = scrape_until(metrics_port, retries, 5)
         labels = '{sink="http",stream="bme280"}'
         assert m[f"synthstream_records_in_flight{labels}"] > 0, "a backlog, shown in /metrics"
         assert m['synthstream_send_retries_total{reason="connect",sink="http"}'] >= 5
@@ -262,11 +259,7 @@ def test_sigterm_under_backpressure_stops_in_time_and_counts_what_the_endpoint_h
             assert producer.stderr is not None
             port_m = next_event(producer.stderr, "synthstream_started")["metrics_port"]
             labels = '{sink="http",stream="bme280"}'
-            deadline = time.monotonic() + 60
-            delivered = 0.0
-            while delivered < 40 and time.monotonic() < deadline:  # records flow
-                m = scrape(port_m)
-                delivered = m.get(f"synthstream_records_delivered_total{labels}", 0.0)
+            m = scrape_until(port_m, delivered_series("http"), 40)  # records flow
             assert m[f"synthstream_queue_depth_records{labels}"] <= 1000, "the bound holds"
             signalled = time.monotonic()
             producer.send_signal(signal.SIGTERM)

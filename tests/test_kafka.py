@@ -19,7 +19,7 @@ from producer.metrics import Metrics
 from producer.settings import load_settings
 from tests.conftest import cli, next_event
 from tests.services import free_port, kafka_broker
-from tests.test_end_to_end import log_events, scrape
+from tests.test_end_to_end import delivered_series, log_events, scrape_until
 
 
 def settings(bootstrap: str, topic: str) -> Any:
@@ -155,12 +155,7 @@ def test_broker_gone_mid_stream_and_back_every_record_is_acknowledged() -> None:
         )  # fmt: skip
         assert producer.stderr is not None
         metrics_port = next_event(producer.stderr, "synthstream_started")["metrics_port"]
-        delivered = 0.0
-        while delivered < 200:  # wait until records flow, from the producer's own /metrics
-            sample = scrape(metrics_port)
-            delivered = sample.get(
-                'synthstream_records_delivered_total{sink="kafka",stream="bme280"}', 0
-            )
+        scrape_until(metrics_port, delivered_series("kafka"), 200)  # records flow
     try:
         # The broker is gone now; wait for the producer to notice, then bring it back.
         next_event(producer.stderr, "send_retry")
@@ -286,13 +281,7 @@ def test_with_the_broker_gone_a_stop_ends_in_time_and_quietly() -> None:
         )  # fmt: skip
         assert producer.stderr is not None
         metrics_port = next_event(producer.stderr, "synthstream_started")["metrics_port"]
-        delivered = 0.0
-        deadline = time.monotonic() + 60
-        while delivered < 200 and time.monotonic() < deadline:
-            sample = scrape(metrics_port)
-            delivered = sample.get(
-                'synthstream_records_delivered_total{sink="kafka",stream="bme280"}', 0
-            )
+        scrape_until(metrics_port, delivered_series("kafka"), 200)  # records flow
     try:
         next_event(producer.stderr, "send_retry")  # it noticed; it goes on retrying
         signalled = time.monotonic()
