@@ -34,7 +34,9 @@ from producer.clock import Stopper, wall_ms
 from producer.delivery import Route, backoff_s
 from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
+from producer.generators import Lookahead
 from producer.metrics import Metrics
+from producer.records import KindCounts
 from producer.server import MetricsServer
 from producer.settings import Settings
 from producer.streams import Channel, Stream, build_stream
@@ -139,6 +141,9 @@ class Engine:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
+        for stream in self.streams:  # live ticks take slices of what was made ahead
+            stream.source = Lookahead(stream.source, settings.live.lookahead_ms)
+        self.kinds = KindCounts()
         sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
         self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names, self.metrics)
         for stream in self.streams:
@@ -155,7 +160,10 @@ class Engine:
                     )
             for channel_name, count in stream.source.entities().items():
                 self.metrics.entities.labels(channel_name).set(count)
-            self.metrics.watch_kinds(stream.source)
+            for channel in stream.channels:  # every channel's series from the start, at 0
+                for counter in (self.metrics.dropped_by_fault, self.metrics.duplicated_by_fault):
+                    self.metrics.child(counter, channel.name)
+        self.metrics.watch_kinds(self.kinds)
         self.generated = 0  # records the sources made (what --max-records counts)
         self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
@@ -181,6 +189,7 @@ class Engine:
                     continue
                 if batch is not None:
                     self.generated += len(batch)
+                    self.kinds.add(channel.name, stream.source.channels[channel.name].kinds, batch)
                 result = channel.faults.apply(batch, t1)
                 lag_of = (
                     int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
@@ -197,15 +206,17 @@ class Engine:
         if result.generated:
             self.counted += result.generated
             m.observe_generated(name, result.generated, now)
-            m.dropped_by_fault.labels(name).inc(result.dropped)
-            m.duplicated_by_fault.labels(name).inc(result.duplicated)
+            if result.dropped:
+                m.child(m.dropped_by_fault, name).inc(result.dropped)
+            if result.duplicated:
+                m.child(m.duplicated_by_fault, name).inc(result.duplicated)
         for entry in result.truth:
-            m.faults_injected.labels(name, entry.kind).inc(len(entry.records))
+            m.child(m.faults_injected, name, entry.kind).inc(len(entry.records))
         channel.record_ground_truth(result.truth)
         for route in channel.routes:
             route.accept(result.accepted)
         if lag_of is not None:
-            m.scheduler_lag.labels(name).observe(max(0.0, now - lag_of / 1000))
+            m.child(m.scheduler_lag, name).observe(max(0.0, now - lag_of / 1000))
             if len(result.batch):  # live: how late each record is handed to the sinks
                 m.emission_latency.observe_many(
                     name, np.maximum(0.0, now - result.batch.time_ms / 1000.0)
@@ -237,7 +248,7 @@ class Engine:
     async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
         cursor = start_ms
         tick_ms = round(self.settings.live.tick_ms)
-        last_tick = wall_ms()
+        last_tick = targets_at = wall_ms()
         while not stopper.stopped:
             # Coalesced ticks: the next due record, but no sooner than one tick after the
             # last wake; the records due meanwhile go out together, with exact event times.
@@ -253,7 +264,9 @@ class Engine:
             t1 = now + 1 if until_ms is None else min(now + 1, until_ms)
             if t1 <= cursor:
                 continue
-            self._set_targets(t1)
+            if now >= targets_at:  # rates move by the hour: once a second is fresh enough
+                self._set_targets(t1)
+                targets_at = now + 1000
             more = await self._tick(cursor, t1, live=True)
             cursor = t1
             self.cursor_ms = cursor

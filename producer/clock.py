@@ -14,6 +14,30 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def wait_first(
+    waiter: asyncio.Future[None], *others: asyncio.Future[None], limit_s: float | None = None
+) -> None:
+    """Until ``waiter`` is done, or any of ``others`` is, or ``limit_s`` seconds passed
+    (``asyncio.wait`` without its sets, tasks and copies: live ticks run this many times a
+    second). ``waiter`` is the caller's own future; it is done (or cancelled) on return."""
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(limit_s, wake) if limit_s is not None else None
+    for other in others:
+        other.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for other in others:
+            other.remove_done_callback(wake)
+
+
 class Stopper:
     """Set once by a signal, ``--duration`` or ``--max-records``; every wait watches it."""
 
@@ -40,7 +64,8 @@ class Stopper:
         if seconds <= 0 or self._stopped.done():
             await asyncio.sleep(0)
             return
-        await asyncio.wait({self._stopped}, timeout=seconds)
+        await wait_first(asyncio.get_running_loop().create_future(), self._stopped,
+                         limit_s=seconds)  # fmt: skip
 
     @property
     def forced(self) -> asyncio.Future[None]:

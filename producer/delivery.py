@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from producer.clock import wait_first
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
@@ -52,6 +53,10 @@ class Route:
         self.settings = settings
         self.metrics = metrics
         self.labels = (stream, sink.name)
+        # The children of this route's series, looked up once (a lookup per tick adds up).
+        self._depth = metrics.queue_depth.labels(*self.labels)
+        self._in_flight = metrics.in_flight.labels(*self.labels)
+        self._delivered = metrics.delivered.labels(*self.labels)
         self.lane_count = max(1, sink.limits.max_in_flight)
         self._lanes: list[deque[RecordBatch]] = [deque() for _ in range(self.lane_count)]
         self._lane_size = [0] * self.lane_count
@@ -83,11 +88,9 @@ class Route:
         """Until woken (or ``limit_s`` passed, or, with ``stop``, the run's stop request)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
-        watch: set[asyncio.Future[None]] = {waiter}
-        if stop and self.stop is not None:
-            watch.add(self.stop)
+        watch = (self.stop,) if stop and self.stop is not None else ()
         try:
-            await asyncio.wait(watch, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+            await wait_first(waiter, *watch, limit_s=limit_s)
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -138,7 +141,7 @@ class Route:
             self._lane_size[lane] += len(part)
             self._wake(self._item_waiters[lane])
         self._queued += len(batch)
-        self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+        self._depth.set(self._queued)
 
     async def close(self) -> None:
         """No more batches will come; the lanes drain what is queued and stop."""
@@ -177,7 +180,7 @@ class Route:
             await self._wait(self._item_waiters[lane])
         if not queue or self._cut:
             return None
-        if self._lane_size[lane] < limit and self.settings.linger_s > 0:
+        if self._lane_size[lane] < limit and self.settings.linger_s > 0 and self.sink.limits.linger:
             deadline = time.monotonic() + self.settings.linger_s
             while (self._lane_size[lane] < limit and not self._closed and not self._blocked
                    and not self._cut):  # fmt: skip
@@ -201,7 +204,7 @@ class Route:
                 taken += room
         self._lane_size[lane] -= taken
         self._queued -= taken
-        self.metrics.queue_depth.labels(*self.labels).set(self._queued)
+        self._depth.set(self._queued)
         self._wake(self._room_waiters)
         return parts[0] if len(parts) == 1 else RecordBatch.concat(parts)
 
@@ -246,17 +249,17 @@ class Route:
         """Count records as in flight. Called for every route of a stream in the same step
         that counts them as generated, so that the identity holds before any ``put`` waits."""
         self.in_flight += n
-        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+        self._in_flight.set(self.in_flight)
 
     def delivered(self, n: int) -> None:
         self.in_flight -= n
-        self.metrics.delivered.labels(*self.labels).inc(n)
-        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+        self._delivered.inc(n)
+        self._in_flight.set(self.in_flight)
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
         self.metrics.failed.labels(*self.labels, reason).inc(n)
-        self.metrics.in_flight.labels(*self.labels).set(self.in_flight)
+        self._in_flight.set(self.in_flight)
         if quiet:
             return
         log.error(
@@ -276,7 +279,7 @@ class Route:
                 queue.clear()
             self._lane_size = [0] * self.lane_count
             self._queued = 0
-            self.metrics.queue_depth.labels(*self.labels).set(0)
+            self._depth.set(0)
             if self.reader_gone:
                 self.fail(left, "closed", "the reader closed the destination", quiet=True)
             else:

@@ -372,7 +372,7 @@ class Faults:
             batch = self._pollution_episodes(batch, truth)
         if s.clock_skew_rate > 0:
             batch = self._clock_skew(batch, truth)
-        lost = batch.take(np.empty(0, dtype=np.int64))
+        lost: RecordBatch | None = None
         if s.malformed_rate > 0:
             batch = self._malformed(batch, truth)
         if s.quality_issue_rate > 0:
@@ -389,8 +389,9 @@ class Faults:
         dup = ~drop & (
             rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate if s.duplicate_rate else none
         )
-        dropped = batch.take(np.flatnonzero(drop))
-        if drop.any() or dup.any():
+        any_drop = bool(drop.any())
+        dropped = batch.take(np.flatnonzero(drop)) if any_drop else None
+        if any_drop or dup.any():
             kept = np.flatnonzero(~drop)
             order = np.repeat(kept, 1 + dup[kept].astype(np.int64))
             batch = batch.take(order)
@@ -398,10 +399,11 @@ class Faults:
             copy[1:] = order[1:] == order[:-1]
             batch.is_duplicate[copy] = True
             truth.append(Truth("duplicate", batch.take(np.flatnonzero(copy))))
-        gone = np.concatenate([dropped.key, lost.key])
-        if gone.size:  # an anomaly or skew on a record that never arrives is not visible
-            truth[:] = [_without(t, gone) if t.kind != "outage_lost" else t for t in truth]
-        if len(dropped):
+        gone = [b.key for b in (dropped, lost) if b is not None and len(b)]
+        if gone:  # an anomaly or skew on a record that never arrives is not visible
+            keys = np.concatenate(gone)
+            truth[:] = [_without(t, keys) if t.kind != "outage_lost" else t for t in truth]
+        if dropped is not None:
             truth.append(Truth("drop", dropped))
         duplicated = int(dup.sum())
         out = self._late(batch, t1, truth) if s.late_rate > 0 or s.late_keep_key_order else batch
@@ -409,7 +411,7 @@ class Faults:
         if released is not None:  # a backlog goes out before what is new
             out = RecordBatch.concat([released, out]) if len(out) else released
         total = generated + duplicated
-        lost_count = len(dropped) + len(lost)
+        lost_count = sum(len(b) for b in (dropped, lost) if b is not None)
         return FaultOutput(
             out, generated=total, accepted=total - lost_count, dropped=lost_count,
             duplicated=duplicated, truth=truth,

@@ -14,15 +14,23 @@ from __future__ import annotations
 
 import platform
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from producer import __version__
+from producer.records import KindCounts
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (
@@ -88,6 +96,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         p = "synthstream_"
+        # process_cpu_seconds_total, process_resident_memory_bytes, open fds (Linux /proc).
+        ProcessCollector(registry=r)
         self.generated = Counter(
             p + "records_generated",
             "Records that entered the pipeline (incl. injected duplicates).",
@@ -204,17 +214,26 @@ class Metrics:
         self.build = Info(p + "build", "Version of synthstream.", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._windows: dict[str, RateWindow] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._kinds = KindCollector()
         r.register(self._kinds)
 
-    def watch_kinds(self, source: HasKinds) -> None:
-        """Export ``source``'s generated records by kind (event types, fraud patterns)."""
-        self._kinds.sources.append(source.kind_counts)
+    def watch_kinds(self, counts: KindCounts) -> None:
+        """Export the engine's generated records by kind (event types, fraud patterns)."""
+        self._kinds.counts = counts
 
     def observe_generated(self, stream: str, count: int, now_s: float) -> None:
-        self.generated.labels(stream).inc(count)
+        self.child(self.generated, stream).inc(count)
         window = self._windows.setdefault(stream, RateWindow(10.0))
-        self.achieved_rate.labels(stream).set(window.add(now_s, count))
+        self.child(self.achieved_rate, stream).set(window.add(now_s, count))
+
+    def child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: live ticks ask many times a second."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when it was never set): for tests and the summary."""
@@ -231,16 +250,12 @@ class Metrics:
         )
 
 
-class HasKinds(Protocol):
-    def kind_counts(self) -> dict[tuple[str, str], int]: ...
-
-
 class KindCollector(Collector):
-    """``synthstream_records_by_kind_total{stream, kind}``, read from the sources at scrape
-    time (the sources count as they generate, on the loop that serves /metrics)."""
+    """``synthstream_records_by_kind_total{stream, kind}``, read at scrape time from what the
+    engine counts as it hands records on (on the loop that serves /metrics)."""
 
     def __init__(self) -> None:
-        self.sources: list[Callable[[], dict[tuple[str, str], int]]] = []
+        self.counts = KindCounts()
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -248,9 +263,8 @@ class KindCollector(Collector):
             "Generated records by domain kind (event type, fraud pattern), before faults.",
             labels=["stream", "kind"],
         )
-        for counts in self.sources:
-            for (stream, kind), value in sorted(counts().items()):
-                family.add_metric([stream, kind], value)
+        for (stream, kind), value in sorted(self.counts.counts.items()):
+            family.add_metric([stream, kind], value)
         yield family
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -66,8 +66,8 @@ class RecordBatch:
         return int(self.entity.size)
 
     def take(self, index: npt.NDArray[np.integer[Any]] | slice) -> RecordBatch:
-        return replace(
-            self,
+        return RecordBatch(
+            stream=self.stream,
             entity=self.entity[index],
             time_ms=self.time_ms[index],
             key=self.key[index],
@@ -155,6 +155,33 @@ def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=as_text).cast(schema)
 
 
+@dataclass(frozen=True, slots=True)
+class Kinds:
+    """What ``synthstream_records_by_kind_total`` counts for a channel: an integer column and
+    the names of its codes (code ``c`` is ``names[c + offset]``)."""
+
+    column: str
+    names: tuple[str, ...]
+    offset: int = 0
+
+
+class KindCounts:
+    """Records by (channel, kind): one ``bincount`` of an integer column per batch, not a
+    string per record."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, channel: str, kinds: Kinds | None, batch: RecordBatch) -> None:
+        if kinds is None or not len(batch):
+            return
+        codes = batch.columns[kinds.column].astype(np.int64) + kinds.offset
+        found = np.bincount(codes, minlength=len(kinds.names))
+        for name, n in zip(kinds.names, found.tolist(), strict=True):
+            if n:
+                self.counts[(channel, name)] = self.counts.get((channel, name), 0) + n
+
+
 class Schema(Protocol):
     """How one stream's records look outside the engine."""
 
@@ -164,6 +191,7 @@ class Schema(Protocol):
     measures: dict[str, tuple[float, float, float]]
     time_field: str  # the JSON field with the record's timestamp
     optional_fields: tuple[str, ...]  # JSON fields a consumer must cope without
+    kinds: Kinds | None  # the kinds its records are counted by, if any
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         """Records as JSON-ready dicts, in the stream's documented shape."""

@@ -614,7 +614,10 @@ class DeliverySettings(_Model):
         description="block: the scheduler waits (shows as scheduler lag); "
         "drop_newest: new records are counted as failed (reason queue_full).",
     )
-    linger_s: float = Field(0.05, ge=0, description="Wait this long to fill a batch.")
+    linger_s: float = Field(
+        0.05, ge=0, description="Wait this long to fill a send to a network sink (files and "
+        "stdout take what is queued at once).",
+    )  # fmt: skip
     max_attempts: int = Field(12, ge=1, description="Send attempts before a batch fails.")
     backoff_base_s: float = Field(0.1, gt=0, description="First retry waits up to this.")
     backoff_max_s: float = Field(30.0, gt=0, description="No retry waits longer than this.")
@@ -647,6 +650,12 @@ class LiveSettings(_Model):
         20.0, ge=1, le=1000,
         description="Latency budget: each wake takes every record due since the last one, "
         "with its exact event time; records leave at most this late (1: every millisecond).",
+    )  # fmt: skip
+    lookahead_ms: int = Field(
+        1000, ge=0, le=60_000,
+        description="How far ahead of emission the generators work, in event time: one "
+        "generate call per this much (cheaper than one per tick); each record still leaves "
+        "when it is due. 0: generate at every tick.",
     )  # fmt: skip
 
 

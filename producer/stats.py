@@ -18,6 +18,7 @@ import orjson
 
 from producer.errors import ConfigError, check_writable
 from producer.rates import HOUR_MS
+from producer.records import KindCounts
 from producer.settings import Settings
 from producer.streams import build_stream
 
@@ -30,21 +31,22 @@ def describe(settings: Settings, start_ms: int, hours: int) -> dict[str, Any]:
     for name in settings.streams:
         source = build_stream(name, settings).source
         counts: Counter[str] = Counter()
+        kinds = KindCounts()
         sums: dict[str, dict[str, float]] = {}
         t = start_ms
         while t < end_ms:
             for channel, batch in source.advance(t, min(t + HOUR_MS, end_ms), None).items():
                 counts[channel] += len(batch)
+                kinds.add(channel, source.channels[channel].kinds, batch)
                 measures = sums.setdefault(channel, {})
                 for column in source.channels[channel].measures:
                     values = batch.columns[column]
                     measures[column] = measures.get(column, 0.0) + float(np.nansum(values))
             t += HOUR_MS
-        kinds = source.kind_counts()
         realised: dict[str, Any] = {}
         for channel in source.channels:
             n = counts[channel]
-            mine = {k: v for (ch, k), v in kinds.items() if ch == channel}
+            mine = {k: v for (ch, k), v in kinds.counts.items() if ch == channel}
             realised[channel] = {
                 "count": n,
                 "per_hour": round(n / hours, 1),

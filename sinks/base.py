@@ -25,6 +25,9 @@ class SinkLimits:
     max_records: int
     max_bytes: int | None = None
     max_in_flight: int = 1  # sends at once (lanes by key, each key's order kept)
+    # Whether fuller sends are worth waiting ``linger_s`` for: yes for a network call, no for
+    # a local write (a live tick's records go out at once, without a timer of their own).
+    linger: bool = True
 
 
 class Sink(Protocol):

@@ -36,6 +36,10 @@ from sinks.errors import FatalError, Interrupted, PartialFailure
 _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 
 
+# Sends up to this size are written on the loop; larger ones (backfill) in a thread.
+INLINE_RECORDS = 256
+
+
 @dataclass
 class _Open:
     path: Path
@@ -55,7 +59,8 @@ class FileSink:
         per_send = settings.max_records
         if settings.format == "parquet":
             per_send = min(per_send, settings.row_group_rows)
-        self.limits = SinkLimits(max_records=per_send)
+        # Lines and CSV rows go out each tick; a Parquet send is a row group: worth filling.
+        self.limits = SinkLimits(max_records=per_send, linger=settings.format == "parquet")
         self.dir = settings.dir
         self.suffix = suffix
         self._open: dict[str, _Open] = {}
@@ -72,7 +77,13 @@ class FileSink:
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         written = [0]  # records of the batch on disk, in order
         try:
-            cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
+            if len(batch) <= INLINE_RECORDS:
+                # A live tick's few records: a write to the page cache takes microseconds,
+                # a hand-off to a thread and back costs several context switches.
+                self._write(batch, schema, written)
+                cancelled = False
+            else:
+                cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
             if cancelled:  # the shutdown deadline came during the write: it is on disk
                 raise Interrupted(np.arange(written[0], dtype=np.int64))
         except OSError as exc:

@@ -18,7 +18,7 @@ class StdoutSink:
     name = "stdout"
 
     def __init__(self, settings: StdoutSinkSettings, stream: BinaryIO | None = None) -> None:
-        self.limits = SinkLimits(max_records=settings.max_records)
+        self.limits = SinkLimits(max_records=settings.max_records, linger=False)
         self._out = stream if stream is not None else sys.stdout.buffer
 
     async def open(self) -> None:
@@ -54,7 +54,7 @@ class NullSink:
     name = "null"
 
     def __init__(self) -> None:
-        self.limits = SinkLimits(max_records=100_000)
+        self.limits = SinkLimits(max_records=100_000, linger=False)
 
     async def open(self) -> None:
         return None

@@ -26,7 +26,7 @@ from producer.generators import shop
 from producer.generators.ecommerce import EcommerceSource
 from producer.metrics import Metrics
 from producer.rates import DAY_MS, HOUR_MS
-from producer.records import RecordBatch
+from producer.records import KindCounts, RecordBatch
 from producer.settings import FRAUD_PATTERNS, EcommerceSettings, Shard, load_settings
 from tests.conftest import cli
 
@@ -118,7 +118,10 @@ def test_rates_weekend_hour_curve_and_fraud_mix_in_a_week() -> None:
     assert set(alerted.tolist()) <= set(txns.key[fraud].tolist()), "alerts: fraud only"
     waiting = (src.alerts.cols["txn_time_ms"] < MONDAY + 7 * DAY_MS).sum()  # alert still due
     assert fraud.sum() - len(alerted) == waiting, "one alert per fraudulent transaction"
-    counts = src.kind_counts()
+    kinds = KindCounts()
+    for channel, batch in out.items():
+        kinds.add(channel, src.channels[channel].kinds, batch)
+    counts = kinds.counts
     assert counts[(ec.TRANSACTIONS, "velocity")] == (pattern == ec.VELOCITY).sum()
     assert sum(v for (ch, _), v in counts.items() if ch == ec.EVENTS) == len(events)
     assert len(out[ec.ANALYTICS]) == 7 * 24 * 500

@@ -13,6 +13,7 @@ from producer.app import Engine
 from producer.clock import Stopper
 from producer.generators.air_quality import AirQualityMeasurement
 from producer.metrics import Metrics
+from producer.records import Kinds
 from producer.settings import load_settings
 from tests.services import localstack
 
@@ -126,6 +127,7 @@ class _Huge:
     partition_key = "k"
     time_field = "t"
     optional_fields: tuple[str, ...] = ()
+    kinds: Kinds | None = None
 
     def __init__(self) -> None:
         self.measures: dict[str, tuple[float, float, float]] = {}

@@ -58,10 +58,6 @@ class Source(Protocol):
         """Entities behind each channel in this process (devices, users, products)."""
         ...
 
-    def kind_counts(self) -> dict[tuple[str, str], int]:
-        """Generated records by (channel, kind) so far, for domain statistics."""
-        ...
-
 
 class SingleChannel:
     """A ``Generator`` and its rate model as a one-channel ``Source``."""
@@ -87,8 +83,81 @@ class SingleChannel:
     def entities(self) -> dict[str, int]:
         return {self.stream: int(self.generator.entity_ids.size)}
 
-    def kind_counts(self) -> dict[tuple[str, str], int]:
-        return {}
+
+def earliest(batches: dict[str, RecordBatch], limit: int) -> dict[str, RecordBatch]:
+    """The ``limit`` earliest records over all channels (ties: channel order)."""
+    names = list(batches)
+    times = np.concatenate([batches[n].time_ms for n in names])
+    keep = np.zeros(times.size, dtype=np.bool_)
+    keep[np.argsort(times, kind="stable")[:limit]] = True
+    out = {}
+    start = 0
+    for name in names:
+        size = len(batches[name])
+        mine = np.flatnonzero(keep[start : start + size])
+        if mine.size:
+            out[name] = batches[name].take(mine)
+        start += size
+    return out
+
+
+class Lookahead:
+    """A ``Source`` whose generator works ahead of emission: one ``advance`` of the inner
+    source covers ``horizon_ms`` of event time, and each tick takes what is due from the
+    records held. Live ticks of 20 ms then cost a slice, not a generate call of their own;
+    the records, their event times and their order are those of the inner source (windows
+    that partition time give records that partition the output), and ``limit`` keeps the
+    earliest records, as a source does."""
+
+    def __init__(self, source: Source, horizon_ms: int) -> None:
+        self.inner = source
+        self.stream = source.stream
+        self.channels = source.channels
+        self.horizon_ms = horizon_ms
+        self.held: dict[str, RecordBatch] = {}  # made, from self.start[channel] on not yet taken
+        self.start: dict[str, int] = {}
+        self.ahead: int | None = None  # the inner source has made everything before this
+
+    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]:
+        if self.ahead is None:
+            self.ahead = t0
+        if t1 > self.ahead:
+            until = max(t1, t0 + self.horizon_ms)
+            made = self.inner.advance(self.ahead, until, None)
+            self.ahead = until
+            for channel, batch in made.items():
+                if channel in self.held:
+                    old, start = self.held[channel], self.start[channel]
+                    batch = RecordBatch.concat([old.take(slice(start, None)), batch])
+                self.held[channel], self.start[channel] = batch, 0
+        out: dict[str, RecordBatch] = {}
+        for channel in self.channels:
+            if channel not in self.held:
+                continue
+            batch, start = self.held[channel], self.start[channel]
+            cut = int(np.searchsorted(batch.time_ms, t1, side="left"))
+            if cut > start:
+                whole = start == 0 and cut == len(batch)
+                out[channel] = batch if whole else batch.take(slice(start, cut))
+            if cut == len(batch):
+                del self.held[channel], self.start[channel]
+            else:
+                self.start[channel] = cut
+        if limit is not None and sum(len(b) for b in out.values()) > limit:
+            out = earliest(out, limit)
+        return out
+
+    def next_due(self, t: int) -> int:
+        firsts = [int(b.time_ms[self.start[ch]]) for ch, b in self.held.items()]
+        if firsts:
+            return max(t, min(firsts))
+        return self.inner.next_due(t if self.ahead is None else max(t, self.ahead))
+
+    def target_rates(self, t: int) -> dict[str, float]:
+        return self.inner.target_rates(t)
+
+    def entities(self) -> dict[str, int]:
+        return self.inner.entities()
 
 
 def rank_within_entity(local: I64) -> I64:
@@ -166,17 +235,3 @@ class Pending:
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         if self.cols:
             self.cols = {k: v[mask] for k, v in self.cols.items()} if mask.any() else {}
-
-
-class KindCounts:
-    """Generated records by (channel, kind): one ``bincount`` of an integer column per
-    batch, not a string per record."""
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def add(self, channel: str, codes: I64, names: tuple[str, ...], offset: int = 0) -> None:
-        found = np.bincount(codes.astype(np.int64) + offset, minlength=len(names))
-        for name, n in zip(names, found.tolist(), strict=True):
-            if n:
-                self.counts[(channel, name)] = self.counts.get((channel, name), 0) + n

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, field_validator
 from producer import rng
 from producer.generators import rank_within_entity
 from producer.rates import DAY_MS, HOUR_MS, Due
-from producer.records import RecordBatch, Schema, timestamp_array, uuid_array
+from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
 from producer.settings import AirQualitySettings
 from producer.zones import ZoneTable
@@ -234,6 +234,7 @@ class AirQualitySchema:
     partition_key = "city_id"
     time_field = "timestamp"
     optional_fields: tuple[str, ...] = ()
+    kinds: Kinds | None = None
     episode_columns: tuple[str, ...] = tuple(POLLUTANT_RATIOS)
 
     def __init__(self, cities: Cities) -> None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 from producer import rng
 from producer.generators import rank_within_entity
 from producer.rates import HOUR_MS, Due
-from producer.records import RecordBatch, Schema, timestamp_array, uuid_array
+from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
 from producer.settings import Bme280Settings
 
@@ -201,6 +201,7 @@ class Bme280Schema:
     partition_key = "device_id"
     time_field = "timestamp"
     optional_fields: tuple[str, ...] = ("metadata",)
+    kinds: Kinds | None = None
 
     def __init__(self, entity_ids: I64) -> None:
         self.measures = {

@@ -33,8 +33,8 @@ import pyarrow as pa
 from producer import rng
 from producer.errors import ConfigError
 from producer.generators import (
-    KindCounts,
     Pending,
+    earliest,
     lognormal,
     rank_within_entity,
     weighted_choice,
@@ -61,7 +61,7 @@ from producer.generators.shop import (
     shares,
 )
 from producer.rates import DAY_MS, HOUR_MS, FixedInterval, TotalRate
-from producer.records import RecordBatch, Schema, arrow_schema, rows_table
+from producer.records import Kinds, RecordBatch, Schema, arrow_schema, rows_table
 from producer.rng import F64, I64, U64
 from producer.settings import FRAUD_PATTERNS, EcommerceSettings, RateSettings, Shard
 from producer.zones import ZoneTable
@@ -380,7 +380,6 @@ class EcommerceSource:
         self.window_ms = settings.analytics_window_s * 1000
         self.acc: dict[int, F64] = {}  # window -> (scope, [sessions, orders, revenue, fraud])
         self.analytics_key = rng.text_key(seed, STREAM, "analytics")
-        self.counts = KindCounts()
         text = Texts(self.users, self.products)
         self.schemas: dict[str, _ShopSchema] = {
             TRANSACTIONS: TransactionSchema(self, text),
@@ -733,11 +732,7 @@ class EcommerceSource:
         released[ANALYTICS] = self._analytics(t0, t1)
         batches = {ch: self._batch(ch, cols) for ch, cols in released.items() if cols is not None}
         if limit is not None and sum(len(b) for b in batches.values()) > limit:
-            batches = _first(batches, limit)
-        for channel, batch in batches.items():
-            schema = self.schemas[channel]
-            self.counts.add(channel, batch.columns[schema.KIND_COLUMN], schema.KINDS,
-                            schema.KIND_OFFSET)  # fmt: skip
+            batches = earliest(batches, limit)
         return batches
 
     def _batch(self, channel: str, cols: dict[str, npt.NDArray[Any]]) -> RecordBatch:
@@ -778,9 +773,6 @@ class EcommerceSource:
         return {TRANSACTIONS: users, EVENTS: users, UPDATES: int(self.product_ids.size),
                 ALERTS: users, ANALYTICS: len(METRICS) * len(SCOPES)}  # fmt: skip
 
-    def kind_counts(self) -> dict[tuple[str, str], int]:
-        return dict(self.counts.counts)
-
     def describe(self, report: dict[str, Any]) -> None:
         """The seed's ``stats``: users and products by kind, the realised fraud rate."""
         users, products = self.users, self.products
@@ -818,23 +810,6 @@ class EcommerceSource:
         ]  # fmt: skip
 
 
-def _first(batches: dict[str, RecordBatch], limit: int) -> dict[str, RecordBatch]:
-    """The ``limit`` earliest records over all channels (ties: channel order)."""
-    names = list(batches)
-    times = np.concatenate([batches[n].time_ms for n in names])
-    keep = np.zeros(times.size, dtype=np.bool_)
-    keep[np.argsort(times, kind="stable")[:limit]] = True
-    out = {}
-    start = 0
-    for name in names:
-        size = len(batches[name])
-        mine = np.flatnonzero(keep[start : start + size])
-        if mine.size:
-            out[name] = batches[name].take(mine)
-        start += size
-    return out
-
-
 # --------------------------------------------------------------------------- schemas
 
 
@@ -858,10 +833,7 @@ class _ShopSchema:
     measures: dict[str, tuple[float, float, float]]
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]]
     ARROW: ClassVar[pa.Schema]
-    # What synthstream_records_by_kind_total counts: an integer column and its names.
-    KIND_COLUMN: ClassVar[str]
-    KINDS: ClassVar[tuple[str, ...]]
-    KIND_OFFSET: ClassVar[int] = 0
+    kinds: Kinds | None
     time_field = "timestamp"
 
     def __init__(self, source: EcommerceSource, text: Texts) -> None:
@@ -917,8 +889,7 @@ class EventSchema(_ShopSchema):
                            "/checkout/confirmation")  # fmt: skip
         self.slugs = slugs
 
-    KIND_COLUMN = "type"
-    KINDS = EVENT_TYPES
+    kinds = Kinds("type", EVENT_TYPES)
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1012,9 +983,7 @@ class TransactionSchema(_ShopSchema):
         "total_amount": (100.0, 0.0, 1_000_000.0)
     }
 
-    KIND_COLUMN = "pattern"
-    KINDS = ("legit", *FRAUD_PATTERNS)
-    KIND_OFFSET = 1  # -1 (legit) counts as kind 0
+    kinds = Kinds("pattern", ("legit", *FRAUD_PATTERNS), 1)  # -1 (legit) counts as kind 0
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1084,8 +1053,7 @@ class AlertSchema(_ShopSchema):
         "unknown or suspicious device", "category the user never buys",
     )  # fmt: skip
 
-    KIND_COLUMN = "pattern"
-    KINDS = FRAUD_PATTERNS
+    kinds = Kinds("pattern", FRAUD_PATTERNS)
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1136,8 +1104,7 @@ class UpdateSchema(_ShopSchema):
     optional_fields: tuple[str, ...] = ("rating",)
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"price": (20.0, 0.0, 100_000.0)}
 
-    KIND_COLUMN = "type"
-    KINDS = UPDATE_TYPES
+    kinds = Kinds("type", UPDATE_TYPES)
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns
@@ -1184,8 +1151,7 @@ class AnalyticsSchema(_ShopSchema):
     optional_fields: tuple[str, ...] = ("sample_size",)
     MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"value": (1.0, -1e12, 1e12)}
 
-    KIND_COLUMN = "metric"
-    KINDS = METRICS
+    kinds = Kinds("metric", METRICS)
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c = batch.columns

@@ -30,7 +30,6 @@ import numpy.typing as npt
 
 from producer import rng
 from producer.generators import (
-    KindCounts,
     Pending,
     lognormal,
     names,
@@ -40,7 +39,7 @@ from producer.generators import (
 from producer.generators.air_quality import load_cities
 from producer.generators.shop import US_STATES
 from producer.rates import DAY_MS, HOUR_MS
-from producer.records import Schema
+from producer.records import Kinds, Schema
 from producer.rng import F64, I64, U64
 from producer.settings import IncidentsSettings, Shard
 from producer.zones import zone_table
@@ -629,7 +628,6 @@ class IncidentsSource:
         self.model = IncidentModel(self.city, self.arrivals, options, seed)
         self.shard = shard
         self.pending = Pending()
-        self.counts = KindCounts()
         self.schema = IncidentEventSchema(self)
         self.channels: dict[str, Schema] = {self.stream: self.schema}
 
@@ -678,7 +676,6 @@ class IncidentsSource:
             return {}
         if limit is not None:
             cols = {k: v[:limit] for k, v in cols.items()}
-        self.counts.add(self.stream, cols["stage"], LIFECYCLE_KINDS)
         batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
                             cols["key"], {k: v for k, v in cols.items()
                                           if k not in ("time_ms", "key")})  # fmt: skip
@@ -702,9 +699,6 @@ class IncidentsSource:
     def entities(self) -> dict[str, int]:
         return {self.stream: len(self.city.codes)}
 
-    def kind_counts(self) -> dict[tuple[str, str], int]:
-        return dict(self.counts.counts)
-
 
 class IncidentEventSchema:
     """One lifecycle event: the incident as it stands at that moment."""
@@ -713,6 +707,7 @@ class IncidentEventSchema:
     partition_key = "incident_number"
     time_field = "timestamp"
     optional_fields: tuple[str, ...] = ("units",)
+    kinds: Kinds | None = Kinds("stage", LIFECYCLE_KINDS)
 
     def __init__(self, source: IncidentsSource) -> None:
         self.source = source
