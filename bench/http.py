@@ -39,11 +39,11 @@ import uvloop
 from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.generators import entity_keys
 from producer.generators.bme280 import Bme280Generator
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
 from producer.settings import Bme280Settings, LogSettings, load_settings
-from producer.streams import entity_keys
 
 CONCURRENCY = 8
 BATCH = 100

@@ -23,11 +23,11 @@ import uvloop
 from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.generators import entity_keys
 from producer.generators.air_quality import AirQualityGenerator
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
 from producer.settings import AirQualitySettings, LogSettings, load_settings
-from producer.streams import entity_keys
 from tests.services import localstack
 
 

@@ -12,7 +12,7 @@ import orjson
 from producer import rng
 from producer.delivery import Route
 from producer.faults import Faults, Truth
-from producer.generators import Generator, SingleChannel, Source
+from producer.generators import Generator, SingleChannel, Source, entity_keys, shard_entities
 from producer.generators.air_quality import AirQualityGenerator
 from producer.generators.bme280 import Bme280Generator
 from producer.generators.ecommerce import EcommerceSource
@@ -28,21 +28,6 @@ from producer.settings import (
     Settings,
     Shard,
 )
-
-
-def shard_entities(stream: str, count: int, shard: Shard) -> I64:
-    """Global ids of the entities of ``shard``: by a hash of (stream, id), not of the seed,
-    so a replica keeps its entities whatever the seed."""
-    ids = np.arange(count, dtype=np.int64)
-    if shard.count == 1:
-        return ids
-    owner = rng.combine(rng.text_key("shard", stream), ids) % np.uint64(shard.count)
-    kept: I64 = ids[owner == np.uint64(shard.index)]
-    return kept
-
-
-def entity_keys(seed: int, stream: str, ids: I64) -> U64:
-    return rng.combine(rng.text_key(seed, stream), ids)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from producer.generators import entity_keys
 from producer.generators.air_quality import (
     AirQualityGenerator,
     AirQualityMeasurement,
@@ -22,7 +23,6 @@ from producer.generators.air_quality import (
 from producer.rates import HOUR_MS, FixedInterval
 from producer.records import RecordBatch, encode_jsonl
 from producer.settings import AirQualitySettings
-from producer.streams import entity_keys
 from tests.conftest import cli
 
 T2024 = 1_704_067_200_000

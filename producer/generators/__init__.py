@@ -11,6 +11,7 @@ from producer import rng
 from producer.rates import Due, RateModel
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
+from producer.settings import Shard
 
 
 class Generator(Protocol):
@@ -235,3 +236,18 @@ class Pending:
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         if self.cols:
             self.cols = {k: v[mask] for k, v in self.cols.items()} if mask.any() else {}
+
+
+def shard_entities(stream: str, count: int, shard: Shard) -> I64:
+    """Global ids of the entities of ``shard``: by a hash of (stream, id), not of the seed,
+    so a replica keeps its entities whatever the seed."""
+    ids = np.arange(count, dtype=np.int64)
+    if shard.count == 1:
+        return ids
+    owner = rng.combine(rng.text_key("shard", stream), ids) % np.uint64(shard.count)
+    kept: I64 = ids[owner == np.uint64(shard.index)]
+    return kept
+
+
+def entity_keys(seed: int, stream: str, ids: I64) -> U64:
+    return rng.combine(rng.text_key(seed, stream), ids)

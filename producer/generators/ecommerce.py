@@ -37,6 +37,7 @@ from producer.generators import (
     earliest,
     lognormal,
     rank_within_entity,
+    shard_entities,
     weighted_choice,
     weighted_choice_rows,
 )
@@ -328,7 +329,6 @@ class EventLift:
 
 class EcommerceSource:
     def __init__(self, settings: EcommerceSettings, seed: int, shard: Shard) -> None:
-        from producer.streams import shard_entities
 
         self.settings = settings
         self.stream = STREAM
