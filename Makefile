@@ -21,11 +21,12 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## set up, lint, type-check, install LocalStack, Prometheus, PostgreSQL, run every test
+test: lint  ## set up, lint, type-check, install LocalStack, Prometheus, PostgreSQL, run every test (and the example plugin's)
 	scripts/localstack install
 	scripts/install-prometheus
 	scripts/postgres install
 	$(BIN)/pytest
+	scripts/plugin-test
 	scripts/image-test
 
 image-test:  ## build the image with podman and run it: non-root, records, healthy, clean stop
@@ -45,4 +46,4 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.incidents
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/out .image-test
+	rm -rf $(VENV) .venv-plugin .mypy_cache .pytest_cache .ruff_cache data/out .image-test

@@ -36,13 +36,13 @@ from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
 from producer.generators import Lookahead
 from producer.metrics import Metrics
+from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
 from producer.settings import Settings
 from producer.streams import Channel, Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink
-from sinks.stdout import NullSink, StdoutSink
 
 log = structlog.get_logger("synthstream")
 
@@ -58,12 +58,15 @@ def iso(ms: int) -> str:
 
 
 def _destinations(settings: Settings, sink: str) -> dict[str, str]:
-    """Each channel's topic, Kinesis stream or HTTP path for ``sink``."""
-    return {
-        channel: settings.stream(stream).destination(sink, channel)
-        for stream in settings.streams
-        for channel in settings.stream(stream).channels(stream)
-    }
+    """Each channel's topic, Kinesis stream or HTTP path for ``sink`` (its channel's name for
+    a sink kind without a per-stream setting)."""
+    field = sink_kinds()[sink].DESTINATION
+    out = {}
+    for stream in settings.streams:
+        stream_settings = settings.stream(stream)
+        for channel in stream_settings.channels(stream):
+            out[channel] = channel if field is None else stream_settings.destination(field, channel)
+    return out
 
 
 def build_sinks(
@@ -72,34 +75,12 @@ def build_sinks(
     shard = settings.shard_spec
     suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
     sinks: dict[str, Sink] = {}
-    for name in names:
-        if name in sinks:
-            continue
-        if name == "stdout":
-            sinks[name] = StdoutSink(settings.sinks.stdout)
-        elif name == "file":
-            sinks[name] = FileSink(settings.sinks.file, suffix)
-        # Network sinks imported when used: aioboto3 alone takes 0.3 s to import.
-        elif name == "http":
-            from sinks.http import HttpSink
-
-            sinks[name] = HttpSink(settings.sinks.http, _destinations(settings, name), metrics)
-        elif name == "kafka":
-            from sinks.kafka import KafkaSink
-
-            sinks[name] = KafkaSink(settings.sinks.kafka, _destinations(settings, name))
-        elif name == "kinesis":
-            from sinks.kinesis import KinesisSink
-
-            sinks[name] = KinesisSink(settings.sinks.kinesis, _destinations(settings, name))
-        elif name == "null":
-            sinks[name] = NullSink()
-        else:  # unreachable: Settings validates sink names
-            raise ConfigError(f"unknown sink {name!r}")
+    for name in dict.fromkeys(names):
+        context = SinkContext(_destinations(settings, name), suffix, metrics)
+        sinks[name] = settings.sink(name).build(context)
     return sinks
 
 
-NETWORK_SINKS = ("http", "kafka", "kinesis")
 CLOSE_TIMEOUT_S = 5.0  # a sink's close (a producer's flush) past the drain: bounded
 
 
@@ -389,7 +370,7 @@ class Engine:
         wait = self.settings.wait_for_sinks_s
         deadline = time.monotonic() + wait
         for name, sink in self.sinks.items():
-            if name not in NETWORK_SINKS:
+            if not sink_kinds()[name].NETWORK:
                 continue
             attempt = 0
             while True:
@@ -422,7 +403,7 @@ class Engine:
             "dataset_written",
             dataset=backfill.dataset,
             records=self.generated,
-            cities=self.settings.air_quality.cities,
+            cities=getattr(self.settings.stream("air_quality"), "cities", None),
             date_range=[backfill.start.isoformat(), (backfill.end or backfill.start).isoformat()],
             files=[str(p) for p in files],
             size_mb=round(sum(p.stat().st_size for p in files) / 2**20, 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,10 +18,9 @@ from typing import Any, NoReturn
 
 from producer import __version__
 from producer.errors import ConfigError
+from producer.plugins import catalogue, sink_kinds, stream_kinds
 from producer.rates import HOUR_MS
 from producer.settings import (
-    KNOWN_SINKS,
-    KNOWN_STREAMS,
     Settings,
     env_example,
     env_names,
@@ -80,6 +80,9 @@ _EXAMPLES = {
   synthstream incidents                               10,000 incidents, 90 days to now, CSV
   synthstream incidents --incident-count 1000000 --output-format parquet
   synthstream incidents --start-datetime 2024-01-15T00:00:00Z --window-days 30 --seed 7""",
+    "list": """examples:
+  synthstream list                                    stream and sink kinds, plugins included
+  synthstream list --format json""",
     "config": """examples:
   synthstream config                                  the effective settings, as JSON
   synthstream config --env-names                      every SYNTHSTREAM_* variable""",
@@ -109,14 +112,14 @@ def _parser() -> argparse.ArgumentParser:
                        "terminal)")  # fmt: skip
 
     def streams(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--streams", help=f"comma list of streams: {', '.join(KNOWN_STREAMS)} "
+        p.add_argument("--streams", help=f"comma list of streams: {', '.join(stream_kinds())} "
                        "(default: bme280)")  # fmt: skip
         p.add_argument("--shard", metavar="I/N", help="keep the entities of shard I of N, or "
                        "auto/N in a container (default: 0/1)")  # fmt: skip
 
     def delivery(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sinks", help=f"comma list of sinks for every stream: "
-                       f"{', '.join(KNOWN_SINKS)} (default: stdout)")  # fmt: skip
+                       f"{', '.join(sink_kinds())} (default: stdout)")  # fmt: skip
         p.add_argument("--out", metavar="DIR", help="folder of the file sink (default: data/out)")
 
     run = sub("run", "stream records (live, or --backfill)")
@@ -144,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
         help="air-quality history: sample (2024, 50 cities, hourly: 439,200 records) or full "
         "(2020-2024, 300 cities: 13,154,400) as Parquet under data/generated/",
     )  # fmt: skip
+
+    kinds = sub("list", "list the stream and sink kinds, with their settings' prefix")
+    kinds.add_argument("--format", dest="list_format", choices=["text", "json"], default="text",
+                       help="text or json (default: text)")  # fmt: skip
 
     check = sub("check", "validate settings and try every sink")
     base(check)
@@ -226,7 +233,7 @@ def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]
             _set(tree, dotted, value)
             flags[dotted] = flag
     if getattr(args, "sinks", None) is not None:
-        for stream in KNOWN_STREAMS:
+        for stream in stream_kinds():
             _set(tree, f"{stream}.sinks", args.sinks)
             flags[f"{stream}.sinks"] = "--sinks"
     if getattr(args, "backfill", False) or getattr(args, "dataset", None):
@@ -353,12 +360,26 @@ def _stats(settings: Settings, start: str | None, hours: int) -> int:
     return 0
 
 
+def _list(fmt: str) -> int:
+    kinds = catalogue()
+    if fmt == "json":
+        print(orjson_dumps(kinds))
+        return 0
+    for section in ("streams", "sinks"):
+        print(f"{section}:")
+        for kind in kinds[section]:
+            print(f"  {kind['name']:<14} {kind['description']}  ({kind['settings']}*)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help(sys.stderr)
         return 2
     try:
+        if args.command == "list":
+            return _list(args.list_format)
         if args.command == "config" and args.env_names:
             print("\n".join(env_names()))
             return 0
@@ -398,3 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:  # before the loop installed its handlers
         return 130
+    except BrokenPipeError:  # `synthstream list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -35,9 +36,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from producer.errors import ConfigError
 
+if TYPE_CHECKING:
+    from producer.generators import Generator, Source
+    from producer.plugins import SinkContext, StreamContext
+    from producer.rng import I64, U64
+    from sinks.base import Sink
+
 ENV_PREFIX = "SYNTHSTREAM_"
-KNOWN_STREAMS = ("bme280", "air_quality", "ecommerce", "incidents")
-KNOWN_SINKS = ("stdout", "file", "http", "kafka", "kinesis", "null")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -229,7 +234,15 @@ CLIMATES: dict[str, dict[str, float]] = {
 
 
 class StreamSettings(_Model):
-    """What every stream has: sinks, a rate model, faults, and where each sink puts it."""
+    """What every stream has: sinks, a rate model, faults, and where each sink puts it.
+
+    A stream kind is its settings model: a subclass names its ``KIND`` (its settings live
+    under ``SYNTHSTREAM_<KIND>__``), says what it is in ``DESCRIPTION`` and ``build``s its
+    source. It is found through the entry point group ``synthstream.streams``.
+    """
+
+    KIND: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
 
     sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
     faults: FaultSettings = FaultSettings()
@@ -243,35 +256,59 @@ class StreamSettings(_Model):
     def channels(self, stream: str) -> tuple[str, ...]:
         return self.CHANNELS or (stream,)
 
-    def destination(self, sink: str, channel: str) -> str:
-        """Where ``sink`` sends ``channel``'s records: a topic, a Kinesis stream, a path."""
-        field = {"kafka": "kafka_topic", "kinesis": "kinesis_stream", "http": "http_path"}[sink]
+    def destination(self, field: str, channel: str) -> str:
+        """Where a sink sends ``channel``'s records: the stream setting ``field`` (a sink
+        kind's ``DESTINATION``: a topic, a Kinesis stream, a path), ``{type}`` filled in."""
         value: str = getattr(self, field)
         return value.replace("{type}", channel)
 
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, value: list[str]) -> list[str]:
+        from producer.plugins import sink_kinds
+
+        known = ", ".join(sink_kinds())
         for sink in value:
-            if sink not in KNOWN_SINKS:
-                raise ValueError(f"unknown sink {sink!r}; accepted: {', '.join(KNOWN_SINKS)}")
+            if sink not in sink_kinds():
+                raise ValueError(f"unknown sink {sink!r}; accepted: {known}")
         if not value:
-            raise ValueError(f"needs at least one sink; accepted: {', '.join(KNOWN_SINKS)}")
+            raise ValueError(f"needs at least one sink; accepted: {known}")
         return value
 
     @property
     def entities(self) -> int:
         raise NotImplementedError
 
+    def build(self, context: StreamContext) -> Source:
+        """This stream's source for this process (its shard of the entities)."""
+        raise NotImplementedError
+
 
 class SensorStreamSettings(StreamSettings):
-    """A stream of entities due on a rate model: each on an interval, or a total rate."""
+    """A stream of entities due on a rate model: each on an interval, or a total rate. A kind
+    of this shape only makes its ``generator``; the rate model and sharding are shared."""
 
     rate: RateSettings = RateSettings()
+
+    def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        raise NotImplementedError
+
+    def build(self, context: StreamContext) -> Source:
+        from producer.streams import sensor_source
+
+        return sensor_source(context.name, self, context.seed, context.shard)
 
 
 class Bme280Settings(SensorStreamSettings):
     """The BME280 stream: a temperature/humidity/pressure sensor per device."""
+
+    KIND: ClassVar[str] = "bme280"
+    DESCRIPTION: ClassVar[str] = "BME280 sensors: temperature, humidity, pressure per device"
+
+    def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        from producer.generators.bme280 import Bme280Generator
+
+        return Bme280Generator(self, entity_ids, keys)
 
     devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
     climate: Literal["indoor", "winter", "summer"] = Field(
@@ -327,6 +364,14 @@ class Bme280Settings(SensorStreamSettings):
 class AirQualitySettings(SensorStreamSettings):
     """Air-quality measurements of real cities (seed 000): a random city per message."""
 
+    KIND: ClassVar[str] = "air_quality"
+    DESCRIPTION: ClassVar[str] = "air quality of real cities: PM2.5, PM10, NO2, O3, AQI"
+
+    def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        from producer.generators.air_quality import AirQualityGenerator
+
+        return AirQualityGenerator(self, entity_ids, keys)
+
     rate: RateSettings = RateSettings(total_per_s=1.0)
     cities: int = Field(
         300,
@@ -360,6 +405,16 @@ FRAUD_PATTERNS = ("velocity", "location", "amount", "time", "device", "category"
 class EcommerceSettings(StreamSettings):
     """E-commerce (seed 002): users' sessions give user events and transactions (some of them
     fraud, each with a fraud alert); products get updates; analytics results summarise."""
+
+    KIND: ClassVar[str] = "ecommerce"
+    DESCRIPTION: ClassVar[str] = (
+        "e-commerce: transactions, user events, product updates, fraud alerts, analytics"
+    )
+
+    def build(self, context: StreamContext) -> Source:
+        from producer.generators.ecommerce import EcommerceSource
+
+        return EcommerceSource(self, context.seed, context.shard)
 
     CHANNELS: ClassVar[tuple[str, ...]] = (
         "transactions", "user-events", "product-updates", "fraud-alerts", "analytics-results",
@@ -452,6 +507,14 @@ class IncidentsSettings(StreamSettings):
     """Fire/EMS incidents of one city (seed 001): live lifecycle events, and the relational
     data sets of ``synthstream incidents``."""
 
+    KIND: ClassVar[str] = "incidents"
+    DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
+
+    def build(self, context: StreamContext) -> Source:
+        from producer.generators.incidents import IncidentsSource
+
+        return IncidentsSource(self, context.seed, context.shard, context.window)
+
     city: str = Field(
         "San Diego", description="A city of producer/data/cities.csv: the stations' region."
     )
@@ -491,14 +554,46 @@ class IncidentsSettings(StreamSettings):
         return self
 
 
-class StdoutSinkSettings(_Model):
+class SinkSettings(_Model):
+    """A sink kind is its settings model: ``KIND`` (settings under
+    ``SYNTHSTREAM_SINKS__<KIND>__``), ``DESCRIPTION``, the stream setting that names where a
+    stream's records go (``DESTINATION``, e.g. ``kafka_topic``; none: the channel's name),
+    ``NETWORK`` (probed at start, retried when unreachable) and ``build``. It is found through
+    the entry point group ``synthstream.sinks``."""
+
+    KIND: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
+    DESTINATION: ClassVar[str | None] = None
+    NETWORK: ClassVar[bool] = False
+
+    def build(self, context: SinkContext) -> Sink:
+        raise NotImplementedError
+
+
+class StdoutSinkSettings(SinkSettings):
     """JSON lines on standard output (logs go to standard error)."""
+
+    KIND: ClassVar[str] = "stdout"
+    DESCRIPTION: ClassVar[str] = "JSON lines on standard output"
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.stdout import StdoutSink
+
+        return StdoutSink(self)
 
     max_records: int = Field(1000, ge=1, description="Records per write.")
 
 
-class FileSinkSettings(_Model):
+class FileSinkSettings(SinkSettings):
     """Files, one set per stream under <dir>/<stream>/, rolled by size or event time."""
+
+    KIND: ClassVar[str] = "file"
+    DESCRIPTION: ClassVar[str] = "JSON lines, CSV or Parquet files, rolled by event time"
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.file import FileSink
+
+        return FileSink(self, context.suffix)
 
     dir: Path = Field(Path("data/out"), description="Output folder (--out).")
     format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="File format.")
@@ -517,8 +612,18 @@ class FileSinkSettings(_Model):
     )
 
 
-class HttpSinkSettings(_Model):
+class HttpSinkSettings(SinkSettings):
     """POST records to an HTTP ingest API, such as the BME280 ingest endpoint."""
+
+    KIND: ClassVar[str] = "http"
+    DESCRIPTION: ClassVar[str] = "POST to an HTTP ingest API, one record or a JSON array"
+    DESTINATION: ClassVar[str | None] = "http_path"
+    NETWORK: ClassVar[bool] = True
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.http import HttpSink  # network clients are imported when used
+
+        return HttpSink(self, context.destinations, context.metrics)
 
     base_url: str = Field("http://127.0.0.1:8000", description="Scheme, host and port.")
     mode: Literal["single", "batch"] = Field(
@@ -543,8 +648,18 @@ class HttpSinkSettings(_Model):
     http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
 
 
-class KafkaSinkSettings(_Model):
+class KafkaSinkSettings(SinkSettings):
     """Kafka topics through aiokafka: one producer per process, key = the stream's key."""
+
+    KIND: ClassVar[str] = "kafka"
+    DESCRIPTION: ClassVar[str] = "Kafka topics (aiokafka), keyed, idempotent"
+    DESTINATION: ClassVar[str | None] = "kafka_topic"
+    NETWORK: ClassVar[bool] = True
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.kafka import KafkaSink
+
+        return KafkaSink(self, context.destinations)
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
     acks: Literal["all", "1", "0"] = Field("all", description="Acknowledgements to wait for.")
@@ -572,8 +687,18 @@ class KafkaSinkSettings(_Model):
     max_records: int = Field(5_000, ge=1, description="Records per send call.")
 
 
-class KinesisSinkSettings(_Model):
+class KinesisSinkSettings(SinkSettings):
     """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
+
+    KIND: ClassVar[str] = "kinesis"
+    DESCRIPTION: ClassVar[str] = "Kinesis Data Streams (aioboto3), PutRecords"
+    DESTINATION: ClassVar[str | None] = "kinesis_stream"
+    NETWORK: ClassVar[bool] = True
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.kinesis import KinesisSink  # aioboto3 alone takes 0.3 s to import
+
+        return KinesisSink(self, context.destinations)
 
     endpoint_url: str | None = Field(
         None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
@@ -593,14 +718,16 @@ class KinesisSinkSettings(_Model):
     max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords call.")
 
 
-class SinksSettings(_Model):
-    """Settings of each sink, shared by every stream that uses it."""
+class NullSinkSettings(SinkSettings):
+    """Nothing: every record counts as delivered (benchmarks, dry runs)."""
 
-    stdout: StdoutSinkSettings = StdoutSinkSettings()
-    file: FileSinkSettings = FileSinkSettings()
-    http: HttpSinkSettings = HttpSinkSettings()
-    kafka: KafkaSinkSettings = KafkaSinkSettings()
-    kinesis: KinesisSinkSettings = KinesisSinkSettings()
+    KIND: ClassVar[str] = "null"
+    DESCRIPTION: ClassVar[str] = "discard every record (counted as delivered)"
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.stdout import NullSink
+
+        return NullSink()
 
 
 class DeliverySettings(_Model):
@@ -771,22 +898,23 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     delivery: DeliverySettings = DeliverySettings()
-    sinks: SinksSettings = SinksSettings()
+    # Replaced in ``settings_model()`` by one field per sink kind, as each stream kind adds a
+    # field of its own there: the registered kinds are the settings.
+    sinks: _Model = _Model()
     live: LiveSettings = LiveSettings()
     backfill: BackfillSettings = BackfillSettings()
-    bme280: Bme280Settings = Bme280Settings()
-    air_quality: AirQualitySettings = AirQualitySettings()
-    ecommerce: EcommerceSettings = EcommerceSettings()
-    incidents: IncidentsSettings = IncidentsSettings()
 
     @field_validator("streams")
     @classmethod
     def _known_streams(cls, value: list[str]) -> list[str]:
+        from producer.plugins import stream_kinds
+
+        known = ", ".join(stream_kinds())
         for name in value:
-            if name not in KNOWN_STREAMS:
-                raise ValueError(f"unknown stream {name!r}; accepted: {', '.join(KNOWN_STREAMS)}")
+            if name not in stream_kinds():
+                raise ValueError(f"unknown stream {name!r}; accepted: {known}")
         if not value:
-            raise ValueError(f"needs at least one stream; accepted: {', '.join(KNOWN_STREAMS)}")
+            raise ValueError(f"needs at least one stream; accepted: {known}")
         return value
 
     @field_validator("shard")
@@ -803,9 +931,43 @@ class Settings(BaseSettings):
         settings: StreamSettings = getattr(self, name)
         return settings
 
+    def sink(self, name: str) -> SinkSettings:
+        settings: SinkSettings = getattr(self.sinks, name)
+        return settings
+
+    @property
+    def file_sink(self) -> FileSinkSettings:
+        """The file sink's settings: where ground truth and data sets go, whatever the sinks."""
+        settings = self.sink("file")
+        assert isinstance(settings, FileSinkSettings)
+        return settings
+
     def redacted(self) -> dict[str, Any]:
         """Effective settings for the start log line: secrets are dumped as '**********'."""
         return self.model_dump(mode="json")
+
+
+@functools.cache
+def settings_model() -> type[Settings]:
+    """``Settings`` with a field per registered stream kind and sink kind."""
+    from producer.plugins import sink_kinds, stream_kinds
+
+    fields: dict[str, Any] = {name: (kind, kind()) for name, kind in sink_kinds().items()}
+    sinks: Any = create_model(  # (pydantic's dynamic model: its type is only known at run time)
+        "SinksSettings",
+        __base__=_Model,
+        __doc__="Settings of each sink, shared by every stream that uses it.",
+        **fields,
+    )
+    streams: dict[str, Any] = {}
+    for name, kind in stream_kinds().items():
+        if name in Settings.model_fields:
+            raise ConfigError(f"stream kind {name!r} has the name of a setting; rename the kind")
+        streams[name] = (kind, kind())
+    model: type[Settings] = create_model(
+        "Settings", __base__=Settings, sinks=(sinks, sinks()), **streams
+    )
+    return model
 
 
 # --------------------------------------------------------------------------- loading
@@ -835,8 +997,9 @@ def available_profiles() -> list[str]:
     return []
 
 
-def env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[str]:
+def env_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> Iterator[str]:
     """Every leaf setting as its environment variable name, in declaration order."""
+    model = model or settings_model()
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -845,7 +1008,8 @@ def env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> It
             yield f"{prefix}{name.upper()}"
 
 
-def _nested_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[str]:
+def _nested_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> Iterator[str]:
+    model = model or settings_model()
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -899,7 +1063,7 @@ def load_settings(
         env_files.append(dotenv)
         _check_unknown(_env_file_keys(dotenv), ".env")
     try:
-        return Settings(_env_file=tuple(env_files), **overrides)
+        return settings_model()(_env_file=tuple(env_files), **overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, flags or {})) from None
 
@@ -941,14 +1105,16 @@ def _env_value(value: object) -> str:
 
 
 def env_example(
-    model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX, defaults: BaseModel | None = None
-) -> str:
+    model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX,
+    defaults: BaseModel | None = None,
+) -> str:  # fmt: skip
     """``.env.example``: every setting, commented out at its default, with its description.
 
     ``defaults`` is the nested model's default instance: a stream may default a nested model
     differently from the model's own defaults (air quality's rate is a total rate)."""
     lines: list[str] = []
-    if model is Settings:
+    if model is None:
+        model = settings_model()
         lines += [
             "# synthstream settings. Every line is a default: uncomment what you change.",
             "# Precedence: flags > env > .env > profiles/<SYNTHSTREAM_PROFILE>.env > defaults.",

@@ -12,22 +12,10 @@ import orjson
 from producer import rng
 from producer.delivery import Route
 from producer.faults import Faults, Truth
-from producer.generators import Generator, SingleChannel, Source, entity_keys, shard_entities
-from producer.generators.air_quality import AirQualityGenerator
-from producer.generators.bme280 import Bme280Generator
-from producer.generators.ecommerce import EcommerceSource
-from producer.generators.incidents import IncidentsSource
+from producer.generators import SingleChannel, Source, entity_keys, shard_entities
+from producer.plugins import StreamContext
 from producer.rates import FixedInterval, RateModel, TotalRate
-from producer.rng import I64, U64
-from producer.settings import (
-    AirQualitySettings,
-    Bme280Settings,
-    EcommerceSettings,
-    IncidentsSettings,
-    SensorStreamSettings,
-    Settings,
-    Shard,
-)
+from producer.settings import SensorStreamSettings, Settings, Shard
 
 
 @dataclass
@@ -63,15 +51,6 @@ class Channel:
             out.write(b"".join(lines))
 
 
-def build_generator(stream_settings: SensorStreamSettings, ids: I64, keys: U64) -> Generator:
-    """The one place that knows which generator serves which stream settings."""
-    if isinstance(stream_settings, Bme280Settings):
-        return Bme280Generator(stream_settings, ids, keys)
-    if isinstance(stream_settings, AirQualitySettings):
-        return AirQualityGenerator(stream_settings, ids, keys)
-    raise TypeError(f"no generator for {type(stream_settings).__name__}")
-
-
 @dataclass
 class Stream:
     name: str
@@ -82,25 +61,18 @@ class Stream:
 def build_stream(name: str, settings: Settings) -> Stream:
     stream_settings = settings.stream(name)
     shard = settings.shard_spec
-    source: Source
-    if isinstance(stream_settings, EcommerceSettings):
-        source = EcommerceSource(stream_settings, settings.seed, shard)
-    elif isinstance(stream_settings, IncidentsSettings):
-        backfill = settings.backfill
-        window = None
-        if backfill.enabled and backfill.start is not None and backfill.end is not None:
-            window = (round(backfill.start.timestamp() * 1000),
-                      round(backfill.end.timestamp() * 1000))  # fmt: skip
-        source = IncidentsSource(stream_settings, settings.seed, shard, window)
-    else:
-        assert isinstance(stream_settings, SensorStreamSettings)
-        source = _sensor_source(name, stream_settings, settings.seed, shard)
+    backfill = settings.backfill
+    window = None
+    if backfill.enabled and backfill.start is not None and backfill.end is not None:
+        window = (round(backfill.start.timestamp() * 1000),
+                  round(backfill.end.timestamp() * 1000))  # fmt: skip
+    source = stream_settings.build(StreamContext(name, settings.seed, shard, window))
     channels = []
     for channel, schema in source.channels.items():
         ground_truth = None
         if stream_settings.faults.ground_truth:
             suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
-            ground_truth = settings.sinks.file.dir / f"{channel}{suffix}.ground-truth.jsonl"
+            ground_truth = settings.file_sink.dir / f"{channel}{suffix}.ground-truth.jsonl"
         key = rng.text_key(settings.seed, name, "faults")
         if channel != name:
             key = rng.text_key(settings.seed, name, channel, "faults")
@@ -109,13 +81,15 @@ def build_stream(name: str, settings: Settings) -> Stream:
     return Stream(name, source, channels)
 
 
-def _sensor_source(
+def sensor_source(
     name: str, stream_settings: SensorStreamSettings, seed: int, shard: Shard
 ) -> SingleChannel:
+    """The source of a stream of entities on a rate model: this shard's entities, their
+    keys, the kind's generator, and a fixed interval or a total rate."""
     total = stream_settings.entities
     ids = shard_entities(name, total, shard)
     keys = entity_keys(seed, name, ids)
-    generator = build_generator(stream_settings, ids, keys)
+    generator = stream_settings.generator(ids, keys)
     rate_settings = stream_settings.rate
     rate: RateModel
     if rate_settings.total_per_s is not None:

@@ -14,7 +14,7 @@ from producer.clock import Stopper
 from producer.generators.air_quality import AirQualityMeasurement
 from producer.metrics import Metrics
 from producer.records import Kinds
-from producer.settings import load_settings
+from producer.settings import KinesisSinkSettings, load_settings
 from tests.services import localstack
 
 
@@ -148,7 +148,9 @@ async def test_records_over_1_mib_fail_for_good_and_the_rest_arrive(endpoint: st
     from sinks.kinesis import KinesisSink
 
     s = settings(endpoint, "aq-huge")
-    sink = KinesisSink(s.sinks.kinesis, {"air_quality": "aq-huge"})
+    kinesis = s.sink("kinesis")
+    assert isinstance(kinesis, KinesisSinkSettings)
+    sink = KinesisSink(kinesis, {"air_quality": "aq-huge"})
     await sink.open()
     n = 9
     batch = RecordBatch("air_quality", np.arange(n), np.arange(n), np.arange(n, dtype=np.uint64),

@@ -21,7 +21,10 @@ START = round(datetime(2024, 3, 31, 0, 59, 50, tzinfo=UTC).timestamp() * 1000)  
 LIVE_RATES: dict[str, dict[str, Any]] = {
     "bme280": {"bme280": {"devices": 200, "rate": {"interval_s": 1}}},
     "air_quality": {"air_quality": {"rate": {"total_per_s": 33}}},
-}
+    "ecommerce": {"ecommerce": {**STREAMS["ecommerce"]["ecommerce"],
+                                "transactions_per_hour": 36_000,
+                                "user_events_per_hour": 360_000}},
+}  # fmt: skip
 
 
 def source(name: str) -> Source:

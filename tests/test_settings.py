@@ -7,8 +7,21 @@ from pathlib import Path
 import pytest
 
 from producer.errors import ConfigError
-from producer.settings import Settings, env_example, env_names, load_settings
+from producer.settings import (
+    Bme280Settings,
+    Settings,
+    env_example,
+    env_names,
+    load_settings,
+    settings_model,
+)
 from tests.conftest import ROOT, cli
+
+
+def bme280(settings: Settings) -> Bme280Settings:
+    stream = settings.stream("bme280")
+    assert isinstance(stream, Bme280Settings)
+    return stream
 
 
 def example_lines() -> dict[str, str]:
@@ -35,10 +48,10 @@ def test_env_example_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) ->
     for key, value in example_lines().items():
         if value != "":
             monkeypatch.setenv(key, value)
-    from_example = Settings(_env_file=None)
+    from_example = settings_model()(_env_file=None)
     for key in example_lines():
         monkeypatch.delenv(key, raising=False)
-    assert from_example == Settings(_env_file=None)
+    assert from_example == settings_model()(_env_file=None)
 
 
 def test_precedence_flags_over_environment_over_profile(
@@ -49,11 +62,11 @@ def test_precedence_flags_over_environment_over_profile(
         "SYNTHSTREAM_BME280__DEVICES=7\nSYNTHSTREAM_SEED=3\nSYNTHSTREAM_BME280__SINKS=file\n"
     )
     s = load_settings({"profile": str(profile)})
-    assert (s.bme280.devices, s.seed, s.bme280.sinks) == (7, 3, ["file"])
+    assert (bme280(s).devices, s.seed, bme280(s).sinks) == (7, 3, ["file"])
     monkeypatch.setenv("SYNTHSTREAM_SEED", "4")
     monkeypatch.setenv("SYNTHSTREAM_BME280__SINKS", "stdout, file")
     s = load_settings({"profile": str(profile)})
-    assert (s.bme280.devices, s.seed, s.bme280.sinks) == (7, 4, ["stdout", "file"])
+    assert (bme280(s).devices, s.seed, bme280(s).sinks) == (7, 4, ["stdout", "file"])
     s = load_settings({"profile": str(profile), "seed": "5"})
     assert s.seed == 5
 
@@ -61,20 +74,20 @@ def test_precedence_flags_over_environment_over_profile(
 def test_profiles_are_shipped_and_differ() -> None:
     dev = load_settings({"profile": "development"})
     prod = load_settings({"profile": "production"})
-    assert dev.bme280.devices == 10
-    assert prod.bme280.devices == 1000
+    assert bme280(dev).devices == 10
+    assert bme280(prod).devices == 1000
     assert prod.log.format == "json"
 
 
 def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHSTREAM_PROFILE", "production")
-    assert load_settings().bme280.devices == 1000
+    assert bme280(load_settings()).devices == 1000
 
 
 def test_climate_presets_and_explicit_overrides() -> None:
     s = load_settings({"bme280": {"climate": "winter", "temp_max": 2}})
-    assert s.bme280.bounds("temp") == (-15.0, 2.0)
-    assert s.bme280.bounds("humidity") == (55.0, 95.0)
+    assert bme280(s).bounds("temp") == (-15.0, 2.0)
+    assert bme280(s).bounds("humidity") == (55.0, 95.0)
 
 
 @pytest.mark.parametrize(

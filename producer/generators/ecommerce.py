@@ -730,7 +730,9 @@ class EcommerceSource:
         }
         self._account(released[TRANSACTIONS], released[EVENTS])
         released[ANALYTICS] = self._analytics(t0, t1)
-        batches = {ch: self._batch(ch, cols) for ch, cols in released.items() if cols is not None}
+        # In channel order, as the engine's look-ahead breaks ties with --max-records.
+        made = {ch: released.get(ch) for ch in self.channels}
+        batches = {ch: self._batch(ch, cols) for ch, cols in made.items() if cols is not None}
         if limit is not None and sum(len(b) for b in batches.values()) > limit:
             batches = earliest(batches, limit)
         return batches
