@@ -39,11 +39,12 @@ import uvloop
 from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.domains.bme280.model import Bme280Generator
+from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import entity_keys
-from producer.generators.bme280 import Bme280Generator
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
-from producer.settings import Bme280Settings, LogSettings, load_settings
+from producer.settings import LogSettings, load_settings
 
 CONCURRENCY = 8
 BATCH = 100

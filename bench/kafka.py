@@ -20,9 +20,10 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 
 from producer.records import RecordBatch, json_documents
-from producer.settings import KafkaSinkSettings, load_settings
+from producer.settings import load_settings
 from producer.streams import build_stream
 from sinks.kafka import KafkaSink
+from sinks.settings import KafkaSinkSettings
 from tests.services import kafka_broker
 
 T0 = 1_714_996_800_000

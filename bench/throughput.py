@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 
+from producer.domains.bme280.model import Bme280Generator
+from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import entity_keys
-from producer.generators.bme280 import Bme280Generator
 from producer.rates import HOUR_MS, FixedInterval
 from producer.records import RecordBatch, encode_jsonl
-from producer.settings import Bme280Settings
 
 T0 = 1_704_067_200_000
 DEVICES = 1000

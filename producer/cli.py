@@ -329,7 +329,7 @@ _INCIDENT_FLAGS = {
 
 def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from producer import logs
-    from producer.incident_tables import DataValidationError, plan_from, write_tables
+    from producer.domains.incidents.tables import DataValidationError, plan_from, write_tables
 
     logs.configure(settings.log)
     try:

@@ -25,18 +25,18 @@ STREAM_GROUP = "synthstream.streams"
 SINK_GROUP = "synthstream.sinks"
 # What pyproject.toml registers, for a source tree used without being installed.
 BUILT_IN_STREAMS = {
-    "bme280": "producer.settings:Bme280Settings",
-    "air_quality": "producer.settings:AirQualitySettings",
-    "ecommerce": "producer.settings:EcommerceSettings",
-    "incidents": "producer.settings:IncidentsSettings",
+    "bme280": "producer.domains.bme280.settings:Bme280Settings",
+    "air_quality": "producer.domains.air_quality.settings:AirQualitySettings",
+    "ecommerce": "producer.domains.ecommerce.settings:EcommerceSettings",
+    "incidents": "producer.domains.incidents.settings:IncidentsSettings",
 }
 BUILT_IN_SINKS = {
-    "stdout": "producer.settings:StdoutSinkSettings",
-    "file": "producer.settings:FileSinkSettings",
-    "http": "producer.settings:HttpSinkSettings",
-    "kafka": "producer.settings:KafkaSinkSettings",
-    "kinesis": "producer.settings:KinesisSinkSettings",
-    "null": "producer.settings:NullSinkSettings",
+    "stdout": "sinks.settings:StdoutSinkSettings",
+    "file": "sinks.settings:FileSinkSettings",
+    "http": "sinks.settings:HttpSinkSettings",
+    "kafka": "sinks.settings:KafkaSinkSettings",
+    "kinesis": "sinks.settings:KinesisSinkSettings",
+    "null": "sinks.settings:NullSinkSettings",
 }
 
 K = TypeVar("K", StreamSettings, SinkSettings)

@@ -9,7 +9,6 @@ is an environment variable ``SYNTHSTREAM_<FIELD>``, nested fields joined by ``__
 from __future__ import annotations
 
 import contextlib
-import csv
 import difflib
 import functools
 import os
@@ -25,7 +24,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     create_model,
@@ -41,6 +39,7 @@ if TYPE_CHECKING:
     from producer.plugins import SinkContext, StreamContext
     from producer.rng import I64, U64
     from sinks.base import Sink
+    from sinks.settings import FileSinkSettings
 
 ENV_PREFIX = "SYNTHSTREAM_"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -57,7 +56,7 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 NumberList = Annotated[list[float], NoDecode, BeforeValidator(_comma_list)]
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
@@ -66,7 +65,7 @@ MALFORMED_KINDS = ("wrong_type", "missing_field", "out_of_range", "truncated_jso
 QUALITY_KINDS = ("missing_optional", "date_format", "name_variant", "outlier")
 
 
-class FaultSettings(_Model):
+class FaultSettings(Model):
     """Faults injected between a stream's generator and its sinks, each recorded."""
 
     drop_rate: float = Field(0.001, ge=0.0, le=1.0, description="Share of records dropped.")
@@ -164,7 +163,7 @@ class FaultSettings(_Model):
         return self
 
 
-class RateSettings(_Model):
+class RateSettings(Model):
     """When records are due. Either a fixed interval per entity, or a total rate over all."""
 
     interval_s: float = Field(
@@ -215,25 +214,7 @@ class RateSettings(_Model):
         return self
 
 
-CLIMATES: dict[str, dict[str, float]] = {
-    # The seed's defaults: a heated room.
-    "indoor": {
-        "temp_min": 18.0, "temp_max": 28.0, "humidity_min": 30.0, "humidity_max": 70.0,
-        "pressure_min": 1000.0, "pressure_max": 1025.0,
-    },
-    # Outdoor climates (the seed's "configuration profiles (winter/summer patterns)").
-    "winter": {
-        "temp_min": -15.0, "temp_max": 8.0, "humidity_min": 55.0, "humidity_max": 95.0,
-        "pressure_min": 985.0, "pressure_max": 1040.0,
-    },
-    "summer": {
-        "temp_min": 14.0, "temp_max": 36.0, "humidity_min": 25.0, "humidity_max": 75.0,
-        "pressure_min": 1000.0, "pressure_max": 1025.0,
-    },
-}  # fmt: skip
-
-
-class StreamSettings(_Model):
+class StreamSettings(Model):
     """What every stream has: sinks, a rate model, faults, and where each sink puts it.
 
     A stream kind is its settings model: a subclass names its ``KIND`` (its settings live
@@ -299,195 +280,6 @@ class SensorStreamSettings(StreamSettings):
         return sensor_source(context.name, self, context.seed, context.shard)
 
 
-class Bme280Settings(SensorStreamSettings):
-    """The BME280 stream: a temperature/humidity/pressure sensor per device."""
-
-    KIND: ClassVar[str] = "bme280"
-    DESCRIPTION: ClassVar[str] = "BME280 sensors: temperature, humidity, pressure per device"
-
-    def generator(self, entity_ids: I64, keys: U64) -> Generator:
-        from producer.generators.bme280 import Bme280Generator
-
-        return Bme280Generator(self, entity_ids, keys)
-
-    devices: int = Field(10, ge=1, le=10_000_000, description="Number of devices.")
-    climate: Literal["indoor", "winter", "summer"] = Field(
-        "indoor", description="Preset ranges; explicit *_min/*_max settings override it."
-    )
-    temp_min: float | None = Field(None, ge=-40, le=85, description="Default from climate.")
-    temp_max: float | None = Field(None, ge=-40, le=85, description="Default from climate.")
-    temp_drift: float = Field(0.5, ge=0, description="Max random change per reading (C).")
-    humidity_min: float | None = Field(None, ge=0, le=100, description="Default from climate.")
-    humidity_max: float | None = Field(None, ge=0, le=100, description="Default from climate.")
-    humidity_drift: float = Field(2.0, ge=0, description="Max random change per reading (%).")
-    pressure_min: float | None = Field(None, ge=300, le=1100, description="Default from climate.")
-    pressure_max: float | None = Field(None, ge=300, le=1100, description="Default from climate.")
-    pressure_drift: float = Field(0.5, ge=0, description="Max random change per reading (hPa).")
-    add_noise: bool = Field(True, description="Add Gaussian sensor noise to each reading.")
-    noise_factor: float = Field(0.1, ge=0, description="Noise standard deviation scale.")
-    enable_daily_pattern: bool = Field(True, description="Warm afternoons, humid nights.")
-    enable_weather_events: bool = Field(True, description="Storms, fronts and clear spells.")
-    weather_event_probability: float = Field(
-        0.01, ge=0, le=1, description="Chance per reading that a weather event starts."
-    )
-    utc_offset_hours: float = Field(
-        0.0, ge=-14, le=14, description="Devices' local time for the daily pattern."
-    )
-    http_path: str = Field(
-        "/api/v1/sensors/bme280", description="Path the http sink posts this stream's records to."
-    )
-    kafka_topic: str = Field("bme280", description="Topic of the kafka sink (key: device_id).")
-    kinesis_stream: str = Field("bme280", description="Kinesis stream (partition key: device_id).")
-
-    @property
-    def entities(self) -> int:
-        return self.devices
-
-    @model_validator(mode="after")
-    def _apply_climate(self) -> Self:
-        for name, value in CLIMATES[self.climate].items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        for var in ("temp", "humidity", "pressure"):
-            low, high = getattr(self, f"{var}_min"), getattr(self, f"{var}_max")
-            if low >= high:
-                raise ValueError(f"{var}_min ({low}) must be below {var}_max ({high})")
-        return self
-
-    def bounds(self, var: str) -> tuple[float, float]:
-        low, high = getattr(self, f"{var}_min"), getattr(self, f"{var}_max")
-        assert low is not None  # set by _apply_climate
-        assert high is not None
-        return float(low), float(high)
-
-
-class AirQualitySettings(SensorStreamSettings):
-    """Air-quality measurements of real cities (seed 000): a random city per message."""
-
-    KIND: ClassVar[str] = "air_quality"
-    DESCRIPTION: ClassVar[str] = "air quality of real cities: PM2.5, PM10, NO2, O3, AQI"
-
-    def generator(self, entity_ids: I64, keys: U64) -> Generator:
-        from producer.generators.air_quality import AirQualityGenerator
-
-        return AirQualityGenerator(self, entity_ids, keys)
-
-    rate: RateSettings = RateSettings(total_per_s=1.0)
-    cities: int = Field(
-        300,
-        ge=1,
-        le=300,
-        description="Cities in play: the first N profiles (the seed's ten first).",
-    )
-    rain_probability: float = Field(
-        0.12, ge=0, le=1, description="Chance of rain in a reading (more when humid)."
-    )
-    noise_pct: float = Field(5.0, ge=0, le=50, description="Sensor noise, % (normal).")
-    http_path: str = Field(
-        "/api/v1/air-quality", description="Path the http sink posts this stream's records to."
-    )
-    kafka_topic: str = Field(
-        "air-quality-measurements", description="Topic of the kafka sink (key: city_id)."
-    )
-    kinesis_stream: str = Field(
-        "air-quality-measurements", description="Kinesis stream (partition key: city_id)."
-    )
-
-    @property
-    def entities(self) -> int:
-        return self.cities
-
-
-ECOMMERCE_SCENARIOS = ("normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode")
-FRAUD_PATTERNS = ("velocity", "location", "amount", "time", "device", "category")
-
-
-class EcommerceSettings(StreamSettings):
-    """E-commerce (seed 002): users' sessions give user events and transactions (some of them
-    fraud, each with a fraud alert); products get updates; analytics results summarise."""
-
-    KIND: ClassVar[str] = "ecommerce"
-    DESCRIPTION: ClassVar[str] = (
-        "e-commerce: transactions, user events, product updates, fraud alerts, analytics"
-    )
-
-    def build(self, context: StreamContext) -> Source:
-        from producer.generators.ecommerce import EcommerceSource
-
-        return EcommerceSource(self, context.seed, context.shard)
-
-    CHANNELS: ClassVar[tuple[str, ...]] = (
-        "transactions", "user-events", "product-updates", "fraud-alerts", "analytics-results",
-    )  # fmt: skip
-
-    users: int = Field(10_000, ge=1, le=5_000_000, description="Users (made once from the seed).")
-    products: int = Field(1_000, ge=10, le=1_000_000, description="Products in the catalog.")
-    transactions_per_hour: float = Field(
-        10_000, gt=0, description="Transactions/h of an average weekday hour, before scenario."
-    )
-    user_events_per_hour: float = Field(
-        100_000, gt=0, description="User events/h of an average weekday hour (>= 9.5 x txns)."
-    )
-    product_updates_per_hour: float = Field(
-        1_000, ge=0, description="Product updates/h (price changes, stock, ratings)."
-    )
-    analytics_window_s: int = Field(
-        180, ge=10, le=86_400,
-        description="Analytics results: 5 metrics x 5 regions per window (180 s: 500/h).",
-    )  # fmt: skip
-    fraud_rate: float | None = Field(
-        None, ge=0, le=0.5,
-        description="Share of fraudulent transactions (default 0.001; fraud_testing 0.1).",
-    )  # fmt: skip
-    fraud_patterns: NumberList = Field(
-        [0.2, 0.2, 0.2, 0.15, 0.15, 0.1],
-        description=f"Weights of {', '.join(FRAUD_PATTERNS)} among fraudulent transactions.",
-    )
-    scenario: Literal[
-        "normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode"
-    ] = Field(
-        "normal_traffic",
-        description="normal_traffic, peak_traffic (x3), fraud_testing (fraud 10%), "
-        "maintenance_mode (x0.1).",
-    )  # fmt: skip
-    weekend_multiplier: float = Field(1.5, ge=0, description="Saturday and Sunday, local time.")
-    seasonal_events: bool = Field(
-        True, description="Black Friday x8, Cyber Monday x4, Christmas x6, back to school x1.3."
-    )
-    http_path: str = Field(
-        "/api/v1/ecommerce/{type}", description="Path per record type ({type}: transactions...)."
-    )
-    kafka_topic: str = Field(
-        "{type}", description="Topic per record type: transactions, user-events, "
-        "product-updates, fraud-alerts, analytics-results.",
-    )  # fmt: skip
-    kinesis_stream: str = Field("{type}", description="Kinesis stream per record type.")
-
-    @property
-    def entities(self) -> int:
-        return self.users
-
-    @property
-    def effective_fraud_rate(self) -> float:
-        if self.fraud_rate is not None:
-            return self.fraud_rate
-        return 0.1 if self.scenario == "fraud_testing" else 0.001
-
-    @property
-    def traffic_factor(self) -> float:
-        return {"peak_traffic": 3.0, "maintenance_mode": 0.1}.get(self.scenario, 1.0)
-
-    @field_validator("fraud_patterns")
-    @classmethod
-    def _weights(cls, weights: list[float]) -> list[float]:
-        if len(weights) != len(FRAUD_PATTERNS) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(
-                f"needs {len(FRAUD_PATTERNS)} non-negative weights "
-                f"({', '.join(FRAUD_PATTERNS)}), got {weights}"
-            )
-        return weights
-
-
 def parse_time(text: str, flag: str) -> datetime:
     """An ISO 8601 time from a flag, UTC when it has no zone; ConfigError naming the flag."""
     try:
@@ -497,64 +289,7 @@ def parse_time(text: str, flag: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-@functools.cache
-def city_names() -> list[str]:
-    with (PACKAGE_DIR / "data" / "cities.csv").open(newline="", encoding="utf-8") as handle:
-        return [row["city_name"] for row in csv.DictReader(handle)]
-
-
-class IncidentsSettings(StreamSettings):
-    """Fire/EMS incidents of one city (seed 001): live lifecycle events, and the relational
-    data sets of ``synthstream incidents``."""
-
-    KIND: ClassVar[str] = "incidents"
-    DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
-
-    def build(self, context: StreamContext) -> Source:
-        from producer.generators.incidents import IncidentsSource
-
-        return IncidentsSource(self, context.seed, context.shard, context.window)
-
-    city: str = Field(
-        "San Diego", description="A city of producer/data/cities.csv: the stations' region."
-    )
-    stations: int = Field(25, ge=1, le=500, description="Fire stations (seed: --station-count).")
-    incidents_per_hour: float = Field(
-        10_000 / (90 * 24), gt=0,
-        description="Live rate, averaged over a week (default: the seed's 10,000 in 90 days).",
-    )  # fmt: skip
-    count: int | None = Field(
-        None, ge=1, le=100_000_000,
-        description="Exactly this many incidents in the backfill window (sets the rate, "
-        "as synthstream incidents --incident-count does).",
-    )  # fmt: skip
-    units_min: int = Field(1, ge=1, le=20, description="Units dispatched per incident, least.")
-    units_max: int = Field(3, ge=1, le=20, description="Units dispatched per incident, most.")
-    assets_probability: float = Field(0.35, ge=0, le=1, description="Chance of asset records.")
-    notes_probability: float = Field(0.55, ge=0, le=1, description="Chance of note records.")
-    geohash_precision: int = Field(8, ge=3, le=12, description="Characters of location_geohash.")
-    http_path: str = Field("/api/v1/incidents", description="Path of the http sink.")
-    kafka_topic: str = Field("incidents", description="Topic (key: incident_number).")
-    kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
-
-    @property
-    def entities(self) -> int:
-        return self.stations
-
-    @model_validator(mode="after")
-    def _units(self) -> Self:
-        if self.units_min > self.units_max:
-            raise ValueError(f"units_min ({self.units_min}) must not exceed units_max "
-                             f"({self.units_max})")  # fmt: skip
-        names = city_names()
-        if self.city not in names:
-            close = difflib.get_close_matches(self.city, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"city {self.city!r} is not in producer/data/cities.csv{hint}")
-        return self
-
-
-class SinkSettings(_Model):
+class SinkSettings(Model):
     """A sink kind is its settings model: ``KIND`` (settings under
     ``SYNTHSTREAM_SINKS__<KIND>__``), ``DESCRIPTION``, the stream setting that names where a
     stream's records go (``DESTINATION``, e.g. ``kafka_topic``; none: the channel's name),
@@ -570,167 +305,7 @@ class SinkSettings(_Model):
         raise NotImplementedError
 
 
-class StdoutSinkSettings(SinkSettings):
-    """JSON lines on standard output (logs go to standard error)."""
-
-    KIND: ClassVar[str] = "stdout"
-    DESCRIPTION: ClassVar[str] = "JSON lines on standard output"
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.stdout import StdoutSink
-
-        return StdoutSink(self)
-
-    max_records: int = Field(1000, ge=1, description="Records per write.")
-
-
-class FileSinkSettings(SinkSettings):
-    """Files, one set per stream under <dir>/<stream>/, rolled by size or event time."""
-
-    KIND: ClassVar[str] = "file"
-    DESCRIPTION: ClassVar[str] = "JSON lines, CSV or Parquet files, rolled by event time"
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.file import FileSink
-
-        return FileSink(self, context.suffix)
-
-    dir: Path = Field(Path("data/out"), description="Output folder (--out).")
-    format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="File format.")
-    roll_bytes: int = Field(256 * 2**20, ge=1024, description="Start a new file past this size.")
-    roll_interval_s: float = Field(
-        3600.0, gt=0, description="Start a new file past this much event time."
-    )
-    row_group_rows: int = Field(500_000, ge=1, description="Parquet rows per row group.")
-    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
-        "snappy", description="Parquet compression."
-    )
-    max_records: int = Field(500_000, ge=1, description="Records per write.")
-    name: str | None = Field(
-        None,
-        description="Write <dir>/<name>.<ext> instead of <dir>/<stream>/<stream>-<time>-<seq>.",
-    )
-
-
-class HttpSinkSettings(SinkSettings):
-    """POST records to an HTTP ingest API, such as the BME280 ingest endpoint."""
-
-    KIND: ClassVar[str] = "http"
-    DESCRIPTION: ClassVar[str] = "POST to an HTTP ingest API, one record or a JSON array"
-    DESTINATION: ClassVar[str | None] = "http_path"
-    NETWORK: ClassVar[bool] = True
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.http import HttpSink  # network clients are imported when used
-
-        return HttpSink(self, context.destinations, context.metrics)
-
-    base_url: str = Field("http://127.0.0.1:8000", description="Scheme, host and port.")
-    mode: Literal["single", "batch"] = Field(
-        "single", description="single: one JSON reading per request; batch: a JSON array."
-    )
-    batch_size: int = Field(100, ge=1, le=100_000, description="Records per request in batch mode.")
-    max_in_flight: int = Field(
-        8, ge=1, le=1024, description="Concurrent requests (a device's records stay in order)."
-    )
-    timeout_s: float = Field(10.0, gt=0, description="Read/write timeout per request.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
-    bearer_token: SecretStr | None = Field(
-        None, description="Sent as 'Authorization: Bearer <token>'; never logged."
-    )
-    headers: dict[str, SecretStr] = Field(
-        default_factory=dict, description='Extra headers as JSON, e.g. {"X-API-Key": "..."}.'
-    )
-    tls_verify: bool = Field(True, description="Verify the server's TLS certificate.")
-    ca_file: Path | None = Field(None, description="CA bundle to verify the server with.")
-    client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
-    client_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
-    http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
-
-
-class KafkaSinkSettings(SinkSettings):
-    """Kafka topics through aiokafka: one producer per process, key = the stream's key."""
-
-    KIND: ClassVar[str] = "kafka"
-    DESCRIPTION: ClassVar[str] = "Kafka topics (aiokafka), keyed, idempotent"
-    DESTINATION: ClassVar[str | None] = "kafka_topic"
-    NETWORK: ClassVar[bool] = True
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.kafka import KafkaSink
-
-        return KafkaSink(self, context.destinations)
-
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    acks: Literal["all", "1", "0"] = Field("all", description="Acknowledgements to wait for.")
-    idempotence: Literal["auto", "on", "off"] = Field(
-        "auto", description="Idempotent producer; auto: on, off if the broker lacks it."
-    )
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
-        "none", description="Batch compression (snappy, lz4, zstd need their packages)."
-    )
-    linger_ms: int = Field(5, ge=0, description="aiokafka linger before sending a batch.")
-    max_batch_bytes: int = Field(1_048_576, ge=1024, description="aiokafka batch size, bytes.")
-    request_timeout_ms: int = Field(30_000, ge=1000, description="Request timeout.")
-    create_topics: bool = Field(True, description="Create missing topics at start.")
-    partitions: int = Field(3, ge=1, description="Partitions of a created topic.")
-    replication_factor: int = Field(1, ge=1, description="Replication of a created topic.")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="Passed to aiokafka."
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism."
-    )
-    sasl_username: str | None = Field(None, description="SASL user.")
-    sasl_password: SecretStr | None = Field(None, description="SASL password; never logged.")
-    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL.")
-    max_records: int = Field(5_000, ge=1, description="Records per send call.")
-
-
-class KinesisSinkSettings(SinkSettings):
-    """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
-
-    KIND: ClassVar[str] = "kinesis"
-    DESCRIPTION: ClassVar[str] = "Kinesis Data Streams (aioboto3), PutRecords"
-    DESTINATION: ClassVar[str | None] = "kinesis_stream"
-    NETWORK: ClassVar[bool] = True
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.kinesis import KinesisSink  # aioboto3 alone takes 0.3 s to import
-
-        return KinesisSink(self, context.destinations)
-
-    endpoint_url: str | None = Field(
-        None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
-    )
-    region: str = Field("us-east-1", description="AWS region (or AWS_DEFAULT_REGION).")
-    access_key_id: SecretStr | None = Field(
-        None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
-    )
-    secret_access_key: SecretStr | None = Field(None, description="Never logged.")
-    create_streams: bool = Field(True, description="Create a missing stream at start.")
-    shards: int = Field(
-        1, ge=1, description="Shards of a created stream (1 MB/s, 1,000 rec/s each)."
-    )
-    explicit_hash_key: bool = Field(
-        False, description="Send an explicit hash key from the partition key's hash."
-    )
-    max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords call.")
-
-
-class NullSinkSettings(SinkSettings):
-    """Nothing: every record counts as delivered (benchmarks, dry runs)."""
-
-    KIND: ClassVar[str] = "null"
-    DESCRIPTION: ClassVar[str] = "discard every record (counted as delivered)"
-
-    def build(self, context: SinkContext) -> Sink:
-        from sinks.stdout import NullSink
-
-        return NullSink()
-
-
-class DeliverySettings(_Model):
+class DeliverySettings(Model):
     """The engine's queues, batching, retries and shutdown."""
 
     queue_records: int = Field(
@@ -753,7 +328,7 @@ class DeliverySettings(_Model):
     )
 
 
-class MetricsSettings(_Model):
+class MetricsSettings(Model):
     """Prometheus /metrics and /healthz on one port."""
 
     enabled: bool = Field(True, description="Serve /metrics and /healthz.")
@@ -761,7 +336,7 @@ class MetricsSettings(_Model):
     port: int = Field(9108, ge=0, le=65535, description="Port (0 picks a free one).")
 
 
-class LogSettings(_Model):
+class LogSettings(Model):
     """Structured logs on standard error."""
 
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
@@ -770,7 +345,7 @@ class LogSettings(_Model):
     )
 
 
-class LiveSettings(_Model):
+class LiveSettings(Model):
     """Live runs: how the scheduler wakes."""
 
     tick_ms: float = Field(
@@ -786,7 +361,7 @@ class LiveSettings(_Model):
     )  # fmt: skip
 
 
-class BackfillSettings(_Model):
+class BackfillSettings(Model):
     """Run the generators over a historical window in event time."""
 
     enabled: bool = Field(False, description="Backfill instead of live (--backfill).")
@@ -822,7 +397,7 @@ class BackfillSettings(_Model):
         return self
 
 
-class Shard(_Model):
+class Shard(Model):
     index: int
     count: int
 
@@ -900,7 +475,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     # Replaced in ``settings_model()`` by one field per sink kind, as each stream kind adds a
     # field of its own there: the registered kinds are the settings.
-    sinks: _Model = _Model()
+    sinks: Model = Model()
     live: LiveSettings = LiveSettings()
     backfill: BackfillSettings = BackfillSettings()
 
@@ -938,6 +513,8 @@ class Settings(BaseSettings):
     @property
     def file_sink(self) -> FileSinkSettings:
         """The file sink's settings: where ground truth and data sets go, whatever the sinks."""
+        from sinks.settings import FileSinkSettings
+
         settings = self.sink("file")
         assert isinstance(settings, FileSinkSettings)
         return settings
@@ -955,7 +532,7 @@ def settings_model() -> type[Settings]:
     fields: dict[str, Any] = {name: (kind, kind()) for name, kind in sink_kinds().items()}
     sinks: Any = create_model(  # (pydantic's dynamic model: its type is only known at run time)
         "SinksSettings",
-        __base__=_Model,
+        __base__=Model,
         __doc__="Settings of each sink, shared by every stream that uses it.",
         **fields,
     )

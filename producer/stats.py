@@ -69,7 +69,7 @@ def write_catalog(settings: Settings, folder: Path) -> dict[str, Any]:
         raise ConfigError(
             "catalog: only the ecommerce stream has a catalog; use --streams ecommerce"
         )
-    from producer.generators.ecommerce import EcommerceSource
+    from producer.domains.ecommerce.model import EcommerceSource
 
     source = build_stream("ecommerce", settings).source
     assert isinstance(source, EcommerceSource)

@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 
 from producer import errors
 from producer.records import RecordBatch, Schema, encode_jsonl
-from producer.settings import FileSinkSettings
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import FatalError, Interrupted, PartialFailure
+from sinks.settings import FileSinkSettings
 
 _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 

@@ -27,9 +27,9 @@ import structlog
 from producer.errors import ConfigError
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema, json_documents
-from producer.settings import HttpSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, RetryableError, SinkError
+from sinks.settings import HttpSinkSettings
 
 log = structlog.get_logger("synthstream.http")
 

@@ -22,9 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from producer.records import RecordBatch, Schema, json_documents
-from producer.settings import KafkaSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import Interrupted, PartialFailure, RetryableError
+from sinks.settings import KafkaSinkSettings
 
 ACK_WAIT_S = 3.0  # at the deadline, for messages already handed to the producer
 

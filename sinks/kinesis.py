@@ -22,9 +22,9 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.records import RecordBatch, Schema, json_documents
-from producer.settings import KinesisSinkSettings
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
+from sinks.settings import KinesisSinkSettings
 
 log = structlog.get_logger("synthstream.kinesis")
 

@@ -9,9 +9,9 @@ from typing import BinaryIO
 import numpy as np
 
 from producer.records import RecordBatch, Schema, encode_jsonl
-from producer.settings import StdoutSinkSettings
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import Interrupted, ReaderGone
+from sinks.settings import StdoutSinkSettings
 
 
 class StdoutSink:

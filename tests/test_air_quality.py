@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from producer.generators import entity_keys
-from producer.generators.air_quality import (
+from producer.domains.air_quality.model import (
     AirQualityGenerator,
     AirQualityMeasurement,
     invalid_rows,
-    load_cities,
 )
+from producer.domains.air_quality.settings import AirQualitySettings
+from producer.generators import entity_keys
+from producer.geography import load_cities
 from producer.rates import HOUR_MS, FixedInterval
 from producer.records import RecordBatch, encode_jsonl
-from producer.settings import AirQualitySettings
 from tests.conftest import cli
 
 T2024 = 1_704_067_200_000

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from ingest.app import BME280Reading  # the seed's schema, as the ingest endpoint enforces it
+from producer.domains.bme280.model import Bme280Generator, daily_cycle
+from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import entity_keys
-from producer.generators.bme280 import Bme280Generator, daily_cycle
 from producer.rates import HOUR_MS, Due, FixedInterval
 from producer.records import encode_jsonl
-from producer.settings import Bme280Settings
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

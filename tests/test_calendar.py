@@ -19,8 +19,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from producer.generators import incidents as inc
-from producer.incident_tables import Builder, Plan
+from producer.domains.incidents import model as inc
+from producer.domains.incidents.tables import Builder, Plan
 from producer.records import RecordBatch, encode_jsonl
 from producer.settings import load_settings
 from producer.streams import build_stream

@@ -21,13 +21,14 @@ import pytest
 
 from producer.app import Engine
 from producer.clock import Stopper
-from producer.generators import ecommerce as ec
-from producer.generators import shop
-from producer.generators.ecommerce import EcommerceSource
+from producer.domains.ecommerce import model as ec
+from producer.domains.ecommerce import shop
+from producer.domains.ecommerce.model import EcommerceSource
+from producer.domains.ecommerce.settings import FRAUD_PATTERNS, EcommerceSettings
 from producer.metrics import Metrics
 from producer.rates import DAY_MS, HOUR_MS
 from producer.records import KindCounts, RecordBatch
-from producer.settings import FRAUD_PATTERNS, EcommerceSettings, Shard, load_settings
+from producer.settings import Shard, load_settings
 from tests.conftest import cli
 
 MONDAY = int(datetime(2024, 5, 6, tzinfo=UTC).timestamp() * 1000)

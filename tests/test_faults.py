@@ -9,12 +9,13 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from producer.domains.bme280.model import Bme280Generator
+from producer.domains.bme280.settings import Bme280Settings
 from producer.faults import Faults, Truth
 from producer.generators import entity_keys
-from producer.generators.bme280 import Bme280Generator
 from producer.rates import HOUR_MS, FixedInterval
 from producer.records import RecordBatch, encode_jsonl
-from producer.settings import Bme280Settings, FaultSettings
+from producer.settings import FaultSettings
 
 T0 = 1_704_067_200_000
 OFF = {"drop_rate": 0, "duplicate_rate": 0}

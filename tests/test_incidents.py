@@ -17,8 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from producer.generators import incidents as inc
-from producer.incident_tables import SCHEMAS, Builder, DataValidationError, Plan
+from producer.domains.incidents import model as inc
+from producer.domains.incidents.tables import SCHEMAS, Builder, DataValidationError, Plan
 from tests.conftest import cli
 from tests.services import postgres
 

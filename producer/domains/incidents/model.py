@@ -1,8 +1,8 @@
 """Fire/EMS incidents (seed 001): stations, incidents, units, assets and notes of one city.
 
 One model serves both faces of the domain: the relational data sets (``synthstream
-incidents``, see ``producer.incident_tables``) and the live ``incidents`` stream of lifecycle
-events. Everything about incident ``s`` of year ``Y`` is a pure function of (seed, Y, s), and
+incidents``, see ``tables.py``) and the live ``incidents`` stream of lifecycle events.
+Everything about incident ``s`` of year ``Y`` is a pure function of (seed, Y, s), and
 its report time comes from one arrival model, so the tables of a window and a backfill of the
 stream over that window describe the same incidents.
 
@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
+from producer.domains.ecommerce.shop import US_STATES
+from producer.domains.incidents.settings import IncidentsSettings
 from producer.generators import (
     Pending,
     lognormal,
@@ -36,12 +38,11 @@ from producer.generators import (
     weighted_choice,
     weighted_choice_rows,
 )
-from producer.generators.air_quality import load_cities
-from producer.generators.shop import US_STATES
+from producer.geography import load_cities
 from producer.rates import DAY_MS, HOUR_MS
 from producer.records import Kinds, Schema
 from producer.rng import F64, I64, U64
-from producer.settings import IncidentsSettings, Shard
+from producer.settings import Shard
 from producer.zones import zone_table
 
 # ---------------------------------------------------------------------------- lookups

@@ -25,11 +25,11 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
+from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import rank_within_entity
 from producer.rates import HOUR_MS, Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
-from producer.settings import Bme280Settings
 
 STREAM = "bme280"
 MODEL_VERSION = "1.0.0"

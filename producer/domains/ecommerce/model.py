@@ -31,17 +31,8 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
-from producer.errors import ConfigError
-from producer.generators import (
-    Pending,
-    earliest,
-    lognormal,
-    rank_within_entity,
-    shard_entities,
-    weighted_choice,
-    weighted_choice_rows,
-)
-from producer.generators.shop import (
+from producer.domains.ecommerce.settings import FRAUD_PATTERNS, EcommerceSettings
+from producer.domains.ecommerce.shop import (
     AGE_GROUPS,
     CATEGORIES,
     CATEGORY_NAMES,
@@ -61,10 +52,20 @@ from producer.generators.shop import (
     seasonal_events,
     shares,
 )
+from producer.errors import ConfigError
+from producer.generators import (
+    Pending,
+    earliest,
+    lognormal,
+    rank_within_entity,
+    shard_entities,
+    weighted_choice,
+    weighted_choice_rows,
+)
 from producer.rates import DAY_MS, HOUR_MS, FixedInterval, TotalRate
 from producer.records import Kinds, RecordBatch, Schema, arrow_schema, rows_table
 from producer.rng import F64, I64, U64
-from producer.settings import FRAUD_PATTERNS, EcommerceSettings, RateSettings, Shard
+from producer.settings import RateSettings, Shard
 from producer.zones import ZoneTable
 
 STREAM = "ecommerce"

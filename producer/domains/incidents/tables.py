@@ -26,8 +26,8 @@ import structlog
 from tqdm import tqdm
 
 from producer import rng
+from producer.domains.incidents import model as inc
 from producer.errors import ConfigError, check_writable
-from producer.generators import incidents as inc
 from producer.records import arrow_schema
 from producer.rng import I64, U64
 from producer.settings import parse_time

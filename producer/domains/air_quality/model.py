@@ -17,12 +17,8 @@ checked against its constraints column-wise before it leaves the generator.
 
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,15 +27,15 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, field_validator
 
 from producer import rng
+from producer.domains.air_quality.settings import AirQualitySettings
 from producer.generators import rank_within_entity
+from producer.geography import Cities, load_cities
 from producer.rates import DAY_MS, HOUR_MS, Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
-from producer.rng import F64, I64, U64
-from producer.settings import AirQualitySettings
+from producer.rng import I64, U64
 from producer.zones import ZoneTable
 
 STREAM = "air_quality"
-CITIES_FILE = Path(__file__).resolve().parents[1] / "data" / "cities.csv"
 POLLUTANT_RATIOS = {"pm25": 1.0, "pm10": 1.5, "no2": 0.4, "so2": 0.3, "co": 0.08, "o3": 0.5}
 HOUR_FACTORS = np.ones(24)
 HOUR_FACTORS[[7, 8, 9, 17, 18, 19]] = 1.4
@@ -100,47 +96,6 @@ def invalid_rows(columns: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.bool_]:
             values = columns[name]
             bad |= ~((values >= low) & (values <= high))
     return bad
-
-
-@dataclass(frozen=True)
-class Cities:
-    """City profiles as columns."""
-
-    city_id: npt.NDArray[np.object_]
-    name: npt.NDArray[np.object_]
-    country: npt.NDArray[np.object_]
-    country_code: npt.NDArray[np.object_]
-    latitude: F64
-    longitude: F64
-    population: I64
-    timezone: list[str]
-    coastal: npt.NDArray[np.bool_]
-    industrial: npt.NDArray[np.bool_]
-    base: F64
-
-    def __len__(self) -> int:
-        return len(self.timezone)
-
-
-@cache
-def load_cities() -> Cities:
-    with CITIES_FILE.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-
-    def col(name: str) -> npt.NDArray[np.object_]:
-        return np.array([r[name] for r in rows], dtype=object)
-
-    return Cities(
-        city_id=col("city_id"), name=col("city_name"), country=col("country_name"),
-        country_code=col("country_code"),
-        latitude=np.array([float(r["latitude"]) for r in rows]),
-        longitude=np.array([float(r["longitude"]) for r in rows]),
-        population=np.array([int(r["population"]) for r in rows], dtype=np.int64),
-        timezone=[r["timezone"] for r in rows],
-        coastal=np.array([r["coastal"] == "1" for r in rows]),
-        industrial=np.array([r["industrial"] == "1" for r in rows]),
-        base=np.array([float(r["base_pollution"]) for r in rows]),
-    )  # fmt: skip
 
 
 class AirQualityGenerator:

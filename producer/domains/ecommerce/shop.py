@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from producer import rng
 from producer.generators import names, weighted_choice
-from producer.generators.air_quality import load_cities
+from producer.geography import load_cities
 from producer.rates import DAY_MS, HOUR_MS
 from producer.rng import F64, I64, U64
 

@@ -1,0 +1,1 @@
+"""The air_quality domain."""

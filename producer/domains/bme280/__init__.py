@@ -1,0 +1,1 @@
+"""The bme280 domain."""
