@@ -20,7 +20,6 @@ import functools
 import logging
 import signal
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from producer.clock import Stopper, wall_ms
+from producer.clock import Clock, Stopper, WallClock
 from producer.delivery import Route, backoff_s
 from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
@@ -116,10 +115,12 @@ class Outcome:
 class Engine:
     def __init__(
         self, settings: Settings, metrics: Metrics | None = None,
-        sinks: dict[str, Sink] | None = None,
+        sinks: dict[str, Sink] | None = None, clock: Clock | None = None,
     ) -> None:  # fmt: skip
-        """``sinks`` replaces the sinks built from settings (by name), e.g. in tests."""
+        """``sinks`` replaces the sinks built from settings (by name), e.g. in tests; ``clock``
+        is the only source of "now" (the wall clock unless given)."""
         self.settings = settings
+        self.clock = clock or WallClock()
         self.metrics = metrics or Metrics()
         self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
         for stream in self.streams:  # live ticks take slices of what was made ahead
@@ -137,6 +138,7 @@ class Engine:
                             self.sinks[sink_name],
                             settings.delivery,
                             self.metrics,
+                            self.clock,
                         )
                     )
             for channel_name, count in stream.source.entities().items():
@@ -180,7 +182,7 @@ class Engine:
         return limit is None or self.generated < limit
 
     async def _route(self, channel: Channel, result: FaultOutput, lag_of: int | None) -> None:
-        now = time.time()
+        now = self.clock.now_ms() / 1000
         m = self.metrics
         name = channel.name
         # Counted in one synchronous step, so /metrics never sees a half-done transition.
@@ -229,7 +231,7 @@ class Engine:
     async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
         cursor = start_ms
         tick_ms = round(self.settings.live.tick_ms)
-        last_tick = targets_at = wall_ms()
+        last_tick = targets_at = self.clock.now_ms()
         while not stopper.stopped:
             # Coalesced ticks: the next due record, but no sooner than one tick after the
             # last wake; the records due meanwhile go out together, with exact event times.
@@ -237,10 +239,10 @@ class Engine:
             if until_ms is not None:
                 wake = min(wake, until_ms)
             # Sleep in slices of at most 1 s so that targets and rates stay fresh.
-            await stopper.sleep(min(wake - wall_ms(), 1000) / 1000)
+            await stopper.sleep(min(wake - self.clock.now_ms(), 1000) / 1000)
             if stopper.stopped:
                 break
-            now = wall_ms()
+            now = self.clock.now_ms()
             last_tick = now
             t1 = now + 1 if until_ms is None else min(now + 1, until_ms)
             if t1 <= cursor:
@@ -270,7 +272,7 @@ class Engine:
         chunk = int(min(MAX_CHUNK_MS, max(1_000, BACKFILL_CHUNK_RECORDS / rate * 1000)))
         if speed is not None:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
-        total_ms = (end_ms if end_ms is not None else wall_ms()) - start_ms
+        total_ms = (end_ms if end_ms is not None else self.clock.now_ms()) - start_ms
         bar = tqdm(
             total=max(total_ms, 1),
             desc="backfill",
@@ -279,17 +281,17 @@ class Engine:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        started = time.monotonic()
+        started = self.clock.monotonic()
         cursor = start_ms
         with bar:
             while not stopper.stopped:
-                end = end_ms if end_ms is not None else wall_ms()
+                end = end_ms if end_ms is not None else self.clock.now_ms()
                 if cursor >= end:
                     break
                 t1 = min(cursor + chunk, end)
                 if speed is not None:
                     await stopper.sleep(
-                        (t1 - start_ms) / 1000 / speed - (time.monotonic() - started)
+                        (t1 - start_ms) / 1000 / speed - (self.clock.monotonic() - started)
                     )
                     if stopper.stopped:
                         break
@@ -315,12 +317,12 @@ class Engine:
             for sink in self.sinks.values():
                 await sink.aclose()
             raise
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         backfill = s.backfill
         start_ms = (
             round(backfill.start.timestamp() * 1000)
             if backfill.enabled and backfill.start
-            else wall_ms()
+            else self.clock.now_ms()
         )
         rates = self._target_rates(start_ms)
         streams = {}
@@ -361,14 +363,14 @@ class Engine:
             for name, sink in self.sinks.items():
                 await _close(name, sink)
         self._log_dataset()
-        return self._summary(stopper, time.perf_counter() - started)
+        return self._summary(stopper, self.clock.monotonic() - started)
 
     async def _probe_sinks(self, stopper: Stopper) -> None:
         """Every network sink answers (as ``synthstream check`` asks) before a record is made,
         or the run ends at once with one line and status 1; ``wait_for_sinks_s`` waits that
         long for it, probing with backoff (a stop signal ends the wait)."""
         wait = self.settings.wait_for_sinks_s
-        deadline = time.monotonic() + wait
+        deadline = self.clock.monotonic() + wait
         for name, sink in self.sinks.items():
             if not sink_kinds()[name].NETWORK:
                 continue
@@ -380,7 +382,7 @@ class Engine:
                         break
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock.monotonic()
                 if remaining <= 0 or stopper.stopped:
                     hint = (f"waited {wait:g} s" if wait else
                             "start it, or wait for it with --wait-for-sinks SECONDS")  # fmt: skip
@@ -416,7 +418,7 @@ class Engine:
         if backfill.enabled:
             end_ms = round(backfill.end.timestamp() * 1000) if backfill.end else None
             if end_ms is None and not backfill.then_live:
-                end_ms = wall_ms()
+                end_ms = self.clock.now_ms()
             show = backfill.progress == "on" or (
                 backfill.progress == "auto" and sys.stderr.isatty()
             )
@@ -426,7 +428,7 @@ class Engine:
                     stopper.stop("backfill_complete")
                 return
             log.info("backfill_caught_up", event_time=iso(cursor), records=self.generated)
-        until = None if s.duration_s is None else wall_ms() + round(s.duration_s * 1000)
+        until = None if s.duration_s is None else self.clock.now_ms() + round(s.duration_s * 1000)
         await self.run_live(stopper, cursor, until)
 
     async def _drain(self, workers: list[asyncio.Task[None]], stopper: Stopper) -> None:
@@ -521,10 +523,10 @@ class Engine:
         return Outcome(code, self.generated, undelivered)
 
 
-async def main_async(settings: Settings) -> int:
+async def main_async(settings: Settings, clock: Clock | None = None) -> int:
     """Run until stopped; return the exit status."""
     metrics = Metrics()
-    engine = Engine(settings, metrics)
+    engine = Engine(settings, metrics, clock=clock)
     stopper = Stopper()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,12 +11,12 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from producer import __version__
+from producer.clock import Clock, WallClock
 from producer.errors import ConfigError
 from producer.plugins import catalogue, sink_kinds, stream_kinds
 from producer.rates import HOUR_MS
@@ -284,7 +284,7 @@ def _dataset(tree: dict[str, Any], name: str) -> None:
                  "roll_bytes": 2**62, "name": f"batch_{name}"})  # fmt: skip
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, clock: Clock) -> int:
     from producer import logs
     from producer.app import main_async
 
@@ -293,10 +293,10 @@ def _run(settings: Settings) -> int:
         try:
             import uvloop
 
-            return int(uvloop.run(main_async(settings)))
+            return int(uvloop.run(main_async(settings, clock)))
         except ImportError:  # pragma: no cover - platforms without uvloop
             pass
-    return asyncio.run(main_async(settings))
+    return asyncio.run(main_async(settings, clock))
 
 
 def _check(settings: Settings) -> int:
@@ -327,13 +327,13 @@ _INCIDENT_FLAGS = {
 }  # fmt: skip
 
 
-def _incidents(settings: Settings, args: argparse.Namespace) -> int:
+def _incidents(settings: Settings, args: argparse.Namespace, clock: Clock) -> int:
     from producer import logs
     from producer.domains.incidents.tables import DataValidationError, plan_from, write_tables
 
     logs.configure(settings.log)
     try:
-        summary = write_tables(plan_from(settings, args))
+        summary = write_tables(plan_from(settings, args, clock.now_ms()))
     except DataValidationError as exc:
         print(f"synthstream: validation failed: {exc}", file=sys.stderr)
         return 1
@@ -347,13 +347,13 @@ def orjson_dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
-def _stats(settings: Settings, start: str | None, hours: int) -> int:
+def _stats(settings: Settings, start: str | None, hours: int, clock: Clock) -> int:
     from producer.stats import describe
 
     if hours < 1:
         raise ConfigError(f"--hours: needs a whole number of hours >= 1, got {hours}")
     if start is None:
-        start_ms = (int(time.time() * 1000) // HOUR_MS - hours) * HOUR_MS
+        start_ms = (clock.now_ms() // HOUR_MS - hours) * HOUR_MS
     else:
         start_ms = int(parse_time(start, "--start").timestamp() * 1000)
     print(orjson_dumps(describe(settings, start_ms, hours)))
@@ -374,6 +374,7 @@ def _list(fmt: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    clock = WallClock()  # the one place a command learns what time it is
     if args.command is None:
         _parser().print_help(sys.stderr)
         return 2
@@ -404,16 +405,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _check(settings)
         if args.command == "incidents":
-            return _incidents(settings, args)
+            return _incidents(settings, args, clock)
         if args.command == "stats":
-            return _stats(settings, args.stats_start, args.hours)
+            return _stats(settings, args.stats_start, args.hours, clock)
         if args.command == "catalog":
             from producer.stats import write_catalog
 
             folder = args.out or "data/catalog"
             print(orjson_dumps(write_catalog(settings, Path(folder))))
             return 0
-        return _run(settings)
+        return _run(settings, clock)
     except ConfigError as exc:
         print(f"synthstream: error: {exc}", file=sys.stderr)
         return exc.exit_code

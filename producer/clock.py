@@ -1,4 +1,5 @@
-"""The only source of time: wall time for live runs, virtual event time for backfills.
+"""The only source of time: a ``Clock`` handed to the engine (and to the commands that need
+"now"); live runs read wall time from it, backfills run on event time alone.
 
 Event times are integer milliseconds since the Unix epoch (UTC). ``Stopper`` lets every wait
 end early when the run is asked to stop, without a task per wait.
@@ -8,10 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class Clock(Protocol):
+    """Where "now" comes from: wall time in ms since the epoch, and a monotonic second count
+    for durations (deadlines, backoff, pacing)."""
+
+    def now_ms(self) -> int: ...
+
+    def monotonic(self) -> float: ...
+
+
+class WallClock:
+    """The real clock."""
+
+    def now_ms(self) -> int:
+        return wall_ms()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 async def wait_first(

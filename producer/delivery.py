@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from producer.clock import wait_first
+from producer.clock import Clock, WallClock, wait_first
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
@@ -45,8 +44,10 @@ class Route:
     abandoned. Signalling is by futures (one asyncio loop, no lock needed)."""
 
     def __init__(
-        self, stream: str, schema: Schema, sink: Sink, settings: DeliverySettings, metrics: Metrics
-    ) -> None:
+        self, stream: str, schema: Schema, sink: Sink, settings: DeliverySettings,
+        metrics: Metrics, clock: Clock | None = None,
+    ) -> None:  # fmt: skip
+        self.clock = clock or WallClock()
         self.stream = stream
         self.schema = schema
         self.sink = sink
@@ -181,10 +182,10 @@ class Route:
         if not queue or self._cut:
             return None
         if self._lane_size[lane] < limit and self.settings.linger_s > 0 and self.sink.limits.linger:
-            deadline = time.monotonic() + self.settings.linger_s
+            deadline = self.clock.monotonic() + self.settings.linger_s
             while (self._lane_size[lane] < limit and not self._closed and not self._blocked
                    and not self._cut):  # fmt: skip
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     break
                 await self._wait(self._item_waiters[lane], limit_s=remaining)
@@ -308,7 +309,7 @@ async def send_with_retry(
     attempt = 0  # consecutive attempts that made no progress
     unknown = False  # an attempt may have reached the destination without an answer
     while True:
-        started = time.perf_counter()
+        started = route.clock.monotonic()
         if unknown:
             metrics.redelivered.labels(*route.labels).inc(len(pending))
             unknown = False
@@ -353,7 +354,7 @@ async def send_with_retry(
             route.fail(len(pending), "unexpected", f"{type(exc).__name__}: {exc}")
             return
         else:
-            metrics.send_latency.labels(sink.name).observe(time.perf_counter() - started)
+            metrics.send_latency.labels(sink.name).observe(route.clock.monotonic() - started)
             route.delivered(len(pending))
             return
         unknown = error.unknown_outcome

@@ -9,6 +9,7 @@ status 1 and says which rule broke; the files of a failed run are removed.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from tqdm import tqdm
 
 from producer import rng
 from producer.domains.incidents import model as inc
+from producer.domains.incidents.settings import IncidentsSettings
 from producer.errors import ConfigError, check_writable
 from producer.records import arrow_schema
 from producer.rng import I64, U64
-from producer.settings import parse_time
+from producer.settings import Settings, parse_time
 
 log = structlog.get_logger("synthstream.incidents")
 
@@ -460,11 +462,13 @@ def write_tables(plan: Plan) -> dict[str, Any]:
     return summary
 
 
-def plan_from(settings: Any, args: Any) -> Plan:
-    """The seed's CLI options on top of the incidents settings."""
-    s = settings.incidents
+def plan_from(settings: Settings, args: argparse.Namespace, now_ms: int) -> Plan:
+    """The seed's CLI options on top of the incidents settings; the window ends at ``now_ms``
+    (whole seconds) unless ``--start-datetime`` says when."""
+    s = settings.stream("incidents")
+    assert isinstance(s, IncidentsSettings)
     end = args.start_datetime
-    end_dt = datetime.now(UTC).replace(microsecond=0)
+    end_dt = datetime.fromtimestamp(now_ms // 1000, UTC)
     if end is not None:
         end_dt = parse_time(end, "--start-datetime")
     if args.window_days <= 0:
