@@ -355,9 +355,10 @@ class LiveSettings(Model):
     )  # fmt: skip
     lookahead_ms: int = Field(
         1000, ge=0, le=60_000,
-        description="How far ahead of emission the generators work, in event time: one "
-        "generate call per this much (cheaper than one per tick); each record still leaves "
-        "when it is due. 0: generate at every tick.",
+        description="How far ahead of emission the generators work, in event time, at most: "
+        "one generate call per this much (less at high rates, about 2,000 records a call), "
+        "cheaper than one per tick; each record still leaves when it is due. 0: generate at "
+        "every tick.",
     )  # fmt: skip
 
 

@@ -102,19 +102,24 @@ def earliest(batches: dict[str, RecordBatch], limit: int) -> dict[str, RecordBat
     return out
 
 
+FILL_RECORDS = 2_000  # about what one look-ahead fill makes at high rates
+
+
 class Lookahead:
     """A ``Source`` whose generator works ahead of emission: one ``advance`` of the inner
-    source covers ``horizon_ms`` of event time, and each tick takes what is due from the
-    records held. Live ticks of 20 ms then cost a slice, not a generate call of their own;
-    the records, their event times and their order are those of the inner source (windows
-    that partition time give records that partition the output), and ``limit`` keeps the
-    earliest records, as a source does."""
+    source covers up to ``horizon_ms`` of event time (less at high rates, so that a fill stays
+    near ``FILL_RECORDS``), and each tick takes what is due from the records held. Live ticks
+    of 20 ms then cost a slice, not a generate call of their own; the records, their event
+    times and their order are those of the inner source (windows that partition time give
+    records that partition the output), and ``limit`` keeps the earliest records, as a source
+    does."""
 
     def __init__(self, source: Source, horizon_ms: int) -> None:
         self.inner = source
         self.stream = source.stream
         self.channels = source.channels
-        self.horizon_ms = horizon_ms
+        self.horizon_ms = horizon_ms  # the most event time one fill covers
+        self.reach_ms = horizon_ms  # what the next fill covers (fewer ms at high rates)
         self.held: dict[str, RecordBatch] = {}  # made, from self.start[channel] on not yet taken
         self.start: dict[str, int] = {}
         self.ahead: int | None = None  # the inner source has made everything before this
@@ -123,8 +128,13 @@ class Lookahead:
         if self.ahead is None:
             self.ahead = t0
         if t1 > self.ahead:
-            until = max(t1, t0 + self.horizon_ms)
+            until = max(t1, t0 + self.reach_ms)
             made = self.inner.advance(self.ahead, until, None)
+            count = sum(len(b) for b in made.values())
+            # Keep each fill near FILL_RECORDS: at 20,000 records/s a second's worth would hold
+            # the loop for a tick or two once a second (the records are the same either way).
+            per_ms = count / max(until - self.ahead, 1)
+            self.reach_ms = int(min(self.horizon_ms, max(1.0, FILL_RECORDS / max(per_ms, 1e-9))))
             self.ahead = until
             for channel, batch in made.items():
                 if channel in self.held:
