@@ -39,12 +39,13 @@ import uvloop
 from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.domains.bme280.model import Bme280Generator
 from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import entity_keys
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
-from producer.settings import LogSettings, load_settings
+from producer.settings import LogSettings
 
 CONCURRENCY = 8
 BATCH = 100

@@ -19,8 +19,8 @@ import time
 import uvloop
 from aiokafka import AIOKafkaProducer
 
+from producer.config import load_settings
 from producer.records import RecordBatch, json_documents
-from producer.settings import load_settings
 from producer.streams import build_stream
 from sinks.kafka import KafkaSink
 from sinks.settings import KafkaSinkSettings

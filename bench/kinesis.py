@@ -23,12 +23,13 @@ import uvloop
 from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.domains.air_quality.model import AirQualityGenerator
 from producer.domains.air_quality.settings import AirQualitySettings
 from producer.generators import entity_keys
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
-from producer.settings import LogSettings, load_settings
+from producer.settings import LogSettings
 from tests.services import localstack
 
 

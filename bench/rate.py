@@ -23,9 +23,9 @@ import uvloop
 
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema, encode_jsonl
-from producer.settings import load_settings
 from sinks.base import SinkLimits
 
 WARMUP_S = 2.0

@@ -30,6 +30,7 @@ import structlog
 from tqdm import tqdm
 
 from producer.clock import Clock, Stopper, WallClock
+from producer.config import Settings
 from producer.delivery import Route, backoff_s
 from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
@@ -38,7 +39,6 @@ from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
-from producer.settings import Settings
 from producer.streams import Channel, Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink

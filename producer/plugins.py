@@ -13,13 +13,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, TypeVar
+from typing import ClassVar, TypeVar
+
+from pydantic import Field, field_validator
 
 from producer.errors import ConfigError
-from producer.settings import ENV_PREFIX, Shard, SinkSettings, StreamSettings
-
-if TYPE_CHECKING:
-    from producer.metrics import Metrics
+from producer.generators import Generator, Source, sensor_source
+from producer.metrics import Metrics
+from producer.rng import I64, U64
+from producer.settings import ENV_PREFIX, CommaList, FaultSettings, Model, RateSettings, Shard
+from sinks.base import Sink
 
 STREAM_GROUP = "synthstream.streams"
 SINK_GROUP = "synthstream.sinks"
@@ -38,6 +41,89 @@ BUILT_IN_SINKS = {
     "kinesis": "sinks.settings:KinesisSinkSettings",
     "null": "sinks.settings:NullSinkSettings",
 }
+
+
+# --------------------------------------------------------------------------- the kinds
+
+
+class StreamSettings(Model):
+    """What every stream has: sinks, a rate model, faults, and where each sink puts it.
+
+    A stream kind is its settings model: a subclass names its ``KIND`` (its settings live
+    under ``SYNTHSTREAM_<KIND>__``), says what it is in ``DESCRIPTION`` and ``build``s its
+    source. It is found through the entry point group ``synthstream.streams``.
+    """
+
+    KIND: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
+
+    sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
+    faults: FaultSettings = FaultSettings()
+    http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
+    kafka_topic: str = Field("records", description="Topic of the kafka sink.")
+    kinesis_stream: str = Field("records", description="Stream of the kinesis sink.")
+
+    # Record types of a stream with several (their names replace {type} in the destinations).
+    CHANNELS: ClassVar[tuple[str, ...]] = ()
+
+    def channels(self, stream: str) -> tuple[str, ...]:
+        return self.CHANNELS or (stream,)
+
+    def destination(self, field: str, channel: str) -> str:
+        """Where a sink sends ``channel``'s records: the stream setting ``field`` (a sink
+        kind's ``DESTINATION``: a topic, a Kinesis stream, a path), ``{type}`` filled in."""
+        value: str = getattr(self, field)
+        return value.replace("{type}", channel)
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, value: list[str]) -> list[str]:
+        known = ", ".join(sink_kinds())
+        for sink in value:
+            if sink not in sink_kinds():
+                raise ValueError(f"unknown sink {sink!r}; accepted: {known}")
+        if not value:
+            raise ValueError(f"needs at least one sink; accepted: {known}")
+        return value
+
+    @property
+    def entities(self) -> int:
+        raise NotImplementedError
+
+    def build(self, context: StreamContext) -> Source:
+        """This stream's source for this process (its shard of the entities)."""
+        raise NotImplementedError
+
+
+class SensorStreamSettings(StreamSettings):
+    """A stream of entities due on a rate model: each on an interval, or a total rate. A kind
+    of this shape only makes its ``generator``; the rate model and sharding are shared."""
+
+    rate: RateSettings = RateSettings()
+
+    def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        raise NotImplementedError
+
+    def build(self, context: StreamContext) -> Source:
+        return sensor_source(context.name, self.entities, self.rate, context.seed,
+                             context.shard, self.generator)  # fmt: skip
+
+
+class SinkSettings(Model):
+    """A sink kind is its settings model: ``KIND`` (settings under
+    ``SYNTHSTREAM_SINKS__<KIND>__``), ``DESCRIPTION``, the stream setting that names where a
+    stream's records go (``DESTINATION``, e.g. ``kafka_topic``; none: the channel's name),
+    ``NETWORK`` (probed at start, retried when unreachable) and ``build``. It is found through
+    the entry point group ``synthstream.sinks``."""
+
+    KIND: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
+    DESTINATION: ClassVar[str | None] = None
+    NETWORK: ClassVar[bool] = False
+
+    def build(self, context: SinkContext) -> Sink:
+        raise NotImplementedError
+
 
 K = TypeVar("K", StreamSettings, SinkSettings)
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from producer.config import Settings
 from producer.errors import ConfigError, check_writable
 from producer.rates import HOUR_MS
 from producer.records import KindCounts
-from producer.settings import Settings
 from producer.streams import build_stream
 
 

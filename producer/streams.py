@@ -10,12 +10,11 @@ import numpy as np
 import orjson
 
 from producer import rng
+from producer.config import Settings
 from producer.delivery import Route
 from producer.faults import Faults, Truth
-from producer.generators import SingleChannel, Source, entity_keys, shard_entities
+from producer.generators import Source
 from producer.plugins import StreamContext
-from producer.rates import FixedInterval, RateModel, TotalRate
-from producer.settings import SensorStreamSettings, Settings, Shard
 
 
 @dataclass
@@ -79,37 +78,3 @@ def build_stream(name: str, settings: Settings) -> Stream:
         faults = Faults(stream_settings.faults, key, schema)
         channels.append(Channel(channel, faults, ground_truth))
     return Stream(name, source, channels)
-
-
-def sensor_source(
-    name: str, stream_settings: SensorStreamSettings, seed: int, shard: Shard
-) -> SingleChannel:
-    """The source of a stream of entities on a rate model: this shard's entities, their
-    keys, the kind's generator, and a fixed interval or a total rate."""
-    total = stream_settings.entities
-    ids = shard_entities(name, total, shard)
-    keys = entity_keys(seed, name, ids)
-    generator = stream_settings.generator(ids, keys)
-    rate_settings = stream_settings.rate
-    rate: RateModel
-    if rate_settings.total_per_s is not None:
-        local = np.full(total, -1, dtype=np.int64)
-        local[ids] = np.arange(ids.size, dtype=np.int64)
-        rate = TotalRate(
-            rng.text_key(seed, name, "arrivals"),
-            total,
-            local,
-            rate_settings,
-            ids.size / total,
-        )
-    else:
-        offset = float(rng.uniform(rng.combine(rng.text_key(seed, name), 0), 7)[0])
-        rate = FixedInterval(
-            ids,
-            keys,
-            round(rate_settings.interval_s * 1000),
-            round(rate_settings.jitter_s * 1000),
-            offset,
-            rate_settings.aligned,
-        )
-    return SingleChannel(generator, rate)

@@ -31,7 +31,7 @@ from producer import errors
 from producer.records import RecordBatch, Schema, encode_jsonl
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import FatalError, Interrupted, PartialFailure
-from sinks.settings import FileSinkSettings
+from sinks.fields import FileSinkFields
 
 _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 
@@ -53,7 +53,7 @@ class _Open:
 class FileSink:
     name = "file"
 
-    def __init__(self, settings: FileSinkSettings, suffix: str = "") -> None:
+    def __init__(self, settings: FileSinkFields, suffix: str = "") -> None:
         self.settings = settings
         # Parquet: each send is a row group, written before it counts as delivered.
         per_send = settings.max_records

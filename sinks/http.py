@@ -29,7 +29,7 @@ from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema, json_documents
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, RetryableError, SinkError
-from sinks.settings import HttpSinkSettings
+from sinks.fields import HttpSinkFields
 
 log = structlog.get_logger("synthstream.http")
 
@@ -41,7 +41,7 @@ class HttpSink:
     name = "http"
 
     def __init__(
-        self, settings: HttpSinkSettings, paths: dict[str, str], metrics: Metrics | None = None
+        self, settings: HttpSinkFields, paths: dict[str, str], metrics: Metrics | None = None
     ) -> None:
         self.settings = settings
         self.paths = paths
@@ -158,7 +158,7 @@ class _Aiohttp:
     """HTTP/1.1 through aiohttp: about 10x the requests a second of httpx here (the sink's
     ceiling in single mode, one reading per request, was httpx's connection handling)."""
 
-    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+    def __init__(self, s: HttpSinkFields, headers: dict[str, str], tls: Any) -> None:
         self.base = s.base_url.rstrip("/")
         self.session = aiohttp.ClientSession(
             headers=headers,
@@ -188,7 +188,7 @@ class _Aiohttp:
 class _Httpx:
     """HTTP/2 (``SYNTHSTREAM_SINKS__HTTP__HTTP2``) through httpx and h2."""
 
-    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+    def __init__(self, s: HttpSinkFields, headers: dict[str, str], tls: Any) -> None:
         self.client = httpx.AsyncClient(
             base_url=s.base_url,
             headers=headers,

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 from producer.records import RecordBatch, Schema, json_documents
 from sinks.base import SinkLimits
 from sinks.errors import Interrupted, PartialFailure, RetryableError
-from sinks.settings import KafkaSinkSettings
+from sinks.fields import KafkaSinkFields
 
 ACK_WAIT_S = 3.0  # at the deadline, for messages already handed to the producer
 
@@ -34,7 +34,7 @@ log = structlog.get_logger("synthstream.kafka")
 class KafkaSink:
     name = "kafka"
 
-    def __init__(self, settings: KafkaSinkSettings, topics: dict[str, str]) -> None:
+    def __init__(self, settings: KafkaSinkFields, topics: dict[str, str]) -> None:
         self.settings = settings
         self.topics = topics
         self.limits = SinkLimits(max_records=settings.max_records)

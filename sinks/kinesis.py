@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from producer.records import RecordBatch, Schema, json_documents
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
-from sinks.settings import KinesisSinkSettings
+from sinks.fields import KinesisSinkFields
 
 log = structlog.get_logger("synthstream.kinesis")
 
@@ -39,7 +39,7 @@ RETRYABLE_CODES = frozenset({
 class KinesisSink:
     name = "kinesis"
 
-    def __init__(self, settings: KinesisSinkSettings, streams: dict[str, str]) -> None:
+    def __init__(self, settings: KinesisSinkFields, streams: dict[str, str]) -> None:
         self.settings = settings
         self.streams = streams
         self.limits = SinkLimits(max_records=settings.max_records, max_bytes=MAX_CALL_BYTES)

@@ -11,13 +11,13 @@ import numpy as np
 from producer.records import RecordBatch, Schema, encode_jsonl
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import Interrupted, ReaderGone
-from sinks.settings import StdoutSinkSettings
+from sinks.fields import StdoutSinkFields
 
 
 class StdoutSink:
     name = "stdout"
 
-    def __init__(self, settings: StdoutSinkSettings, stream: BinaryIO | None = None) -> None:
+    def __init__(self, settings: StdoutSinkFields, stream: BinaryIO | None = None) -> None:
         self.limits = SinkLimits(max_records=settings.max_records, linger=False)
         self._out = stream if stream is not None else sys.stdout.buffer
 

@@ -19,10 +19,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from producer.config import load_settings
 from producer.domains.incidents import model as inc
 from producer.domains.incidents.tables import Builder, Plan
 from producer.records import RecordBatch, encode_jsonl
-from producer.settings import load_settings
 from producer.streams import build_stream
 
 EDGES = [

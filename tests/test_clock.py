@@ -10,8 +10,8 @@ import orjson
 
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.metrics import Metrics
-from producer.settings import load_settings
 
 LEAP_MIDNIGHT = round(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
 

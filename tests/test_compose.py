@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from ingest.app import IngestSettings, create_app
+from producer.config import env_names
 from producer.metrics import Metrics
-from producer.settings import env_names
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent

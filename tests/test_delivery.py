@@ -15,10 +15,10 @@ import pytest
 
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import Settings, load_settings
 from producer.delivery import backoff_s
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
-from producer.settings import Settings, load_settings
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, PartialFailure, RetryableError
 

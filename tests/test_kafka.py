@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer
 
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.metrics import Metrics
-from producer.settings import load_settings
 from tests.conftest import cli, next_event
 from tests.services import free_port, kafka_broker
 from tests.test_end_to_end import delivered_series, log_events, scrape_until

@@ -11,10 +11,10 @@ import pytest
 
 from producer.app import Engine
 from producer.clock import Stopper
+from producer.config import load_settings
 from producer.domains.air_quality.model import AirQualityMeasurement
 from producer.metrics import Metrics
 from producer.records import Kinds
-from producer.settings import load_settings
 from sinks.settings import KinesisSinkSettings
 from tests.services import localstack
 

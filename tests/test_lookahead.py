@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from producer.config import load_settings
 from producer.generators import Lookahead, Source
 from producer.records import encode_jsonl
-from producer.settings import load_settings
 from producer.streams import build_stream
 from tests.test_calendar import STREAMS
 

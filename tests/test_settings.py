@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from producer.config import Settings, env_example, env_names, load_settings, settings_model
 from producer.domains.bme280.settings import Bme280Settings
 from producer.errors import ConfigError
-from producer.settings import Settings, env_example, env_names, load_settings, settings_model
 from tests.conftest import ROOT, cli
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from producer import rng
-from producer.rates import Due, RateModel
+from producer.rates import Due, FixedInterval, RateModel, TotalRate
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
-from producer.settings import Shard
+from producer.settings import RateSettings, Shard
 
 
 class Generator(Protocol):
@@ -261,3 +262,28 @@ def shard_entities(stream: str, count: int, shard: Shard) -> I64:
 
 def entity_keys(seed: int, stream: str, ids: I64) -> U64:
     return rng.combine(rng.text_key(seed, stream), ids)
+
+
+def sensor_source(
+    name: str, total: int, rate_settings: RateSettings, seed: int, shard: Shard,
+    make: Callable[[I64, U64], Generator],
+) -> SingleChannel:  # fmt: skip
+    """The source of a stream of ``total`` entities on a rate model: this shard's entities,
+    their keys, the kind's generator (``make``), and a fixed interval or a total rate."""
+    ids = shard_entities(name, total, shard)
+    keys = entity_keys(seed, name, ids)
+    generator = make(ids, keys)
+    rate: RateModel
+    if rate_settings.total_per_s is not None:
+        local = np.full(total, -1, dtype=np.int64)
+        local[ids] = np.arange(ids.size, dtype=np.int64)
+        rate = TotalRate(
+            rng.text_key(seed, name, "arrivals"), total, local, rate_settings, ids.size / total
+        )
+    else:
+        offset = float(rng.uniform(rng.combine(rng.text_key(seed, name), 0), 7)[0])
+        rate = FixedInterval(
+            ids, keys, round(rate_settings.interval_s * 1000), round(rate_settings.jitter_s * 1000),
+            offset, rate_settings.aligned,
+        )  # fmt: skip
+    return SingleChannel(generator, rate)

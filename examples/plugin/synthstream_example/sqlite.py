@@ -16,9 +16,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from producer.errors import ConfigError
-from producer.plugins import SinkContext
+from producer.plugins import SinkContext, SinkSettings
 from producer.records import RecordBatch, Schema, json_documents
-from producer.settings import SinkSettings
 from sinks.base import Sink, SinkLimits
 from sinks.errors import FatalError, RetryableError
 

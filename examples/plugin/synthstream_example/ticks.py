@@ -16,10 +16,11 @@ from pydantic import Field
 
 from producer import rng
 from producer.generators import Generator, rank_within_entity
+from producer.plugins import SensorStreamSettings
 from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import I64, U64
-from producer.settings import RateSettings, SensorStreamSettings
+from producer.settings import RateSettings
 
 
 class TicksSettings(SensorStreamSettings):

@@ -27,7 +27,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, field_validator
 
 from producer import rng
-from producer.domains.air_quality.settings import AirQualitySettings
+from producer.domains.air_quality.fields import AirQualityFields
 from producer.generators import rank_within_entity
 from producer.geography import Cities, load_cities
 from producer.rates import DAY_MS, HOUR_MS, Due
@@ -103,7 +103,7 @@ class AirQualityGenerator:
 
     stream = STREAM
 
-    def __init__(self, settings: AirQualitySettings, entity_ids: I64, keys: U64) -> None:
+    def __init__(self, settings: AirQualityFields, entity_ids: I64, keys: U64) -> None:
         self.settings = settings
         self.entity_ids = entity_ids
         self.keys = keys

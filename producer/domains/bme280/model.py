@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
-from producer.domains.bme280.settings import Bme280Settings
+from producer.domains.bme280.fields import Bme280Fields
 from producer.generators import rank_within_entity
 from producer.rates import HOUR_MS, Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
@@ -51,7 +51,7 @@ class Bme280Generator:
 
     stream = STREAM
 
-    def __init__(self, settings: Bme280Settings, entity_ids: I64, keys: U64) -> None:
+    def __init__(self, settings: Bme280Fields, entity_ids: I64, keys: U64) -> None:
         self.settings = settings
         self.entity_ids = entity_ids
         self.keys = keys

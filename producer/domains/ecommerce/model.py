@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
-from producer.domains.ecommerce.settings import FRAUD_PATTERNS, EcommerceSettings
+from producer.domains.ecommerce.fields import FRAUD_PATTERNS, EcommerceFields
 from producer.domains.ecommerce.shop import (
     AGE_GROUPS,
     CATEGORIES,
@@ -69,7 +69,7 @@ from producer.settings import RateSettings, Shard
 from producer.zones import ZoneTable
 
 STREAM = "ecommerce"
-TRANSACTIONS, EVENTS, UPDATES, ALERTS, ANALYTICS = EcommerceSettings.CHANNELS
+TRANSACTIONS, EVENTS, UPDATES, ALERTS, ANALYTICS = EcommerceFields.CHANNELS
 EVENT_TYPES = ("page_view", "search", "product_view", "add_to_cart", "remove_from_cart",
                "checkout", "purchase")  # fmt: skip
 PAGE, SEARCH, VIEW, CART, REMOVE, CHECKOUT, PURCHASE = range(len(EVENT_TYPES))
@@ -329,7 +329,7 @@ class EventLift:
 
 
 class EcommerceSource:
-    def __init__(self, settings: EcommerceSettings, seed: int, shard: Shard) -> None:
+    def __init__(self, settings: EcommerceFields, seed: int, shard: Shard) -> None:
 
         self.settings = settings
         self.stream = STREAM

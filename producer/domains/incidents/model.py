@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from producer import rng
 from producer.domains.ecommerce.shop import US_STATES
-from producer.domains.incidents.settings import IncidentsSettings
+from producer.domains.incidents.fields import IncidentsFields
 from producer.generators import (
     Pending,
     lognormal,
@@ -615,7 +615,7 @@ class IncidentsSource:
     tables ``synthstream incidents`` writes for that window."""
 
     def __init__(
-        self, settings: IncidentsSettings, seed: int, shard: Shard,
+        self, settings: IncidentsFields, seed: int, shard: Shard,
         window: tuple[int, int] | None,
     ) -> None:  # fmt: skip
         self.stream = "incidents"

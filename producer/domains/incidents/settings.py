@@ -1,21 +1,17 @@
-"""The fire/EMS incidents stream kind: its settings and how it builds."""
+"""The incidents stream kind: its settings model (the fields, from ``fields.py``) and how it
+builds."""
 
 from __future__ import annotations
 
-import difflib
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import ClassVar
 
-from pydantic import Field, model_validator
-
-from producer.geography import city_names
-from producer.settings import StreamSettings
-
-if TYPE_CHECKING:
-    from producer.generators import Source
-    from producer.plugins import StreamContext
+from producer.domains.incidents.fields import IncidentsFields
+from producer.domains.incidents.model import IncidentsSource
+from producer.generators import Source
+from producer.plugins import StreamContext
 
 
-class IncidentsSettings(StreamSettings):
+class IncidentsSettings(IncidentsFields):
     """Fire/EMS incidents of one city (seed 001): live lifecycle events, and the relational
     data sets of ``synthstream incidents``."""
 
@@ -23,44 +19,4 @@ class IncidentsSettings(StreamSettings):
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
 
     def build(self, context: StreamContext) -> Source:
-        from producer.domains.incidents.model import IncidentsSource
-
         return IncidentsSource(self, context.seed, context.shard, context.window)
-
-    city: str = Field(
-        "San Diego", description="A city of producer/data/cities.csv: the stations' region."
-    )
-    stations: int = Field(25, ge=1, le=500, description="Fire stations (seed: --station-count).")
-    incidents_per_hour: float = Field(
-        10_000 / (90 * 24), gt=0,
-        description="Live rate, averaged over a week (default: the seed's 10,000 in 90 days).",
-    )  # fmt: skip
-    count: int | None = Field(
-        None, ge=1, le=100_000_000,
-        description="Exactly this many incidents in the backfill window (sets the rate, "
-        "as synthstream incidents --incident-count does).",
-    )  # fmt: skip
-    units_min: int = Field(1, ge=1, le=20, description="Units dispatched per incident, least.")
-    units_max: int = Field(3, ge=1, le=20, description="Units dispatched per incident, most.")
-    assets_probability: float = Field(0.35, ge=0, le=1, description="Chance of asset records.")
-    notes_probability: float = Field(0.55, ge=0, le=1, description="Chance of note records.")
-    geohash_precision: int = Field(8, ge=3, le=12, description="Characters of location_geohash.")
-    http_path: str = Field("/api/v1/incidents", description="Path of the http sink.")
-    kafka_topic: str = Field("incidents", description="Topic (key: incident_number).")
-    kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
-
-    @property
-    def entities(self) -> int:
-        return self.stations
-
-    @model_validator(mode="after")
-    def _units(self) -> Self:
-        if self.units_min > self.units_max:
-            raise ValueError(f"units_min ({self.units_min}) must not exceed units_max "
-                             f"({self.units_max})")  # fmt: skip
-        names = city_names()
-        if self.city not in names:
-            close = difflib.get_close_matches(self.city, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"city {self.city!r} is not in producer/data/cities.csv{hint}")
-        return self

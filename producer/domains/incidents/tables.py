@@ -27,12 +27,13 @@ import structlog
 from tqdm import tqdm
 
 from producer import rng
+from producer.config import Settings
 from producer.domains.incidents import model as inc
-from producer.domains.incidents.settings import IncidentsSettings
+from producer.domains.incidents.fields import IncidentsFields
 from producer.errors import ConfigError, check_writable
 from producer.records import arrow_schema
 from producer.rng import I64, U64
-from producer.settings import Settings, parse_time
+from producer.settings import parse_time
 
 log = structlog.get_logger("synthstream.incidents")
 
@@ -466,7 +467,7 @@ def plan_from(settings: Settings, args: argparse.Namespace, now_ms: int) -> Plan
     """The seed's CLI options on top of the incidents settings; the window ends at ``now_ms``
     (whole seconds) unless ``--start-datetime`` says when."""
     s = settings.stream("incidents")
-    assert isinstance(s, IncidentsSettings)
+    assert isinstance(s, IncidentsFields)
     end = args.start_datetime
     end_dt = datetime.fromtimestamp(now_ms // 1000, UTC)
     if end is not None:

@@ -1,0 +1,43 @@
+"""The air_quality stream kind's settings fields (the kind itself, with its build, is in
+``settings.py``; the model takes these)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from producer.plugins import SensorStreamSettings
+from producer.settings import RateSettings
+
+if TYPE_CHECKING:
+    pass
+
+
+class AirQualityFields(SensorStreamSettings):
+    """Air-quality measurements of real cities (seed 000): a random city per message."""
+
+    rate: RateSettings = RateSettings(total_per_s=1.0)
+    cities: int = Field(
+        300,
+        ge=1,
+        le=300,
+        description="Cities in play: the first N profiles (the seed's ten first).",
+    )
+    rain_probability: float = Field(
+        0.12, ge=0, le=1, description="Chance of rain in a reading (more when humid)."
+    )
+    noise_pct: float = Field(5.0, ge=0, le=50, description="Sensor noise, % (normal).")
+    http_path: str = Field(
+        "/api/v1/air-quality", description="Path the http sink posts this stream's records to."
+    )
+    kafka_topic: str = Field(
+        "air-quality-measurements", description="Topic of the kafka sink (key: city_id)."
+    )
+    kinesis_stream: str = Field(
+        "air-quality-measurements", description="Kinesis stream (partition key: city_id)."
+    )
+
+    @property
+    def entities(self) -> int:
+        return self.cities
