@@ -1,12 +1,11 @@
 """The air_quality stream kind: its settings model (the fields, from ``fields.py``) and how it
-builds."""
+builds (the model is imported when the stream is built, not when the kinds are listed)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from producer.domains.air_quality.fields import AirQualityFields
-from producer.domains.air_quality.model import AirQualityGenerator
 from producer.generators import Generator
 from producer.rng import I64, U64
 
@@ -18,4 +17,8 @@ class AirQualitySettings(AirQualityFields):
     DESCRIPTION: ClassVar[str] = "air quality of real cities: PM2.5, PM10, NO2, O3, AQI"
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        from producer.domains.air_quality.model import (
+            AirQualityGenerator,  # the model loads when used
+        )
+
         return AirQualityGenerator(self, entity_ids, keys)

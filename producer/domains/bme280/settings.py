@@ -1,12 +1,11 @@
 """The bme280 stream kind: its settings model (the fields, from ``fields.py``) and how it
-builds."""
+builds (the model is imported when the stream is built, not when the kinds are listed)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from producer.domains.bme280.fields import Bme280Fields
-from producer.domains.bme280.model import Bme280Generator
 from producer.generators import Generator
 from producer.rng import I64, U64
 
@@ -18,4 +17,6 @@ class Bme280Settings(Bme280Fields):
     DESCRIPTION: ClassVar[str] = "BME280 sensors: temperature, humidity, pressure per device"
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        from producer.domains.bme280.model import Bme280Generator  # the model loads when used
+
         return Bme280Generator(self, entity_ids, keys)

@@ -1,12 +1,11 @@
 """The ecommerce stream kind: its settings model (the fields, from ``fields.py``) and how it
-builds."""
+builds (the model is imported when the stream is built, not when the kinds are listed)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from producer.domains.ecommerce.fields import EcommerceFields
-from producer.domains.ecommerce.model import EcommerceSource
 from producer.generators import Source
 from producer.plugins import StreamContext
 
@@ -21,4 +20,6 @@ class EcommerceSettings(EcommerceFields):
     )
 
     def build(self, context: StreamContext) -> Source:
+        from producer.domains.ecommerce.model import EcommerceSource  # the model loads when used
+
         return EcommerceSource(self, context.seed, context.shard)

@@ -1,12 +1,11 @@
 """The incidents stream kind: its settings model (the fields, from ``fields.py``) and how it
-builds."""
+builds (the model is imported when the stream is built, not when the kinds are listed)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from producer.domains.incidents.fields import IncidentsFields
-from producer.domains.incidents.model import IncidentsSource
 from producer.generators import Source
 from producer.plugins import StreamContext
 
@@ -19,4 +18,6 @@ class IncidentsSettings(IncidentsFields):
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
 
     def build(self, context: StreamContext) -> Source:
+        from producer.domains.incidents.model import IncidentsSource  # the model loads when used
+
         return IncidentsSource(self, context.seed, context.shard, context.window)
