@@ -20,7 +20,13 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.errors import ConfigError
-from producer.plugins import SinkSettings, StreamSettings, sink_kinds, stream_kinds
+from producer.plugins import (
+    SinkSettings,
+    StreamSettings,
+    registered,
+    sink_kinds,
+    stream_kinds,
+)
 from producer.settings import (
     ENV_PREFIX,
     PACKAGE_DIR,
@@ -71,13 +77,7 @@ class Settings(BaseSettings):
     @field_validator("streams")
     @classmethod
     def _known_streams(cls, value: list[str]) -> list[str]:
-        known = ", ".join(stream_kinds())
-        for name in value:
-            if name not in stream_kinds():
-                raise ValueError(f"unknown stream {name!r}; accepted: {known}")
-        if not value:
-            raise ValueError(f"needs at least one stream; accepted: {known}")
-        return value
+        return registered(value, stream_kinds(), "stream")
 
     @field_validator("shard")
     @classmethod

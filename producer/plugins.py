@@ -78,13 +78,7 @@ class StreamSettings(Model):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, value: list[str]) -> list[str]:
-        known = ", ".join(sink_kinds())
-        for sink in value:
-            if sink not in sink_kinds():
-                raise ValueError(f"unknown sink {sink!r}; accepted: {known}")
-        if not value:
-            raise ValueError(f"needs at least one sink; accepted: {known}")
-        return value
+        return registered(value, sink_kinds(), "sink")
 
     @property
     def entities(self) -> int:
@@ -178,6 +172,18 @@ def stream_kinds() -> dict[str, type[StreamSettings]]:
 def sink_kinds() -> dict[str, type[SinkSettings]]:
     """Every registered sink kind by name, synthstream's own first."""
     return _load(SINK_GROUP, SinkSettings, BUILT_IN_SINKS)
+
+
+def registered(names: list[str], kinds: dict[str, type[K]], what: str) -> list[str]:
+    """``names`` if each is a registered kind and there is one at least; else the error a
+    setting shows, with what is accepted."""
+    known = ", ".join(kinds)
+    for name in names:
+        if name not in kinds:
+            raise ValueError(f"unknown {what} {name!r}; accepted: {known}")
+    if not names:
+        raise ValueError(f"needs at least one {what}; accepted: {known}")
+    return names
 
 
 def catalogue() -> dict[str, list[dict[str, str]]]:
