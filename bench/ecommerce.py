@@ -26,7 +26,7 @@ T0 = 1_714_996_800_000  # 2024-05-06 12:00 UTC, a Monday at midday in Europe
 
 def child(hours: float, window_ms: int, folder: str) -> None:
     from producer.config import load_settings
-    from producer.records import encode_jsonl
+    from producer.encoding import encode_jsonl
     from producer.streams import build_stream
 
     settings = load_settings(

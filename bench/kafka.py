@@ -20,7 +20,8 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 
 from producer.config import load_settings
-from producer.records import RecordBatch, json_documents
+from producer.encoding import json_documents
+from producer.records import RecordBatch
 from producer.streams import build_stream
 from sinks.kafka import KafkaSink
 from sinks.settings import KafkaSinkSettings

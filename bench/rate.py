@@ -24,8 +24,9 @@ import uvloop
 from producer.app import Engine
 from producer.clock import Stopper
 from producer.config import load_settings
+from producer.encoding import encode_jsonl
 from producer.metrics import Metrics
-from producer.records import RecordBatch, Schema, encode_jsonl
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 
 WARMUP_S = 2.0

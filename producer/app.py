@@ -130,6 +130,8 @@ class Engine:
         self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names, self.metrics)
         for stream in self.streams:
             for channel in stream.channels:
+                for kind in channel.faults.kinds:  # each stage's kinds on /metrics from 0
+                    self.metrics.child(self.metrics.faults_injected, channel.name, kind)
                 for sink_name in dict.fromkeys(settings.stream(stream.name).sinks):
                     channel.routes.append(
                         Route(

@@ -18,8 +18,10 @@ from typing import ClassVar, TypeVar
 from pydantic import Field, field_validator
 
 from producer.errors import ConfigError
+from producer.faults.base import Stage
 from producer.generators import Generator, Source, sensor_source
 from producer.metrics import Metrics
+from producer.records import Schema
 from producer.rng import I64, U64
 from producer.settings import ENV_PREFIX, CommaList, FaultSettings, Model, RateSettings, Shard
 from sinks.base import Sink
@@ -87,6 +89,11 @@ class StreamSettings(Model):
     def build(self, context: StreamContext) -> Source:
         """This stream's source for this process (its shard of the entities)."""
         raise NotImplementedError
+
+    def fault_stages(self, key: int, schema: Schema) -> list[Stage]:
+        """The domain's own fault stages for one channel, next to the built-in ones
+        (``Stage.order`` places them); ``key`` is the channel's fault key."""
+        return []
 
 
 class SensorStreamSettings(StreamSettings):

@@ -7,18 +7,14 @@ edge; columnar sinks ask it for an Arrow table and never see per-record dicts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 
-from producer import settings
 from producer.rng import I64, U64
 
 # (hex start, output start, width) of the 8-4-4-4-12 groups
@@ -41,20 +37,16 @@ class RecordBatch:
     is_duplicate: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, np.bool_))
     # Clock skew injected by faults: the record *says* time_ms + skew_ms (see reported_ms).
     skew_ms: I64 = field(default_factory=lambda: np.empty(0, np.int64))
-    # Malformation injected by faults (index into MALFORMED_KINDS, -1: none), see json_rows.
-    malformed: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
-    # Data-quality variant (index into VARIANTS) and source (index into SOURCES), -1: none.
-    variant: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
-    source: npt.NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
+    # What fault stages asked the encoders to do to a record: a small code per record for
+    # each mark name (-1: nothing), e.g. which malformation (see producer.encoding). The
+    # batch carries them and keeps them aligned; it does not know what they mean.
+    marks: dict[str, npt.NDArray[np.int8]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.is_duplicate.size != self.entity.size:
             object.__setattr__(self, "is_duplicate", np.zeros(self.entity.size, dtype=np.bool_))
         if self.skew_ms.size != self.entity.size:
             object.__setattr__(self, "skew_ms", np.zeros(self.entity.size, dtype=np.int64))
-        for name in ("malformed", "variant", "source"):
-            if getattr(self, name).size != self.entity.size:
-                object.__setattr__(self, name, np.full(self.entity.size, -1, dtype=np.int8))
 
     @property
     def reported_ms(self) -> I64:
@@ -74,9 +66,7 @@ class RecordBatch:
             columns={name: col[index] for name, col in self.columns.items()},
             is_duplicate=self.is_duplicate[index],
             skew_ms=self.skew_ms[index],
-            malformed=self.malformed[index],
-            variant=self.variant[index],
-            source=self.source[index],
+            marks={name: codes[index] for name, codes in self.marks.items()},
         )
 
     @staticmethod
@@ -94,10 +84,22 @@ class RecordBatch:
             },
             is_duplicate=np.concatenate([b.is_duplicate for b in batches]),
             skew_ms=np.concatenate([b.skew_ms for b in batches]),
-            malformed=np.concatenate([b.malformed for b in batches]),
-            variant=np.concatenate([b.variant for b in batches]),
-            source=np.concatenate([b.source for b in batches]),
+            marks={
+                name: np.concatenate([b.mark(name) for b in batches])
+                for name in dict.fromkeys(n for b in batches for n in b.marks)
+            },
         )
+
+    def mark(self, name: str) -> npt.NDArray[np.int8]:
+        """The codes of mark ``name`` (-1 for every record the mark was never set on)."""
+        codes = self.marks.get(name)
+        return codes if codes is not None else np.full(len(self), -1, dtype=np.int8)
+
+    def marked(self, name: str, codes: npt.NDArray[np.int8]) -> RecordBatch:
+        """This batch with mark ``name`` set to ``codes`` (one per record)."""
+        marks = {**self.marks, name: codes}
+        return RecordBatch(self.stream, self.entity, self.time_ms, self.key, self.columns,
+                           self.is_duplicate, self.skew_ms, marks)  # fmt: skip
 
     def message_ids(self) -> npt.NDArray[np.bytes_]:
         """Deterministic UUIDs (version 4 layout) as 36-byte ASCII strings."""
@@ -200,119 +202,3 @@ class Schema(Protocol):
     def table(self, batch: RecordBatch) -> pa.Table:
         """Records as an Arrow table (nested fields as structs)."""
         ...
-
-
-ENCODE_CHUNK = 4096
-MALFORMED_KINDS = settings.MALFORMED_KINDS
-# Data-quality variants: the single-source issues, then the conflicts between sources.
-VARIANTS = (*settings.QUALITY_KINDS, "name_conflict", "measure_conflict", "date_conflict",
-            "other_conflict")  # fmt: skip
-SOURCES = ("A", "B", "C")
-_NAME = re.compile(r"^(?P<prefix>.*?)[_-]?(?P<digits>\d+)$")
-_MISSING = (None, "", "N/A")
-
-
-def _name_style(name: str, style: int) -> str:
-    """0 as is, 1 ``BME280-0007``, 2 ``bme280 #7``, 3 ``bme280_7``: one entity, four names."""
-    match = _NAME.match(name)
-    if style == 0 or match is None:
-        return name
-    prefix, digits = match["prefix"], match["digits"]
-    if style == 1:
-        return f"{prefix.upper()}-{digits}"
-    if style == 2:
-        return f"{prefix} #{int(digits)}"
-    return f"{prefix}_{int(digits)}"
-
-
-def _date_style(stamp: str, style: int, shift_ms: int = 0) -> object:
-    """0 ISO 8601, 1 US ``11/23/2026 04:33:25 PM``, 2 EU ``23.11.2026 16:33:25``, 3 epoch ms."""
-    if style == 0 and not shift_ms:
-        return stamp
-    moment = datetime.fromisoformat(stamp) + timedelta(milliseconds=shift_ms)
-    if style == 1:
-        return moment.strftime("%m/%d/%Y %I:%M:%S %p")
-    if style == 2:
-        return moment.strftime("%d.%m.%Y %H:%M:%S")
-    if style == 3:
-        return int(moment.timestamp() * 1000)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _apply_variants(
-    schema: Schema, batch: RecordBatch, rows: list[dict[str, Any]], marked: Any
-) -> None:
-    """Each source's own formats, and the data-quality variants, on JSON rows."""
-    for i in marked.tolist():
-        row = rows[i]
-        source = int(batch.source[i])
-        variant = VARIANTS[int(batch.variant[i])] if batch.variant[i] >= 0 else ""
-        pick = int(batch.key[i] % np.uint64(997))
-        name_style = date_style = max(source, 0)
-        if source >= 0:
-            row["source"] = SOURCES[source]
-        if variant in ("name_variant", "name_conflict"):
-            name_style = (name_style + 1 + pick % 3) % 4
-        if variant == "date_format":
-            date_style = (date_style + 1 + pick % 3) % 4
-        key = schema.partition_key
-        row[key] = _name_style(str(row[key]), name_style)
-        if schema.time_field in row:
-            row[schema.time_field] = _date_style(row[schema.time_field], date_style)
-        for optional in schema.optional_fields:
-            if variant == "missing_optional" or (source == 2 and pick % 4 == 0):
-                row[optional] = _MISSING[pick % 3]
-            elif variant == "other_conflict":
-                row.pop(optional, None)
-
-
-def json_documents(
-    schema: Schema, batch: RecordBatch, rows: list[dict[str, Any]] | None = None
-) -> list[bytes]:
-    """Each record as one JSON document, malformed where faults asked for it.
-
-    ``out_of_range`` is already in the columns (so columnar files show it too); the other
-    kinds only exist in JSON: a measurement as a string with its unit (wrong type), a
-    measurement left out (missing field), the document cut in half (truncated), a
-    measurement renamed and a ``schema_version`` added (schema change).
-    """
-    rows = schema.rows(batch) if rows is None else rows
-    broken = np.flatnonzero(batch.malformed >= 0)
-    cut: set[int] = set()
-    if broken.size:
-        names = list(schema.measures)
-        for i in broken.tolist():
-            kind = MALFORMED_KINDS[int(batch.malformed[i])]
-            column = names[int(batch.key[i] % np.uint64(len(names)))]
-            row = rows[i]
-            if kind == "wrong_type":
-                row[column] = f"{row[column]} units"
-            elif kind == "missing_field":
-                del row[column]
-            elif kind == "schema_change":
-                row[f"{column}_v2"] = row.pop(column)
-                row["schema_version"] = 2
-            elif kind == "truncated_json":
-                cut.add(i)
-    marked = np.flatnonzero((batch.variant >= 0) | (batch.source >= 0))
-    if marked.size:
-        _apply_variants(schema, batch, rows, marked)
-    dumps = orjson.dumps
-    docs = [dumps(row) for row in rows]
-    for i in cut:
-        docs[i] = docs[i][: len(docs[i]) // 2]
-    return docs
-
-
-def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
-    """One JSON document per line, as one buffer sized to its content.
-
-    Encoded in chunks: every ``orjson.dumps`` result holds about 4 KiB while alive whatever
-    its length (see DESIGN), so a million of them at once would cost gigabytes.
-    """
-    parts = []
-    for start in range(0, len(batch), ENCODE_CHUNK):
-        docs = json_documents(schema, batch.take(slice(start, start + ENCODE_CHUNK)))
-        docs.append(b"")
-        parts.append(b"\n".join(docs))
-    return b"".join(parts)

@@ -89,13 +89,6 @@ class FaultSettings(Model):
         list(ANOMALY_KINDS),
         description="Sensor anomalies to draw from: " + ", ".join(ANOMALY_KINDS),
     )
-    pollution_episode_rate: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="Chance per city and day of a pollution episode "
-        "(air quality: x3-10 for hours, neighbouring hours elevated).",
-    )
     malformed_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of records made malformed (dead-letter tests)."
     )

@@ -75,6 +75,7 @@ def build_stream(name: str, settings: Settings) -> Stream:
         key = rng.text_key(settings.seed, name, "faults")
         if channel != name:
             key = rng.text_key(settings.seed, name, channel, "faults")
-        faults = Faults(stream_settings.faults, key, schema)
+        stages = stream_settings.fault_stages(key, schema)
+        faults = Faults(stream_settings.faults, key, schema, stages)
         channels.append(Channel(channel, faults, ground_truth))
     return Stream(name, source, channels)

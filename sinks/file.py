@@ -28,7 +28,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from producer import errors
-from producer.records import RecordBatch, Schema, encode_jsonl
+from producer.encoding import encode_jsonl
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import FatalError, Interrupted, PartialFailure
 from sinks.fields import FileSinkFields

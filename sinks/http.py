@@ -24,9 +24,10 @@ import aiohttp
 import httpx
 import structlog
 
+from producer.encoding import json_documents
 from producer.errors import ConfigError
 from producer.metrics import Metrics
-from producer.records import RecordBatch, Schema, json_documents
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, RetryableError, SinkError
 from sinks.fields import HttpSinkFields

@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from producer.records import RecordBatch, Schema, json_documents
+from producer.encoding import json_documents
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 from sinks.errors import Interrupted, PartialFailure, RetryableError
 from sinks.fields import KafkaSinkFields

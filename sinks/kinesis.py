@@ -21,7 +21,8 @@ import numpy as np
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from producer.records import RecordBatch, Schema, json_documents
+from producer.encoding import json_documents
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
 from sinks.fields import KinesisSinkFields

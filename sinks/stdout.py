@@ -8,7 +8,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from producer.records import RecordBatch, Schema, encode_jsonl
+from producer.encoding import encode_jsonl
+from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits, finish_in_thread
 from sinks.errors import Interrupted, ReaderGone
 from sinks.fields import StdoutSinkFields

@@ -19,10 +19,11 @@ from producer.domains.air_quality.model import (
     invalid_rows,
 )
 from producer.domains.air_quality.settings import AirQualitySettings
+from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.geography import load_cities
 from producer.rates import HOUR_MS, FixedInterval
-from producer.records import RecordBatch, encode_jsonl
+from producer.records import RecordBatch
 from tests.conftest import cli
 
 T2024 = 1_704_067_200_000
@@ -185,13 +186,15 @@ def test_the_sample_data_set(tmp_path: Path) -> None:
 
 
 def test_pollution_episodes_multiply_a_city_for_hours_with_ramps() -> None:
+    from producer.domains.air_quality.settings import AirQualitySettings
     from producer.faults import Faults
-    from producer.settings import FaultSettings
 
     clean, gen = year_of_data([0, 3, 11])
-    faults = Faults(
-        FaultSettings(drop_rate=0, duplicate_rate=0, pollution_episode_rate=0.05), 7, gen.schema
+    kind = AirQualitySettings.model_validate(
+        {"faults": {"drop_rate": 0, "duplicate_rate": 0, "pollution_episode_rate": 0.05}}
     )
+    faults = Faults(kind.faults, 7, gen.schema, kind.fault_stages(7, gen.schema))
+    assert faults.kinds == ("pollution_episode", "duplicate", "drop")  # the domain's stage too
     result = faults.apply(clean, clean.time_ms.max() + 1)
     out = result.batch
     episodes = [t for t in result.truth if t.kind == "pollution_episode"]

@@ -12,9 +12,9 @@ import pytest
 from ingest.app import BME280Reading  # the seed's schema, as the ingest endpoint enforces it
 from producer.domains.bme280.model import Bme280Generator, daily_cycle
 from producer.domains.bme280.settings import Bme280Settings
+from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.rates import HOUR_MS, Due, FixedInterval
-from producer.records import encode_jsonl
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from producer.config import load_settings
 from producer.domains.incidents import model as inc
 from producer.domains.incidents.tables import Builder, Plan
-from producer.records import RecordBatch, encode_jsonl
+from producer.encoding import encode_jsonl
+from producer.records import RecordBatch
 from producer.streams import build_stream
 
 EDGES = [

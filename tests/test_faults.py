@@ -11,10 +11,11 @@ import pyarrow as pa
 
 from producer.domains.bme280.model import Bme280Generator
 from producer.domains.bme280.settings import Bme280Settings
+from producer.encoding import encode_jsonl
 from producer.faults import Faults, Truth
 from producer.generators import entity_keys
 from producer.rates import HOUR_MS, FixedInterval
-from producer.records import RecordBatch, encode_jsonl
+from producer.records import RecordBatch
 from producer.settings import FaultSettings
 
 T0 = 1_704_067_200_000
@@ -210,7 +211,7 @@ def test_malformed_records_really_fail_the_schema_and_only_they() -> None:
     from pydantic import ValidationError
 
     from ingest.app import BME280Reading
-    from producer.records import json_documents
+    from producer.encoding import json_documents
 
     out, truth, _ = run(2, malformed_rate=0.05, **OFF)
     gen, _ = source()
@@ -231,7 +232,8 @@ def test_malformed_records_really_fail_the_schema_and_only_they() -> None:
 
 
 def rows_of(batch: RecordBatch) -> list[dict[str, Any]]:
-    from producer.records import json_documents
+
+    from producer.encoding import json_documents
 
     gen, _ = source()
     return [orjson.loads(doc) for doc in json_documents(gen.schema, batch)]

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.config import load_settings
+from producer.encoding import encode_jsonl
 from producer.generators import Lookahead, Source
-from producer.records import encode_jsonl
 from producer.streams import build_stream
 from tests.test_calendar import STREAMS
 

@@ -15,9 +15,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from producer.encoding import json_documents
 from producer.errors import ConfigError
 from producer.plugins import SinkContext, SinkSettings
-from producer.records import RecordBatch, Schema, json_documents
+from producer.records import RecordBatch, Schema
 from sinks.base import Sink, SinkLimits
 from sinks.errors import FatalError, RetryableError
 

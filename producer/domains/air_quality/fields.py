@@ -3,21 +3,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import Field
 
 from producer.plugins import SensorStreamSettings
-from producer.settings import RateSettings
+from producer.settings import FaultSettings, RateSettings
 
-if TYPE_CHECKING:
-    pass
+
+class AirQualityFaultSettings(FaultSettings):
+    """Faults injected between the generator and its sinks, each recorded; and air quality's
+    own, pollution episodes."""
+
+    pollution_episode_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Chance per city and day of a pollution episode "
+        "(x3-10 for hours, neighbouring hours elevated).",
+    )
 
 
 class AirQualityFields(SensorStreamSettings):
     """Air-quality measurements of real cities (seed 000): a random city per message."""
 
     rate: RateSettings = RateSettings(total_per_s=1.0)
+    faults: AirQualityFaultSettings = AirQualityFaultSettings()
     cities: int = Field(
         300,
         ge=1,

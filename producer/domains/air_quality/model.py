@@ -190,7 +190,6 @@ class AirQualitySchema:
     time_field = "timestamp"
     optional_fields: tuple[str, ...] = ()
     kinds: Kinds | None = None
-    episode_columns: tuple[str, ...] = tuple(POLLUTANT_RATIOS)
 
     def __init__(self, cities: Cities) -> None:
         self.cities = cities

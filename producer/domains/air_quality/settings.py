@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from producer.domains.air_quality.fields import AirQualityFields
+from producer.faults import Stage
 from producer.generators import Generator
+from producer.records import Schema
 from producer.rng import I64, U64
 
 
@@ -22,3 +24,10 @@ class AirQualitySettings(AirQualityFields):
         )
 
         return AirQualityGenerator(self, entity_ids, keys)
+
+    def fault_stages(self, key: int, schema: Schema) -> list[Stage]:
+        if self.faults.pollution_episode_rate <= 0:
+            return []
+        from producer.domains.air_quality.faults import PollutionEpisodes
+
+        return [PollutionEpisodes(self.faults.pollution_episode_rate, key)]
