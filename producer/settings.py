@@ -245,8 +245,9 @@ class LiveSettings(Model):
 
     tick_ms: float = Field(
         20.0, ge=1, le=1000,
-        description="Latency budget: each wake takes every record due since the last one, "
-        "with its exact event time; records leave at most this late (1: every millisecond).",
+        description="Latency budget: a wake comes when the first record due has waited this "
+        "long, and takes every record due by then, with its exact event time; records leave "
+        "at most this late (1: every millisecond).",
     )  # fmt: skip
     lookahead_ms: int = Field(
         1000, ge=0, le=60_000,
