@@ -15,8 +15,9 @@ from producer.domains.bme280.model import Bme280Generator
 from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
-from producer.rates import HOUR_MS, FixedInterval
+from producer.rates import FixedInterval
 from producer.records import RecordBatch
+from producer.timeline import HOUR_MS
 
 T0 = 1_704_067_200_000
 DEVICES = 1000

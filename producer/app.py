@@ -393,8 +393,7 @@ class Engine:
                     hint = (f"waited {wait:g} s" if wait else
                             "start it, or wait for it with --wait-for-sinks SECONDS")  # fmt: skip
                     raise SinkUnreachable(f"{name} sink not reachable ({error}); {hint}")
-                if attempt == 0:
-                    log.warning("sink_unreachable", sink=name, error=error, waiting_s=wait)
+                self.metrics.sink_unreachable(name, error, wait, first=attempt == 0)
                 await stopper.sleep(min(remaining, backoff_s(attempt, 0.2, 5.0) + 0.05))
                 attempt += 1
             if attempt:

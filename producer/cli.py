@@ -20,8 +20,8 @@ from producer.clock import Clock, WallClock
 from producer.config import Settings, env_example, env_names, load_settings
 from producer.errors import ConfigError
 from producer.plugins import catalogue, sink_kinds, stream_kinds
-from producer.rates import HOUR_MS
 from producer.settings import parse_time
+from producer.timeline import HOUR_MS
 
 # Flag -> (dotted setting, how to turn the flag's value into the setting's)
 _FLAGS: dict[str, str] = {

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import structlog
 
 from producer.clock import Clock, WallClock, wait_first
 from producer.metrics import Metrics
@@ -25,8 +24,6 @@ from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
 from sinks.base import Sink
 from sinks.errors import FatalError, Interrupted, PartialFailure, ReaderGone, RetryableError
-
-log = structlog.get_logger("synthstream.delivery")
 
 
 class Route:
@@ -259,18 +256,8 @@ class Route:
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
-        self.metrics.failed.labels(*self.labels, reason).inc(n)
         self._in_flight.set(self.in_flight)
-        if quiet:
-            return
-        log.error(
-            "records_failed",
-            stream=self.stream,
-            sink=self.sink.name,
-            records=n,
-            reason=reason,
-            error=message,
-        )
+        self.metrics.records_failed(self.stream, self.sink.name, reason, n, message, quiet)
 
     def abandon(self) -> int:
         """At the shutdown deadline: count what is still here as failed; return how many."""
@@ -367,17 +354,8 @@ async def send_with_retry(
         delay = backoff_s(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
         if error.retry_after_s is not None:
             delay = max(delay, min(error.retry_after_s, settings.backoff_max_s))
-        metrics.retries.labels(sink.name, error.reason).inc()
-        log.warning(
-            "send_retry",
-            stream=route.stream,
-            sink=sink.name,
-            records=len(pending),
-            attempt=attempt,
-            delay_s=round(delay, 3),
-            reason=error.reason,
-            error=str(error),
-        )
+        metrics.send_retried(route.stream, sink.name, error.reason, len(pending), attempt, delay,
+                             str(error))  # fmt: skip
         await route.pause(delay)
         if route.is_cut:
             return

@@ -1,5 +1,6 @@
 """Geography shared by the domains: the 300 real cities (coordinates, population, time
-zone, coastal and industrial flags, base pollution) of ``producer/data/cities.csv``."""
+zone, coastal and industrial flags, base pollution) of ``producer/data/cities.csv``,
+distances on the globe, geohashes and WKT points."""
 
 from __future__ import annotations
 
@@ -61,3 +62,60 @@ def load_cities() -> Cities:
 def city_names() -> list[str]:
     with CITIES_FILE.open(newline="", encoding="utf-8") as handle:
         return [row["city_name"] for row in csv.DictReader(handle)]
+
+
+def metres_between(lat1: F64, lng1: F64, lat2: F64, lng2: F64) -> F64:
+    """Great-circle distance (haversine), metres."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lng2 - lng1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    out: F64 = 2 * 6_371_000.0 * np.arcsin(np.sqrt(a))
+    return out
+
+
+_BASE32 = np.frombuffer(b"0123456789bcdefghjkmnpqrstuvwxyz", dtype=np.uint8)
+
+
+def geohash(lat: F64, lng: F64, precision: int) -> npt.NDArray[np.bytes_]:
+    """Geohashes of points, vectorised: interleave longitude and latitude bits, base32."""
+    bits = 5 * precision
+    lng_bits = (bits + 1) // 2
+    lat_bits = bits // 2
+    x = np.minimum(((lng + 180.0) / 360.0 * (1 << lng_bits)).astype(np.uint64),
+                   np.uint64((1 << lng_bits) - 1))  # fmt: skip
+    y = np.minimum(((lat + 90.0) / 180.0 * (1 << lat_bits)).astype(np.uint64),
+                   np.uint64((1 << lat_bits) - 1))  # fmt: skip
+    code = np.zeros(lat.size, dtype=np.uint64)
+    for i in range(bits):  # bit i (from the top): even positions longitude, odd latitude
+        if i % 2 == 0:
+            bit = (x >> np.uint64(lng_bits - 1 - i // 2)) & np.uint64(1)
+        else:
+            bit = (y >> np.uint64(lat_bits - 1 - i // 2)) & np.uint64(1)
+        code = (code << np.uint64(1)) | bit
+    chars = np.empty((lat.size, precision), dtype=np.uint8)
+    for c in range(precision):
+        shift = np.uint64(5 * (precision - 1 - c))
+        chars[:, c] = _BASE32[((code >> shift) & np.uint64(31)).astype(np.int64)]
+    return chars.view(f"S{precision}").reshape(lat.size)
+
+
+def geohash_bounds(text: str) -> tuple[float, float, float, float]:
+    """(lat_min, lat_max, lng_min, lng_max) of a geohash cell: the reference decoder."""
+    lat = [-90.0, 90.0]
+    lng = [-180.0, 180.0]
+    even = True
+    for ch in text:
+        value = "0123456789bcdefghjkmnpqrstuvwxyz".index(ch)
+        for shift in range(4, -1, -1):
+            half = lng if even else lat
+            mid = (half[0] + half[1]) / 2
+            if value >> shift & 1:
+                half[0] = mid
+            else:
+                half[1] = mid
+            even = not even
+    return lat[0], lat[1], lng[0], lng[1]
+
+
+def wkt(lat: F64, lng: F64) -> list[str]:
+    return [f"POINT({x:.6f} {y:.6f})" for x, y in zip(lng.tolist(), lat.tolist(), strict=True)]

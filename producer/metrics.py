@@ -15,9 +15,11 @@ from __future__ import annotations
 import platform
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
+import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -31,6 +33,9 @@ from prometheus_client.registry import Collector
 
 from producer import __version__
 from producer.records import KindCounts
+
+log = structlog.get_logger("synthstream")
+Labelled = TypeVar("Labelled", Counter, Gauge, Histogram)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (
@@ -67,7 +72,7 @@ class BatchHistogram(Collector):
         self._counts: dict[str, Any] = {}
         self._sums: dict[str, float] = {}
 
-    def observe_many(self, value: str, amounts: Any) -> None:
+    def observe_many(self, value: str, amounts: npt.NDArray[np.float64]) -> None:
         if not len(amounts):
             return
         at = np.searchsorted(self.bounds, amounts, side="left")  # first bound >= amount
@@ -154,6 +159,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.sink_probe_failures = Counter(
+            p + "sink_probe_failures",
+            "Start-up probes of a sink that failed (the run waits, up to --wait-for-sinks).",
+            ["sink"],
+            registry=r,
+        )
         self.http_responses = Counter(
             p + "http_responses",
             "HTTP answers (status code, or connect/timeout) per sink.",
@@ -222,12 +233,50 @@ class Metrics:
         """Export the engine's generated records by kind (event types, fraud patterns)."""
         self._kinds.counts = counts
 
+    # ------------------------------------------------------------ observable events
+    # Each event a user may need to see is one method here: it counts and, where a person
+    # should read it, logs (repeats of a kind fold into one line with a count, see logs).
+
+    def records_failed(
+        self, stream: str, sink: str, reason: str, records: int, error: str, quiet: bool = False
+    ) -> None:
+        """Records a sink will never get. ``quiet``: counted, not logged (a reader that left
+        on purpose, e.g. ``| head``)."""
+        self.child(self.failed, stream, sink, reason).inc(records)
+        if not quiet:
+            log.error("records_failed", stream=stream, sink=sink, records=records,
+                      reason=reason, error=error)  # fmt: skip
+
+    def send_retried(
+        self, stream: str, sink: str, reason: str, records: int, attempt: int, delay_s: float,
+        error: str,
+    ) -> None:  # fmt: skip
+        """A send failed in a way worth another attempt, which comes after ``delay_s``."""
+        self.child(self.retries, sink, reason).inc()
+        log.warning("send_retry", stream=stream, sink=sink, records=records, attempt=attempt,
+                    delay_s=round(delay_s, 3), reason=reason, error=error)  # fmt: skip
+
+    def http_answered(
+        self, sink: str, code: str, rejected: dict[str, object] | None = None
+    ) -> None:
+        """An HTTP sink's answer (a status, or how it failed: timeout, refused); a rejection
+        (a 4xx that no retry can fix) is also logged with what the server said."""
+        self.child(self.http_responses, sink, code).inc()
+        if rejected is not None:
+            log.error("http_rejected", sink=sink, **rejected)
+
+    def sink_unreachable(self, sink: str, error: str, waiting_s: float, first: bool) -> None:
+        """A sink's start-up probe failed (logged once per wait, counted each time)."""
+        self.child(self.sink_probe_failures, sink).inc()
+        if first:
+            log.warning("sink_unreachable", sink=sink, error=error, waiting_s=waiting_s)
+
     def observe_generated(self, stream: str, count: int, now_s: float) -> None:
         self.child(self.generated, stream).inc(count)
         window = self._windows.setdefault(stream, RateWindow(10.0))
         self.child(self.achieved_rate, stream).set(window.add(now_s, count))
 
-    def child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+    def child(self, metric: Labelled, *labels: str) -> Labelled:
         """``metric.labels(*labels)``, looked up once: live ticks ask many times a second."""
         key = (id(metric), labels)
         found = self._children.get(key)

@@ -19,12 +19,9 @@ import numpy as np
 from producer import rng
 from producer.rng import I64, U64
 from producer.settings import RateSettings
+from producer.timeline import DAY_MS, HOUR_MS, SCENARIO_FACTORS, hour_of_day, weekday
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-SCENARIO_FACTORS = {"normal": 1.0, "peak": 3.0, "maintenance": 0.1}
 _GOLDEN_FRACTION = (5**0.5 - 1) / 2
-_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +165,9 @@ class TotalRate:
     def rate_in_hour(self, hour: int) -> float:
         """Records per second (all shards) in the hour starting ``hour * 3600`` s."""
         local_ms = hour * HOUR_MS + self.offset_ms
-        day = local_ms // DAY_MS
-        hod = (local_ms % DAY_MS) // HOUR_MS
-        weekday = (day + _EPOCH_WEEKDAY) % 7
-        month = int(np.datetime64(day, "D").astype("datetime64[M]").astype(int) % 12)
-        return float(self.base * self.hours[hod] * self.weekdays[weekday] * self.months[month])
+        hod, day = hour_of_day(local_ms), weekday(local_ms)
+        month = int(np.datetime64(local_ms // DAY_MS, "D").astype("datetime64[M]").astype(int) % 12)
+        return float(self.base * self.hours[hod] * self.weekdays[day] * self.months[month])
 
     def _hour_offset(self, hour: int) -> float:
         return float(rng.uniform(rng.combine(self.key, np.asarray([hour])), 0)[0])

@@ -18,9 +18,9 @@ import orjson
 
 from producer.config import Settings
 from producer.errors import ConfigError, check_writable
-from producer.rates import HOUR_MS
 from producer.records import KindCounts
 from producer.streams import build_stream
+from producer.timeline import HOUR_MS
 
 
 def describe(settings: Settings, start_ms: int, hours: int) -> dict[str, Any]:
@@ -81,6 +81,6 @@ def write_catalog(settings: Settings, folder: Path) -> dict[str, Any]:
                                    option=orjson.OPT_APPEND_NEWLINE))  # fmt: skip
     products = folder / "products.jsonl"
     with products.open("wb") as out:
-        for row in source.product_rows():
+        for row in source.products.rows():
             out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
     return {"users": str(users), "products": str(products)}

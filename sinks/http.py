@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import aiohttp
 import httpx
-import structlog
 
 from producer.encoding import json_documents
 from producer.errors import ConfigError
@@ -31,8 +30,6 @@ from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, RetryableError, SinkError
 from sinks.fields import HttpSinkFields
-
-log = structlog.get_logger("synthstream.http")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BODY_LOG_CHARS = 200
@@ -117,18 +114,20 @@ class HttpSink:
             raise RetryableError(f"{exc.kind}: {exc}", exc.kind,
                                  unknown_outcome=exc.kind == "timeout") from exc  # fmt: skip
         status = answer.status
-        self._count(str(status))
+        if 200 <= status < 300 or status in RETRYABLE_STATUS:
+            self._count(str(status))
         if 200 <= status < 300:
             return
         text = answer.text[:BODY_LOG_CHARS]
         if status in RETRYABLE_STATUS:
             wait = _retry_after(answer.retry_after)
             raise RetryableError(f"http_{status}: {text}", f"http_{status}", wait)
-        log.error("http_rejected", status=status, path=path, records=len(batch), body=text)
+        rejected = {"status": status, "path": path, "records": len(batch), "body": text}
+        self.metrics.http_answered(self.name, str(status), rejected)
         raise FatalError(f"http_{status}: {text}", reason=f"http_{status}")
 
     def _count(self, code: str) -> None:
-        self.metrics.http_responses.labels(self.name, code).inc()
+        self.metrics.http_answered(self.name, code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ from producer.domains.air_quality.settings import AirQualitySettings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.geography import load_cities
-from producer.rates import HOUR_MS, FixedInterval
+from producer.rates import FixedInterval
 from producer.records import RecordBatch
+from producer.timeline import HOUR_MS
 from tests.conftest import cli
 
 T2024 = 1_704_067_200_000

@@ -14,7 +14,8 @@ from producer.domains.bme280.model import Bme280Generator, daily_cycle
 from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
-from producer.rates import HOUR_MS, Due, FixedInterval
+from producer.rates import Due, FixedInterval
+from producer.timeline import HOUR_MS
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

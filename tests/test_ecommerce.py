@@ -22,15 +22,15 @@ import pytest
 from producer.app import Engine
 from producer.clock import Stopper
 from producer.config import load_settings
-from producer.domains.ecommerce import model as ec
 from producer.domains.ecommerce import shop
+from producer.domains.ecommerce import vocabulary as ec
 from producer.domains.ecommerce.fields import FRAUD_PATTERNS
 from producer.domains.ecommerce.model import EcommerceSource
 from producer.domains.ecommerce.settings import EcommerceSettings
 from producer.metrics import Metrics
-from producer.rates import DAY_MS, HOUR_MS
 from producer.records import KindCounts, RecordBatch
 from producer.settings import Shard
+from producer.timeline import DAY_MS, HOUR_MS
 from tests.conftest import cli
 
 MONDAY = int(datetime(2024, 5, 6, tzinfo=UTC).timestamp() * 1000)

@@ -14,9 +14,10 @@ from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.faults import Faults, Truth
 from producer.generators import entity_keys
-from producer.rates import HOUR_MS, FixedInterval
+from producer.rates import FixedInterval
 from producer.records import RecordBatch
 from producer.settings import FaultSettings
+from producer.timeline import HOUR_MS
 
 T0 = 1_704_067_200_000
 OFF = {"drop_rate": 0, "duplicate_rate": 0}

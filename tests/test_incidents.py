@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from producer.domains.incidents import model as inc
+from producer.domains.incidents.stream import LIFECYCLE
 from producer.domains.incidents.tables import SCHEMAS, Builder, DataValidationError, Plan
+from producer.geography import geohash_bounds, metres_between
 from tests.conftest import cli
 from tests.services import postgres
 
@@ -146,16 +148,16 @@ def test_geometry_wkt_geohash_and_coverage(csv_tables: tuple[Path, dict[str, pa.
         assert match is not None
         assert (float(match[1]), float(match[2])) == (x, y)
         assert len(gh) == 7
-        lat_min, lat_max, lng_min, lng_max = inc.geohash_bounds(gh)
+        lat_min, lat_max, lng_min, lng_max = geohash_bounds(gh)
         assert lat_min <= y <= lat_max
         assert lng_min <= x <= lng_max
     by_code = {c: i for i, c in enumerate(stations["station_code"].to_pylist())}
     idx = np.array([by_code[c] for c in t["primary_station_code"].to_pylist()])
-    d = inc.metres_between(np.array(lat), np.array(lng),
+    d = metres_between(np.array(lat), np.array(lng),
                            stations["location_lat"].to_numpy()[idx],
                            stations["location_lng"].to_numpy()[idx])  # fmt: skip
     assert (d <= stations["coverage_radius_meters"].to_numpy()[idx]).all()
-    spread = inc.metres_between(np.array(lat), np.array(lng), np.full(len(lat), 32.71571),
+    spread = metres_between(np.array(lat), np.array(lng), np.full(len(lat), 32.71571),
                                 np.full(len(lat), -117.16472))  # fmt: skip
     assert spread.max() < 30_000, "one coherent region around San Diego"
 
@@ -247,7 +249,7 @@ def test_the_stream_tells_the_same_incidents_as_the_tables(tmp_path: Path) -> No
     for e in sorted(events, key=lambda e: e["timestamp"]):
         if not e["is_duplicate"]:
             seen.setdefault(e["incident_number"], []).append(e["event_type"])
-    order = {s: i for i, s in enumerate(inc.LIFECYCLE)}
+    order = {s: i for i, s in enumerate(LIFECYCLE)}
     for stages in seen.values():
         assert [order[s] for s in stages] == sorted(order[s] for s in stages)
 

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer import rng
-from producer.rates import HOUR_MS, FixedInterval, TotalRate
+from producer.rates import FixedInterval, TotalRate
 from producer.settings import RateSettings
+from producer.timeline import HOUR_MS
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from producer import rng
 from producer.records import RecordBatch
-from producer.rng import I64
+from producer.rng import F64, I64
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -98,7 +99,7 @@ class Held:
 
 def episodes(
     key: int, salt: int, entity: I64, time_ms: I64, rate: float, slot_ms: int = HOUR_MS
-) -> tuple[Any, ...]:
+) -> tuple[npt.NDArray[np.bool_], I64, F64]:
     """The episode (if any) covering each record: per entity and slot (an hour, or a day),
     with probability ``rate``, starting at a uniform time in the slot. Looks at this slot and
     the last (an episode lasts at most one slot). Returns (found, start, four uniforms)."""

@@ -30,9 +30,10 @@ from producer import rng
 from producer.domains.air_quality.fields import AirQualityFields
 from producer.generators import rank_within_entity
 from producer.geography import Cities, load_cities
-from producer.rates import DAY_MS, HOUR_MS, Due
+from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import I64, U64
+from producer.timeline import DAY_MS, hour_of_day, weekday
 from producer.zones import ZoneTable
 
 STREAM = "air_quality"
@@ -126,8 +127,7 @@ class AirQualityGenerator:
         u = rng.uniform_block(keys, 10)
 
         local_ms = self._zones.local_ms(self._zone_of[c], t)
-        hour = (local_ms // HOUR_MS) % 24
-        weekday = (local_ms // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
+        hour, day_of_week = hour_of_day(local_ms), weekday(local_ms)
         # Month and day of year by local day, computed once per distinct day.
         local_day = local_ms // DAY_MS
         first_day = int(local_day.min())
@@ -160,7 +160,7 @@ class AirQualityGenerator:
         level = (
             cities.base[c]
             * HOUR_FACTORS[hour]
-            * np.where(weekday >= 5, WEEKEND_FACTOR, 1.0)
+            * np.where(day_of_week >= 5, WEEKEND_FACTOR, 1.0)
             * np.where(winter, WINTER_FACTOR, 1.0)
             * np.where(coastal, COASTAL_FACTOR, 1.0)
             * np.where(industrial, INDUSTRIAL_FACTOR, 1.0)

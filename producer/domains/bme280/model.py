@@ -27,9 +27,10 @@ import pyarrow as pa
 from producer import rng
 from producer.domains.bme280.fields import Bme280Fields
 from producer.generators import rank_within_entity
-from producer.rates import HOUR_MS, Due
+from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
+from producer.timeline import HOUR_MS
 
 STREAM = "bme280"
 MODEL_VERSION = "1.0.0"

@@ -9,12 +9,16 @@ from pydantic import Field, field_validator
 
 from producer.plugins import StreamSettings
 from producer.settings import NumberList
+from producer.timeline import SCENARIO_FACTORS
 
 if TYPE_CHECKING:
     pass
 
 
 ECOMMERCE_SCENARIOS = ("normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode")
+# Each scenario's traffic, as one of the run-wide scenarios.
+ECOMMERCE_TRAFFIC = {"normal_traffic": "normal", "peak_traffic": "peak",
+                     "fraud_testing": "normal", "maintenance_mode": "maintenance"}  # fmt: skip
 FRAUD_PATTERNS = ("velocity", "location", "amount", "time", "device", "category")
 
 
@@ -81,7 +85,8 @@ class EcommerceFields(StreamSettings):
 
     @property
     def traffic_factor(self) -> float:
-        return {"peak_traffic": 3.0, "maintenance_mode": 0.1}.get(self.scenario, 1.0)
+        """The seed's scenarios on the run-wide table (fraud testing: normal traffic)."""
+        return SCENARIO_FACTORS[ECOMMERCE_TRAFFIC[self.scenario]]
 
     @field_validator("fraud_patterns")
     @classmethod

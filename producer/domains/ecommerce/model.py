@@ -23,34 +23,86 @@ at a fixed cadence, 5 metrics x 5 regions per 180 s window = 500/h, whatever the
 
 from __future__ import annotations
 
-import functools
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from producer import rng
-from producer.domains.ecommerce.fields import FRAUD_PATTERNS, EcommerceFields
+from producer.domains.ecommerce.fields import EcommerceFields
+from producer.domains.ecommerce.schemas import (
+    AlertSchema,
+    AnalyticsSchema,
+    EventSchema,
+    ShopSchema,
+    Texts,
+    TransactionSchema,
+    UpdateSchema,
+)
 from producer.domains.ecommerce.shop import (
     AGE_GROUPS,
     CATEGORIES,
     CATEGORY_NAMES,
     DEVICE_TYPES,
-    PAYMENT_METHODS,
     PAYMENT_WEIGHTS,
     REGIONS,
     RESALE,
-    SIGNATURES,
     SUSPICIOUS,
     USER_TYPES,
     Places,
     Products,
     Users,
     event_at,
-    local_factors,
-    seasonal_events,
     shares,
+)
+from producer.domains.ecommerce.traffic import (
+    Calendar,
+    EventLift,
+    Fraud,
+    Prices,
+    ProductArrivals,
+    SessionArrivals,
+)
+from producer.domains.ecommerce.vocabulary import (
+    ALERTS,
+    AMOUNT,
+    ANALYTICS,
+    CART,
+    CART_SIZES,
+    CATEGORY,
+    CHECKOUT,
+    DEVICE,
+    DWELL_S,
+    DWELL_SIGMA,
+    EVENTS,
+    FAVOURITE_SHARE,
+    LOCATION,
+    MAX_DEFER_MS,
+    MAX_ITEMS,
+    MAX_VIEWS,
+    METRICS,
+    NIGHT_SESSION_MS,
+    P_CART,
+    P_CHECKOUT,
+    P_PAY,
+    P_REMOVE,
+    P_SEARCH,
+    PAGE,
+    PURCHASE,
+    QUANTITIES,
+    REMOVE,
+    SCOPES,
+    SEARCH,
+    STREAM,
+    TIME,
+    TRANSACTIONS,
+    UPDATES,
+    VELOCITY,
+    VELOCITY_MAX,
+    VELOCITY_MIN,
+    VIEW,
+    WARMUP_MS,
+    Bools,
 )
 from producer.errors import ConfigError
 from producer.generators import (
@@ -60,272 +112,18 @@ from producer.generators import (
     rank_within_entity,
     shard_entities,
     weighted_choice,
-    weighted_choice_rows,
 )
-from producer.rates import DAY_MS, HOUR_MS, FixedInterval, TotalRate
-from producer.records import Kinds, RecordBatch, Schema, arrow_schema, rows_table
+from producer.rates import FixedInterval
+from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
-from producer.settings import RateSettings, Shard
-from producer.zones import ZoneTable
-
-STREAM = "ecommerce"
-TRANSACTIONS, EVENTS, UPDATES, ALERTS, ANALYTICS = EcommerceFields.CHANNELS
-EVENT_TYPES = ("page_view", "search", "product_view", "add_to_cart", "remove_from_cart",
-               "checkout", "purchase")  # fmt: skip
-PAGE, SEARCH, VIEW, CART, REMOVE, CHECKOUT, PURCHASE = range(len(EVENT_TYPES))
-# Median seconds spent on each kind of page (log-normal, sigma 0.8).
-DWELL_S = np.array([8.0, 15.0, 35.0, 12.0, 8.0, 60.0, 20.0])
-DWELL_SIGMA = 0.8
-VELOCITY, LOCATION, AMOUNT, TIME, DEVICE, CATEGORY = range(len(FRAUD_PATTERNS))
-# The funnel: a session adds to cart, goes to checkout, pays. Fraud sessions always pay.
-P_SEARCH, P_CART, P_CHECKOUT, P_PAY, P_REMOVE = 0.40, 0.62, 0.85, 0.88, 0.10
-CART_SIZES = (0.70, 0.20, 0.10)  # 1, 2 or 3 products
-QUANTITIES = (0.80, 0.14, 0.06)  # 1, 2 or 3 units
-MAX_VIEWS = 60
-MAX_ITEMS = 3
-VELOCITY_MIN, VELOCITY_MAX = 5, 15  # transactions within 5 minutes
-UPDATE_TYPES = ("price_change", "inventory_update", "rating_update")
-METRICS = ("revenue", "order_count", "average_order_value", "conversion_rate", "fraud_rate")
-SCOPES = (*REGIONS, "Global")
-NO_TXN = np.uint64(0)
-Bools = npt.NDArray[np.bool_]
-WARMUP_MS = HOUR_MS
-MAX_DEFER_MS = 1_200_000
-FAVOURITE_SHARE = 0.7  # of category picks, the user's two favourites
-# A time-anomaly session starts at 02:00-03:40 local time and lasts at most 20 minutes.
-NIGHT_FROM_MS, NIGHT_UNTIL_MS = 2 * HOUR_MS, 3 * HOUR_MS + 40 * 60_000
-NIGHT_SESSION_MS = 20 * 60_000
+from producer.settings import Shard
+from producer.timeline import DAY_MS, HOUR_MS
 
 
 def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
     """Log-normal durations in whole milliseconds (at least 1), from seconds."""
     ms: I64 = np.maximum(1, np.rint(lognormal(keys, 40, median_s, sigma) * 1000.0))
     return ms.astype(np.int64)
-
-
-DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
-                    ("browser", pa.string()), ("screen_resolution", pa.string())])  # fmt: skip
-
-
-def _hex(prefix: str, keys: U64, digits: int) -> list[str]:
-    mask = (1 << (4 * digits)) - 1
-    return [f"{prefix}{k & mask:0{digits}x}" for k in keys.tolist()]
-
-
-class Calendar:
-    """The temporal model per time zone: local time at each instant, traffic factor by hour
-    (``lifts``: each seasonal event's traffic lift, None: no events)."""
-
-    def __init__(self, zones: list[str], weekend: float, lifts: F64 | None) -> None:
-        self.zones = zones
-        self.weekend = weekend
-        self.lifts = lifts
-        self.table = ZoneTable(zones)
-        self._all = np.arange(len(zones), dtype=np.int64)
-
-    def local_ms(self, zone: I64, t: I64) -> I64:
-        return self.table.local_ms(zone, t)
-
-    def every_zone(self, t: I64) -> I64:
-        """Local times of every zone (columns) at each instant (rows)."""
-        rows = np.repeat(np.asarray(t, dtype=np.int64), self._all.size)
-        local = self.table.local_ms(np.tile(self._all, np.size(t)), rows)
-        return local.reshape(np.size(t), self._all.size)
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one calendar per source, kept for the run
-    def hour(self, hour: int) -> tuple[F64, I64]:
-        """Each zone's traffic factor and local hour of day in the UTC hour ``hour`` (taken at
-        its middle: the rate of a UTC hour is constant)."""
-        local = self.every_zone(np.array([hour * HOUR_MS + HOUR_MS // 2]))[0]
-        factor, _ = local_factors(local, self.weekend, self.lifts)
-        return factor, (local % DAY_MS) // HOUR_MS
-
-
-class SessionArrivals(TotalRate):
-    """Session starts: the total rate of an hour is the activity-weighted mean of every time
-    zone's local factor; each arrival goes to a zone by its weight, then to a user of that
-    zone by activity. A time-anomaly fraud session goes to a user where it is 2-4 AM."""
-
-    def __init__(
-        self, key: int, users: Users, local: I64, calendar: Calendar, per_hour: float,
-        fraud: Fraud, share: float,
-    ) -> None:  # fmt: skip
-        super().__init__(key, users.count, local, RateSettings(total_per_s=per_hour / 3600), share)
-        self.users = users
-        self.calendar = calendar
-        self.fraud = fraud
-        self.order = np.argsort(users.zone, kind="stable")
-        zone_count = len(users.zones)
-        self.activity = np.bincount(users.zone, users.activity, minlength=zone_count)
-        self.cum = np.cumsum(users.activity[self.order])
-        self.zone_first = np.searchsorted(users.zone[self.order], np.arange(zone_count), "left")
-        self.cum_before = np.concatenate([[0.0], self.cum])[self.zone_first]
-        self.total_activity = float(self.activity.sum())
-        self.zone_size = np.bincount(users.zone, minlength=zone_count)
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - kept for the run; asked every tick
-    def factor(self, hour: int) -> float:
-        factor, _ = self.calendar.hour(hour)
-        return float((self.activity * factor).sum() / self.total_activity)
-
-    def rate_in_hour(self, hour: int) -> float:
-        return self.base * self.factor(hour)
-
-    def night_zones(self, t: I64) -> npt.NDArray[np.bool_]:
-        """Per instant (rows), the zones with users where a time-anomaly session can start:
-        local time in [02:00, 03:40), so that it ends before 04:00 (see ``NIGHT_SESSION_MS``)."""
-        tod = self.calendar.every_zone(t) % DAY_MS
-        night: npt.NDArray[np.bool_] = (tod >= NIGHT_FROM_MS) & (tod < NIGHT_UNTIL_MS)
-        return night & (self.activity > 0)
-
-    def patterns(self, keys: U64, times: I64) -> tuple[Bools, I64]:
-        """Fraud and pattern of sessions arriving at ``times``. A time-anomaly session needs
-        a user for whom it is 2-4 AM now, and at some instants that is nowhere users live
-        (the cities span UTC-8 to UTC+13): then the session takes another pattern, and at
-        the instants where it can happen the time anomaly is that much more likely (by the
-        share of the day's traffic that has a night somewhere), so every pattern keeps its
-        configured share."""
-        fraud, pattern = self.fraud.of(keys)
-        w = self.fraud.weights
-        rows = np.flatnonzero(fraud)
-        if not rows.size or w[TIME] <= 0:
-            return fraud, pattern
-        t = times[rows]
-        possible = self.night_zones(t).any(axis=1)
-        cover = np.array([self._night_cover(d) for d in (t // DAY_MS).tolist()])
-        time_p = np.where(possible, np.minimum(1.0, w[TIME] / np.maximum(cover, 1e-9)), 0.0)
-        others = (1.0 - time_p) / (1.0 - w[TIME]) if w[TIME] < 1 else np.zeros(rows.size)
-        weights = np.where(self.fraud.is_time, time_p[:, None], w * others[:, None])
-        pattern[rows] = weighted_choice_rows(rng.uniform(keys[rows], 4), weights)
-        return fraud, pattern
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - kept for the run
-    def _night_cover(self, day: int) -> float:
-        """Share of a UTC day's traffic at instants where it is night for some users."""
-        t = day * DAY_MS + np.arange(0, DAY_MS, 5 * 60_000, dtype=np.int64)
-        possible = self.night_zones(t).any(axis=1)
-        traffic = np.array([self.factor(h) for h in (t // HOUR_MS).tolist()])
-        return float((traffic * possible).sum() / max(traffic.sum(), 1e-12))
-
-    def pick(self, hour: int, keys: U64, times: I64) -> I64:
-        factor, _ = self.calendar.hour(hour)
-        weights = self.activity * factor
-        u1, u2 = rng.uniform(keys, 1), rng.uniform(keys, 2)
-        zone = weighted_choice(u1, weights)
-        fraud, pattern = self.patterns(keys, times)
-        odd = np.flatnonzero(fraud & (pattern == TIME))
-        if odd.size:  # a user where it is 2-4 AM now, by activity
-            night = self.night_zones(times[odd])
-            cdf = np.cumsum(np.where(night, self.activity, 0.0), axis=1)
-            at = (u1[odd, None] * cdf[:, -1:] >= cdf).sum(axis=1)
-            zone[odd] = np.minimum(at, self.activity.size - 1)
-        target = self.cum_before[zone] + u2 * self.activity[zone]
-        at = np.searchsorted(self.cum, target, "right")
-        last = self.zone_first[zone] + np.maximum(self.zone_size[zone], 1) - 1
-        user: I64 = self.order[np.clip(at, self.zone_first[zone], last)]
-        return user
-
-
-class ProductArrivals(TotalRate):
-    """Stock and rating updates: uniform over products, following the traffic curve."""
-
-    def __init__(
-        self, key: int, count: int, local: I64, per_hour: float, traffic: SessionArrivals,
-        share: float,
-    ) -> None:  # fmt: skip
-        super().__init__(key, count, local, RateSettings(total_per_s=per_hour / 3600), share)
-        self.traffic = traffic
-
-    def rate_in_hour(self, hour: int) -> float:
-        return self.base * self.traffic.factor(hour)
-
-
-class Fraud:
-    """Which sessions are fraud, and which pattern: pure functions of the session key."""
-
-    def __init__(self, rate: float, weights: list[float], purchase_p: float) -> None:
-        # ``weights`` are shares of fraudulent *transactions*; a velocity attack makes 5-15
-        # of them in one session, the other patterns one, so sessions are weighted by
-        # share / transactions per session.
-        per_pattern = np.ones(len(FRAUD_PATTERNS))
-        per_pattern[VELOCITY] = (VELOCITY_MIN + VELOCITY_MAX) / 2
-        w = np.asarray(weights, dtype=np.float64) / per_pattern
-        self.weights = w / w.sum()
-        self.is_time = np.arange(len(FRAUD_PATTERNS)) == TIME
-        self.per_session = float((self.weights * per_pattern).sum())
-        # Share of sessions that are fraud so that fraud transactions / all = rate.
-        m, p = self.per_session, purchase_p
-        self.session_p = rate * p / (m * (1 - rate) + rate * p) if rate > 0 else 0.0
-
-    def of(self, keys: U64) -> tuple[npt.NDArray[np.bool_], I64]:
-        fraud = rng.uniform(keys, 3) < self.session_p
-        return fraud, weighted_choice(rng.uniform(keys, 4), self.weights)
-
-
-class Prices:
-    """Each product is repriced once per period at its own moment; its price in between is a
-    pure function of (product, period), so transactions and updates agree in every shard.
-    A repricing inside a seasonal event of the product's category is a sale (x0.75)."""
-
-    def __init__(self, products: Products, period_ms: int) -> None:
-        self.products = products
-        ids = np.arange(products.count, dtype=np.int64)
-        self.schedule = FixedInterval(ids, products.keys, period_ms, period_ms // 4)
-        self.period = period_ms
-
-    def cycle_at(self, product: I64, t: I64) -> I64:
-        s = self.schedule
-        c0 = (t - s._phase_of_entity[product]) // self.period
-        after = s.time_of(product, c0 + 1) <= t
-        at = s.time_of(product, c0) <= t
-        cycle: I64 = np.where(after, c0 + 1, np.where(at, c0, c0 - 1))
-        return cycle
-
-    def price(self, product: I64, cycle: I64) -> F64:
-        p = self.products
-        u = rng.uniform(rng.combine(p.keys[product], cycle), 7)
-        factor = 0.90 + 0.15 * u
-        when = self.schedule.time_of(product, cycle)
-        event = event_at(when)
-        sale = np.zeros(product.size, dtype=np.bool_)
-        if (event >= 0).any():
-            years = when.astype("datetime64[ms]").astype("datetime64[Y]").astype(int) + 1970
-            for year, e in np.unique(np.stack([years, event], 1)[event >= 0], axis=0).tolist():
-                cats = [CATEGORY_NAMES.index(c) for c in seasonal_events(year)[e].categories]
-                sale |= (event == e) & (years == year) & np.isin(p.category[product], cats)
-        raw = p.base_price[product] * factor * np.where(sale, 0.75, 1.0)
-        price: F64 = np.where(raw >= 2.0, np.floor(raw) + 0.99, np.round(raw, 2))
-        return price
-
-    def at(self, product: I64, t: I64) -> F64:
-        return self.price(product, self.cycle_at(product, t))
-
-
-class EventLift:
-    """What a seasonal event does: its categories sell x its multiplier, the others as usual.
-
-    A pick's category normally falls in the event's categories with probability ``s`` (the
-    users' favourites and the catalog's mix, weighted by activity). During the event, a pick
-    outside them moves into them with probability ``(p - s) / (1 - s)``, ``p = M s / F``, and
-    traffic rises by ``F = M s + (1 - s)``: the event's categories then get ``F p = M s``
-    (x M) and the rest ``F (1 - p) = 1 - s`` (as usual). A moved pick goes to each category
-    by its own base share, so each of them sells x M."""
-
-    def __init__(self, users: Users) -> None:
-        weight = users.activity / users.activity.sum()
-        catalog = np.array([c[3] for c in CATEGORIES])
-        fav = np.zeros(len(CATEGORIES))
-        np.add.at(fav, users.favourite[:, 0], 0.5 * weight)
-        np.add.at(fav, users.favourite[:, 1], 0.5 * weight)
-        self.base = FAVOURITE_SHARE * fav + (1 - FAVOURITE_SHARE) * catalog / catalog.sum()
-        events = seasonal_events(2024)  # the same categories and multipliers every year
-        self.member = np.array([[name in e.categories for name in CATEGORY_NAMES]
-                                for e in events])  # fmt: skip
-        s = (self.member * self.base).sum(axis=1)
-        m = np.array([e.multiplier for e in events])
-        self.traffic: F64 = m * s + (1 - s)
-        p = m * s / self.traffic
-        self.move: F64 = np.clip((p - s) / (1 - s), 0.0, 1.0)
 
 
 class EcommerceSource:
@@ -381,13 +179,13 @@ class EcommerceSource:
         self.window_ms = settings.analytics_window_s * 1000
         self.acc: dict[int, F64] = {}  # window -> (scope, [sessions, orders, revenue, fraud])
         self.analytics_key = rng.text_key(seed, STREAM, "analytics")
-        text = Texts(self.users, self.products)
-        self.schemas: dict[str, _ShopSchema] = {
-            TRANSACTIONS: TransactionSchema(self, text),
-            EVENTS: EventSchema(self, text),
-            UPDATES: UpdateSchema(self, text),
-            ALERTS: AlertSchema(self, text),
-            ANALYTICS: AnalyticsSchema(self, text),
+        text = Texts(self.users, self.products, self.window_ms)
+        self.schemas: dict[str, ShopSchema] = {
+            TRANSACTIONS: TransactionSchema(text),
+            EVENTS: EventSchema(text),
+            UPDATES: UpdateSchema(text),
+            ALERTS: AlertSchema(text),
+            ANALYTICS: AnalyticsSchema(text),
         }
         self.channels: dict[str, Schema] = dict(self.schemas)
 
@@ -800,377 +598,3 @@ class EcommerceSource:
             "mean_product_views": round(1 + self.views_mean, 3),
             "fraud_session_share": round(self.fraud.session_p, 6),
         }
-
-    def product_rows(self) -> list[dict[str, Any]]:
-        p = self.products
-        return [
-            {"product_id": pid, "name": name, "category": CATEGORY_NAMES[c],
-             "base_price": float(price), "rating": float(rating), "is_seasonal": bool(seasonal)}
-            for pid, name, c, price, rating, seasonal in zip(
-                p.ids(np.arange(p.count)), p.names.tolist(), p.category.tolist(),
-                p.base_price.tolist(), p.rating.tolist(), p.seasonal.tolist(), strict=True,
-            )
-        ]  # fmt: skip
-
-
-# --------------------------------------------------------------------------- schemas
-
-
-class Texts:
-    """The catalog's strings, made once and shared by the five schemas."""
-
-    def __init__(self, users: Users, products: Products) -> None:
-        self.users = np.array(users.ids(np.arange(users.count)), dtype=object)
-        self.product_ids = np.array(products.ids(np.arange(products.count)), dtype=object)
-        self.categories = np.array([CATEGORY_NAMES[c] for c in products.category], dtype=object)
-        self.signatures = [
-            {"device_type": d, "os": o, "browser": b, "screen_resolution": r}
-            for d, o, b, r, _ in SIGNATURES
-        ]
-
-
-class _ShopSchema:
-    stream: str
-    partition_key: str
-    optional_fields: tuple[str, ...]
-    measures: dict[str, tuple[float, float, float]]
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]]
-    ARROW: ClassVar[pa.Schema]
-    kinds: Kinds | None
-    time_field = "timestamp"
-
-    def __init__(self, source: EcommerceSource, text: Texts) -> None:
-        self.source = source
-        self.measures = dict(self.MEASURES)
-        self.users, self.product_ids = text.users, text.product_ids
-        self.categories, self.signatures = text.categories, text.signatures
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def table(self, batch: RecordBatch) -> pa.Table:
-        return rows_table(self.rows(batch), self.ARROW)
-
-
-class EventSchema(_ShopSchema):
-    """The seed's user event, plus the transaction of a purchase event."""
-
-    ARROW = arrow_schema(
-        [
-            ("event_id", pa.string()),
-            ("user_id", pa.string()),
-            ("session_id", pa.string()),
-            ("event_type", pa.string()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("product_id", pa.string()),
-            ("category", pa.string()),
-            ("page_url", pa.string()),
-            ("duration_seconds", pa.int64()),
-            ("device_info", DEVICE_INFO),
-            ("transaction_id", pa.string()),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = EVENTS
-    partition_key = "session_id"
-    optional_fields: tuple[str, ...] = ("device_info",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "duration_seconds": (30.0, 0.0, 86_400.0)
-    }
-
-    def __init__(self, source: EcommerceSource, text: Texts) -> None:
-        super().__init__(source, text)
-        slugs = [c.lower().replace(" & ", "-").replace(" ", "-") for c in CATEGORY_NAMES]
-        cat = source.products.category
-        self.view_urls = np.array(
-            [f"/products/{slugs[c]}/{pid}" for c, pid in zip(cat, self.product_ids, strict=True)],
-            dtype=object,
-        )
-        self.fixed_urls = ("/", "/search", None, "/cart", "/cart", "/checkout",
-                           "/checkout/confirmation")  # fmt: skip
-        self.slugs = slugs
-
-    kinds = Kinds("type", EVENT_TYPES)
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        product = c["product"]
-        has = product >= 0
-        pid = np.full(product.size, None, dtype=object)
-        cat = np.full(product.size, None, dtype=object)
-        pid[has] = self.product_ids[product[has]]
-        cat[has] = self.categories[product[has]]
-        types = c["type"].tolist()
-        urls = [self.fixed_urls[t] for t in types]
-        for i in np.flatnonzero(c["type"] == VIEW).tolist():
-            urls[i] = self.view_urls[product[i]]
-        txn = c["txn"]
-        txn_ids: list[str | None] = [None] * len(batch)
-        for i in np.flatnonzero(txn != NO_TXN).tolist():
-            txn_ids[i] = f"txn_{int(txn[i]) & 0xFFFFFFFFFFFF:012x}"
-        sigs = self.signatures
-        return [
-            {
-                "event_id": eid, "user_id": user, "session_id": sid,
-                "event_type": EVENT_TYPES[t], "timestamp": ts, "product_id": p,
-                "category": ct, "page_url": url, "duration_seconds": d,
-                "device_info": sigs[s], "transaction_id": tx, "message_id": mid,
-                "is_duplicate": dup,
-            }
-            for eid, user, sid, t, ts, p, ct, url, d, s, tx, mid, dup in zip(
-                _hex("evt_", batch.key, 16), self.users[batch.entity].tolist(),
-                _hex("sess_", c["session"], 12), types, batch.iso_times(), pid.tolist(),
-                cat.tolist(), urls, c["duration_seconds"].tolist(), c["signature"].tolist(),
-                txn_ids,
-                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip
-
-
-class TransactionSchema(_ShopSchema):
-    """The seed's transaction, plus session, subtotal, tax, currency and the fraud pattern."""
-
-    ARROW = arrow_schema(
-        [
-            ("transaction_id", pa.string()),
-            ("user_id", pa.string()),
-            ("session_id", pa.string()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            (
-                "products",
-                pa.list_(
-                    pa.struct(
-                        [
-                            ("product_id", pa.string()),
-                            ("name", pa.string()),
-                            ("category", pa.string()),
-                            ("price", pa.float64()),
-                            ("quantity", pa.int64()),
-                        ]
-                    )
-                ),
-            ),
-            ("subtotal", pa.float64()),
-            ("tax_amount", pa.float64()),
-            ("total_amount", pa.float64()),
-            ("currency", pa.string()),
-            ("payment_method", pa.string()),
-            (
-                "location",
-                pa.struct(
-                    [
-                        ("country", pa.string()),
-                        ("state", pa.string()),
-                        ("city", pa.string()),
-                        ("latitude", pa.float64()),
-                        ("longitude", pa.float64()),
-                    ]
-                ),
-            ),
-            ("device_info", DEVICE_INFO),
-            ("is_fraud", pa.bool_()),
-            ("fraud_score", pa.float64()),
-            ("fraud_pattern", pa.string()),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = TRANSACTIONS
-    partition_key = "user_id"
-    optional_fields: tuple[str, ...] = ("device_info",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "total_amount": (100.0, 0.0, 1_000_000.0)
-    }
-
-    kinds = Kinds("pattern", ("legit", *FRAUD_PATTERNS), 1)  # -1 (legit) counts as kind 0
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        products = self.source.products
-        places = self.source.users.places
-        names = products.names
-        rows = []
-        for i, (tid, user, sid, ts, mid, dup) in enumerate(zip(
-            _hex("txn_", batch.key, 12), self.users[batch.entity].tolist(),
-            _hex("sess_", c["session"], 12), batch.iso_times(),
-            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
-        )):  # fmt: skip
-            items = [
-                {"product_id": self.product_ids[p], "name": names[p],
-                 "category": CATEGORY_NAMES[products.category[p]], "price": price,
-                 "quantity": q}
-                for p, price, q in zip(c["items"][i].tolist(), c["price"][i].tolist(),
-                                       c["quantity"][i].tolist(), strict=True)
-                if p >= 0
-            ]  # fmt: skip
-            city = int(c["city"][i])
-            pattern = int(c["pattern"][i])
-            rows.append({
-                "transaction_id": tid, "user_id": user, "session_id": sid, "timestamp": ts,
-                "products": items, "subtotal": float(c["subtotal"][i]),
-                "tax_amount": float(c["tax"][i]), "total_amount": float(c["total_amount"][i]),
-                "currency": "USD", "payment_method": PAYMENT_METHODS[int(c["payment"][i])],
-                "location": {"country": places.country_code[city], "state": places.state[city],
-                             "city": places.name[city], "latitude": float(c["latitude"][i]),
-                             "longitude": float(c["longitude"][i])},
-                "device_info": self.signatures[int(c["signature"][i])],
-                "is_fraud": pattern >= 0, "fraud_score": float(c["fraud_score"][i]),
-                "fraud_pattern": FRAUD_PATTERNS[pattern] if pattern >= 0 else None,
-                "message_id": mid, "is_duplicate": dup,
-            })  # fmt: skip
-        return rows
-
-
-class AlertSchema(_ShopSchema):
-    """A fraud alert: which transaction, why, how sure, how urgent."""
-
-    ARROW = arrow_schema(
-        [
-            ("alert_id", pa.string()),
-            ("transaction_id", pa.string()),
-            ("user_id", pa.string()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("transaction_timestamp", pa.timestamp("ms", tz="UTC")),
-            ("fraud_type", pa.string()),
-            ("fraud_score", pa.float64()),
-            ("severity", pa.string()),
-            ("amount", pa.float64()),
-            ("reasons", pa.list_(pa.string())),
-            ("status", pa.string()),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = ALERTS
-    partition_key = "transaction_id"
-    optional_fields: tuple[str, ...] = ("reasons",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"fraud_score": (0.1, 0.0, 1.0)}
-    REASONS = (
-        "5+ transactions within 5 minutes", "transaction from another continent",
-        "amount far from the user's usual", "purchase at 2-4 AM local time",
-        "unknown or suspicious device", "category the user never buys",
-    )  # fmt: skip
-
-    kinds = Kinds("pattern", FRAUD_PATTERNS)
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        txn_times = np.datetime_as_string(c["txn_time_ms"].astype("datetime64[ms]"), timezone="UTC")
-        return [
-            {
-                "alert_id": aid, "transaction_id": tid, "user_id": user, "timestamp": ts,
-                "transaction_timestamp": tts, "fraud_type": FRAUD_PATTERNS[p],
-                "fraud_score": score, "severity": "critical" if score >= 0.9 else (
-                    "high" if score >= 0.75 else "medium"),
-                "amount": amount, "reasons": [self.REASONS[p]], "status": "open",
-                "message_id": mid, "is_duplicate": dup,
-            }
-            for aid, tid, user, ts, tts, p, score, amount, mid, dup in zip(
-                _hex("alert_", batch.key, 12), _hex("txn_", c["txn"], 12),
-                self.users[batch.entity].tolist(), batch.iso_times(), txn_times.tolist(),
-                c["pattern"].tolist(), c["fraud_score"].tolist(), c["amount"].tolist(),
-                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip
-
-
-class UpdateSchema(_ShopSchema):
-    """A product update: the product as it is now (price, stock, rating) and what changed."""
-
-    ARROW = arrow_schema(
-        [
-            ("update_id", pa.string()),
-            ("product_id", pa.string()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("update_type", pa.string()),
-            ("name", pa.string()),
-            ("category", pa.string()),
-            ("price", pa.float64()),
-            ("previous_price", pa.float64()),
-            ("stock_quantity", pa.int64()),
-            ("rating", pa.float64()),
-            ("review_count", pa.int64()),
-            ("is_seasonal", pa.bool_()),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = UPDATES
-    partition_key = "product_id"
-    optional_fields: tuple[str, ...] = ("rating",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"price": (20.0, 0.0, 100_000.0)}
-
-    kinds = Kinds("type", UPDATE_TYPES)
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        p = self.source.products
-        return [
-            {
-                "update_id": uid, "product_id": self.product_ids[prod], "timestamp": ts,
-                "update_type": UPDATE_TYPES[t], "name": p.names[prod],
-                "category": CATEGORY_NAMES[p.category[prod]], "price": price,
-                "previous_price": prev if t == 0 else None, "stock_quantity": stock,
-                "rating": rating, "review_count": reviews, "is_seasonal": bool(p.seasonal[prod]),
-                "message_id": mid, "is_duplicate": dup,
-            }
-            for uid, prod, ts, t, price, prev, stock, rating, reviews, mid, dup in zip(
-                _hex("upd_", batch.key, 12), batch.entity.tolist(), batch.iso_times(),
-                c["type"].tolist(), c["price"].tolist(), c["previous_price"].tolist(),
-                c["stock"].tolist(), c["rating"].tolist(), c["reviews"].tolist(),
-                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip
-
-
-class AnalyticsSchema(_ShopSchema):
-    """A metric over one window and one region, computed from this process's transactions."""
-
-    ARROW = arrow_schema(
-        [
-            ("metric_id", pa.string()),
-            ("metric_type", pa.string()),
-            ("region", pa.string()),
-            ("window_start", pa.timestamp("ms", tz="UTC")),
-            ("window_end", pa.timestamp("ms", tz="UTC")),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("value", pa.float64()),
-            ("sample_size", pa.int64()),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = ANALYTICS
-    partition_key = "metric_type"
-    optional_fields: tuple[str, ...] = ("sample_size",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {"value": (1.0, -1e12, 1e12)}
-
-    kinds = Kinds("metric", METRICS)
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        w = self.source.window_ms
-        starts = np.datetime_as_string((batch.time_ms - w).astype("datetime64[ms]"), timezone="UTC")
-        return [
-            {
-                "metric_id": mid_, "metric_type": METRICS[m], "region": SCOPES[s],
-                "window_start": start, "window_end": ts, "timestamp": ts,
-                "value": None if value != value else round(value, 4),
-                "sample_size": int(sample), "message_id": mid, "is_duplicate": dup,
-            }
-            for mid_, m, s, start, ts, value, sample, mid, dup in zip(
-                _hex("met_", batch.key, 12), c["metric"].tolist(), c["scope"].tolist(),
-                starts.tolist(), batch.iso_times(), c["value"].tolist(), c["sample"].tolist(),
-                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip

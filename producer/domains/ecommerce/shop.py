@@ -23,8 +23,8 @@ import numpy.typing as npt
 from producer import rng
 from producer.generators import names, weighted_choice
 from producer.geography import load_cities
-from producer.rates import DAY_MS, HOUR_MS
 from producer.rng import F64, I64, U64
+from producer.timeline import DAY_MS, hour_curve, hour_of_day, weekday
 
 REGIONS = ("North America", "Europe", "Asia", "Others")
 REGION_WEIGHTS = (0.45, 0.30, 0.20, 0.05)
@@ -127,12 +127,10 @@ _WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Local hour of day -> traffic factor: quiet nights, business hours 9-21 with peaks at 10,
 # 14 and 19-21 (the seed's "Peak Hours"); normalised below to a mean of 1.
-_HOURS = np.array([
+HOUR_CURVE = hour_curve([
     0.35, 0.22, 0.15, 0.12, 0.12, 0.18, 0.35, 0.55, 0.80, 1.15, 1.60, 1.30,
     1.30, 1.35, 1.60, 1.30, 1.20, 1.25, 1.45, 1.75, 1.80, 1.70, 1.00, 0.60,
 ])  # fmt: skip
-HOUR_CURVE: F64 = _HOURS / _HOURS.mean()
-_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
 @dataclass(frozen=True)
@@ -190,9 +188,7 @@ def local_factors(
     Hour of day x weekend x the event's traffic lift (``lifts[event]``; None: no events).
     The lift is what the event's categories selling x its multiplier, and the rest as usual,
     add up to (see ``EcommerceSource``), so it stacks on the weekend like any other day."""
-    hour = (local_ms % DAY_MS) // HOUR_MS
-    weekday = (local_ms // DAY_MS + _EPOCH_WEEKDAY) % 7
-    factor = HOUR_CURVE[hour] * np.where(weekday >= 5, weekend, 1.0)
+    factor = HOUR_CURVE[hour_of_day(local_ms)] * np.where(weekday(local_ms) >= 5, weekend, 1.0)
     if lifts is None:
         return factor, np.full(local_ms.size, -1, dtype=np.int8)
     which = event_at(local_ms)
@@ -388,6 +384,18 @@ class Products:
 
     def ids(self, products: I64) -> list[str]:
         return [f"prod_{i + 1:06d}" for i in products.tolist()]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The catalog, a dict per product (the tables job's products table)."""
+        return [
+            {"product_id": pid, "name": name, "category": CATEGORY_NAMES[c],
+             "base_price": float(price), "rating": float(rating), "is_seasonal": bool(seasonal)}
+            for pid, name, c, price, rating, seasonal in zip(
+                self.ids(np.arange(self.count)), self.names.tolist(), self.category.tolist(),
+                self.base_price.tolist(), self.rating.tolist(), self.seasonal.tolist(),
+                strict=True,
+            )
+        ]  # fmt: skip
 
 
 def _product_name(category: int, key: np.uint64) -> str:

@@ -26,24 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from producer import rng
-from producer.domains.ecommerce.shop import US_STATES
-from producer.domains.incidents.fields import IncidentsFields
+from producer.domains.incidents.city import City, staff
 from producer.generators import (
-    Pending,
     lognormal,
-    names,
     weighted_choice,
     weighted_choice_rows,
 )
-from producer.geography import load_cities
-from producer.rates import DAY_MS, HOUR_MS
-from producer.records import Kinds, Schema
+from producer.geography import metres_between
 from producer.rng import F64, I64, U64
-from producer.settings import Shard
-from producer.zones import zone_table
+from producer.timeline import DAY_MS, HOUR_MS, hour_curve
 
 # ---------------------------------------------------------------------------- lookups
 # (code, label, share, severity weights LOW/MODERATE/HIGH/CRITICAL, report delay median s,
@@ -109,16 +102,11 @@ _WEATHER_BY_MONTH = np.array([
     [0.30, 0.30, 0.22, 0.07, 0.06, 0.04, 0.00, 0.01],
 ])  # fmt: skip
 # Calls by local hour (midnight first): low at 4 AM, high 10:00-20:00; mean 1.
-_HOURS = np.array([
+HOUR_CURVE = hour_curve([
     0.65, 0.55, 0.48, 0.42, 0.40, 0.45, 0.60, 0.85, 1.05, 1.20, 1.30, 1.35,
     1.38, 1.38, 1.36, 1.35, 1.36, 1.38, 1.35, 1.25, 1.15, 1.00, 0.88, 0.75,
 ])  # fmt: skip
-HOUR_CURVE: F64 = _HOURS / _HOURS.mean()
 _WEEKEND_NIGHT = 1.25  # Friday and Saturday nights 22-03 a little busier
-AREA_CODES = {"San Diego": "619", "Los Angeles": "213", "New York City": "212", "Chicago": "312",
-              "Houston": "713", "Phoenix": "602", "Philadelphia": "215", "San Antonio": "210",
-              "Dallas": "214", "Brooklyn": "718", "Queens": "718", "Manhattan": "212",
-              "The Bronx": "718"}  # fmt: skip
 _NARRATIVES: dict[str, tuple[str, ...]] = {
     "STRUCTURE_FIRE": ("Caller reports smoke showing from a {floors}-story residence.",
                        "Neighbour reports flames visible from the rear of a shop.",
@@ -161,190 +149,6 @@ ASSET_NOTES: tuple[tuple[str | None, ...], ...] = (
     ("Thermal scan of the void spaces.", "Hot spots found in the attic.", None),
     ("Searched the shoreline.", "Recovered the person from the water.", None),
 )  # fmt: skip
-
-
-def metres_between(lat1: F64, lng1: F64, lat2: F64, lng2: F64) -> F64:
-    """Great-circle distance (haversine), metres."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lng2 - lng1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    out: F64 = 2 * 6_371_000.0 * np.arcsin(np.sqrt(a))
-    return out
-
-
-# ---------------------------------------------------------------------------- geohash
-_BASE32 = np.frombuffer(b"0123456789bcdefghjkmnpqrstuvwxyz", dtype=np.uint8)
-
-
-def geohash(lat: F64, lng: F64, precision: int) -> npt.NDArray[np.bytes_]:
-    """Geohashes of points, vectorised: interleave longitude and latitude bits, base32."""
-    bits = 5 * precision
-    lng_bits = (bits + 1) // 2
-    lat_bits = bits // 2
-    x = np.minimum(((lng + 180.0) / 360.0 * (1 << lng_bits)).astype(np.uint64),
-                   np.uint64((1 << lng_bits) - 1))  # fmt: skip
-    y = np.minimum(((lat + 90.0) / 180.0 * (1 << lat_bits)).astype(np.uint64),
-                   np.uint64((1 << lat_bits) - 1))  # fmt: skip
-    code = np.zeros(lat.size, dtype=np.uint64)
-    for i in range(bits):  # bit i (from the top): even positions longitude, odd latitude
-        if i % 2 == 0:
-            bit = (x >> np.uint64(lng_bits - 1 - i // 2)) & np.uint64(1)
-        else:
-            bit = (y >> np.uint64(lat_bits - 1 - i // 2)) & np.uint64(1)
-        code = (code << np.uint64(1)) | bit
-    chars = np.empty((lat.size, precision), dtype=np.uint8)
-    for c in range(precision):
-        shift = np.uint64(5 * (precision - 1 - c))
-        chars[:, c] = _BASE32[((code >> shift) & np.uint64(31)).astype(np.int64)]
-    return chars.view(f"S{precision}").reshape(lat.size)
-
-
-def geohash_bounds(text: str) -> tuple[float, float, float, float]:
-    """(lat_min, lat_max, lng_min, lng_max) of a geohash cell: the reference decoder."""
-    lat = [-90.0, 90.0]
-    lng = [-180.0, 180.0]
-    even = True
-    for ch in text:
-        value = "0123456789bcdefghjkmnpqrstuvwxyz".index(ch)
-        for shift in range(4, -1, -1):
-            half = lng if even else lat
-            mid = (half[0] + half[1]) / 2
-            if value >> shift & 1:
-                half[0] = mid
-            else:
-                half[1] = mid
-            even = not even
-    return lat[0], lat[1], lng[0], lng[1]
-
-
-# ---------------------------------------------------------------------------- the city
-@dataclass(frozen=True)
-class Station:
-    code: str
-    number: int
-    lat: float
-    lng: float
-    radius_m: float
-
-
-class City:
-    """The region: a real city, its stations spread over it, streets and postal codes."""
-
-    def __init__(self, name: str, stations: int, seed: int) -> None:
-        cities = load_cities()
-        names = cities.name.tolist()
-        if name not in names:
-            raise ValueError(f"unknown city {name!r}")
-        i = names.index(name)
-        self.name = name
-        self.country = str(cities.country_code[i])
-        self.zone = cities.timezone[i]
-        self.lat, self.lng = float(cities.latitude[i]), float(cities.longitude[i])
-        self.region = US_STATES.get(name) or self.country
-        key = rng.text_key(seed, "incidents", "city", name)
-        n = stations
-        ids = np.arange(n, dtype=np.int64)
-        u = rng.uniform_block(rng.combine(key, ids), 6)
-        # Stations on a sunflower spiral (even cover of a disk), jittered; the city's radius
-        # grows with the number of stations (about 12 km^2 of first-due area each).
-        area_km2 = 12.0 * n
-        radius = math.sqrt(area_km2 / math.pi) * 1000.0
-        golden = math.pi * (3 - math.sqrt(5))
-        r = radius * np.sqrt((ids + 0.5) / n) + (u[:, 0] - 0.5) * 600
-        theta = ids * golden + (u[:, 1] - 0.5) * 0.3
-        lat = self.lat + (r * np.sin(theta)) / 111_320.0
-        lng = self.lng + (r * np.cos(theta)) / (111_320.0 * math.cos(math.radians(self.lat)))
-        self.st_lat, self.st_lng = np.round(lat, 6), np.round(lng, 6)
-        # Coverage: far enough to overlap the neighbours (first-due area plus mutual aid).
-        spacing = math.sqrt(area_km2 / n) * 1000.0
-        self.radius_m = np.round(spacing * (0.9 + 0.5 * u[:, 2]) / 100) * 100
-        # Busier near the centre (denser population), never idle.
-        from_centre = metres_between(self.st_lat, self.st_lng, np.full(n, self.lat),
-                                     np.full(n, self.lng))  # fmt: skip
-        self.weight = 0.4 + np.exp(-from_centre / max(radius, 1.0) * 2.0) * (0.8 + 0.4 * u[:, 3])
-        self.codes = [f"STN-{i + 1:03d}" for i in range(n)]
-        # Neighbours of each station, nearest first (the station itself first).
-        d = metres_between(self.st_lat[:, None], self.st_lng[:, None], self.st_lat[None, :],
-                           self.st_lng[None, :])  # fmt: skip
-        self.nearest = np.argsort(d, axis=1, kind="stable")
-        self.battalion = (np.arange(n) * 5 // max(n, 1)) + 1
-        self.streets, self.postal = _streets(seed, name, n)
-        self.area_code = AREA_CODES.get(name, "555")
-
-    def local_hour_weekday(self, t: I64) -> tuple[I64, I64]:
-        local = t + self.offsets_ms(t)
-        day = local // DAY_MS
-        return (local % DAY_MS) // HOUR_MS, (day + 3) % 7
-
-    def offsets_ms(self, t: I64) -> I64:
-        """The city's UTC offset at each instant."""
-        return zone_table(self.zone).offsets_ms(0, t)
-
-
-@functools.lru_cache(maxsize=8)
-def _streets(seed: int, city: str, stations: int) -> tuple[list[list[str]], list[list[str]]]:
-    """Per station: 40 street names and 3 postal codes of the city, seeded by the city."""
-    key = rng.text_key(seed, "incidents", "streets", city)
-    state = US_STATES.get(city)
-    streets = []
-    postal = []
-    for s in range(stations):
-        keys = rng.combine(rng.combine(key, s), np.arange(60)).tolist()
-        street_names = sorted(dict.fromkeys(names.street(k) for k in keys))[:40]
-        streets.append(street_names)
-        postal.append([names.zip_code(keys[k], k, city, state) for k in range(3)])
-    return streets, postal
-
-
-def staff(seed: int, count: int = 150) -> list[str]:
-    """The department's people who write notes, seeded."""
-    ranks = ("FF", "Eng.", "Lt.", "Capt.", "BC", "Medic", "Disp.")
-    keys = rng.combine(rng.text_key(seed, "incidents", "staff"), np.arange(count)).tolist()
-    people = [names.person(k) for k in keys]
-    return [f"{ranks[i % len(ranks)]} {first} {last}" for i, (first, last) in enumerate(people)]
-
-
-def station_table(city: City, seed: int) -> dict[str, Any]:
-    """The stations as columns."""
-    n = len(city.codes)
-    keys = rng.combine(rng.text_key(seed, "incidents", "stations"), np.arange(n))
-    u = rng.uniform_block(keys, 3)
-    commissioned = (np.datetime64("1952-01-01") + (u[:, 0] * 25_000).astype(np.int64)).astype(
-        "datetime64[D]"
-    )
-    created = np.datetime64("2019-01-01T00:00:00.000") + (u[:, 1] * 86_400_000 * 30).astype(
-        "timedelta64[ms]"
-    )
-    people = rng.combine(rng.text_key(seed, "incidents", "stations", city.name),
-                         np.arange(n)).tolist()  # fmt: skip
-    return {
-        "station_code": city.codes,
-        "name": [f"Station {i + 1} - {names.person(k)[1]}" for i, k in enumerate(people)],
-        "battalion": [f"BAT-{b}" for b in city.battalion.tolist()],
-        "address_line_1": [
-            f"{names.house_number(k)} {city.streets[i][k % len(city.streets[i])]}"
-            for i, k in enumerate(people)
-        ],
-        "address_line_2": [None] * n,
-        "city": [city.name] * n,
-        "region": [city.region] * n,
-        "postal_code": [city.postal[i][0] for i in range(n)],
-        "phone": [names.phone(k, city.area_code) for k in people],
-        "is_active": [True] * n,
-        "commissioned_on": commissioned,
-        "decommissioned_on": [None] * n,
-        "response_zone_code": [f"RZ-{i + 1:02d}" for i in range(n)],
-        "location_lat": city.st_lat,
-        "location_lng": city.st_lng,
-        "location_wkt": wkt(city.st_lat, city.st_lng),
-        "coverage_radius_meters": city.radius_m.astype(np.int64),
-        "created_at": created,
-        "updated_at": created + (u[:, 2] * 86_400_000 * 900).astype("timedelta64[ms]"),
-    }
-
-
-def wkt(lat: F64, lng: F64) -> list[str]:
-    return [f"POINT({x:.6f} {y:.6f})" for x, y in zip(lng.tolist(), lat.tolist(), strict=True)]
 
 
 # ---------------------------------------------------------------------------- arrivals
@@ -601,171 +405,3 @@ def status_as_of(core: dict[str, Any], as_of: int) -> I64:
     done = core["resolved"] <= as_of
     status = np.where(done & core["cancelled"], CANCELLED, status)
     return np.where(done & ~core["cancelled"], RESOLVED, status)
-
-
-# ---------------------------------------------------------------------------- live stream
-LIFECYCLE = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
-LIFECYCLE_KINDS = tuple(stage.lower() for stage in LIFECYCLE)
-
-
-class IncidentsSource:
-    """The live ``incidents`` stream: each incident's lifecycle as events, keyed by its
-    number, each at its moment in event time (reported, dispatched, on scene, resolved or
-    cancelled). With ``count`` set, a backfill window holds exactly the incidents of the
-    tables ``synthstream incidents`` writes for that window."""
-
-    def __init__(
-        self, settings: IncidentsFields, seed: int, shard: Shard,
-        window: tuple[int, int] | None,
-    ) -> None:  # fmt: skip
-        self.stream = "incidents"
-        self.settings = settings
-        self.city = City(settings.city, settings.stations, seed)
-        self.arrivals = arrivals_for(
-            self.city, seed, settings.incidents_per_hour, settings.count, window
-        )
-        options = Options(settings.units_min, settings.units_max, settings.assets_probability,
-                          settings.notes_probability, settings.geohash_precision)  # fmt: skip
-        self.model = IncidentModel(self.city, self.arrivals, options, seed)
-        self.shard = shard
-        self.pending = Pending()
-        self.schema = IncidentEventSchema(self)
-        self.channels: dict[str, Schema] = {self.stream: self.schema}
-
-    def _mine(self, year: int, seq: I64) -> npt.NDArray[np.bool_]:
-        if self.shard.count == 1:
-            return np.ones(seq.size, dtype=np.bool_)
-        owner = rng.combine(rng.text_key("shard", "incidents", year), seq) % np.uint64(
-            self.shard.count
-        )
-        mine: npt.NDArray[np.bool_] = owner == np.uint64(self.shard.index)
-        return mine
-
-    def _new(self, t0: int, t1: int) -> None:
-        for year, seq in self.arrivals.between(t0, t1):
-            seq = seq[self._mine(year, seq)]
-            if not seq.size:
-                continue
-            c = self.model.incidents(year, seq)
-            n = seq.size
-            cancelled = c["cancelled"]
-            stages = [
-                (0, c["reported"], np.ones(n, dtype=np.bool_)),
-                (1, c["dispatch"], np.ones(n, dtype=np.bool_)),
-                (2, c["arrival"], ~cancelled),
-                (3, c["resolved"], ~cancelled),
-                (4, c["resolved"], cancelled),
-            ]
-            for stage, when, keep in stages:
-                idx = np.flatnonzero(keep)
-                self.pending.add({
-                    "time_ms": when[idx], "key": rng.combine(c["keys"][idx], 500 + stage),
-                    "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
-                    "stage": np.full(idx.size, stage, dtype=np.int8), "kind": c["kind"][idx],
-                    "severity": c["severity"][idx], "source": c["source"][idx],
-                    "station": c["station"][idx], "location_lat": c["lat"][idx],
-                    "location_lng": c["lng"][idx], "units": c["units"][idx],
-                    "casualties": c["casualties"][idx], "damage": c["damage"][idx],
-                })  # fmt: skip
-
-    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, Any]:
-        from producer.records import RecordBatch
-
-        self._new(t0, t1)
-        cols = self.pending.release(t1)
-        if cols is None:
-            return {}
-        if limit is not None:
-            cols = {k: v[:limit] for k, v in cols.items()}
-        batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
-                            cols["key"], {k: v for k, v in cols.items()
-                                          if k not in ("time_ms", "key")})  # fmt: skip
-        return {self.stream: batch}
-
-    def next_due(self, t: int) -> int:
-        year, m = self.arrivals.cumulative(t)
-        first = max(1, math.floor(m * self.arrivals.rate))
-        times = self.arrivals.times(year, np.arange(first, first + 3, dtype=np.int64))
-        upcoming = times[times >= t]
-        arrival = int(upcoming[0]) if upcoming.size else t + HOUR_MS
-        return max(t, min(arrival, self.pending.first()))
-
-    def target_rates(self, t: int) -> dict[str, float]:
-        per_hour = self.arrivals.rate * 3.95 * self._share()
-        return {self.stream: per_hour / 3600}
-
-    def _share(self) -> float:
-        return 1.0 / float(self.shard.count)
-
-    def entities(self) -> dict[str, int]:
-        return {self.stream: len(self.city.codes)}
-
-
-class IncidentEventSchema:
-    """One lifecycle event: the incident as it stands at that moment."""
-
-    stream = "incidents"
-    partition_key = "incident_number"
-    time_field = "timestamp"
-    optional_fields: tuple[str, ...] = ("units",)
-    kinds: Kinds | None = Kinds("stage", LIFECYCLE_KINDS)
-
-    def __init__(self, source: IncidentsSource) -> None:
-        self.source = source
-        self.measures = {"location_lat": (0.01, -90.0, 90.0), "location_lng": (0.01, -180.0, 180.0)}
-        self.codes = source.city.codes
-
-    def rows(self, batch: Any) -> list[dict[str, Any]]:
-        c = batch.columns
-        city = self.source.city
-        precision = self.source.model.options.geohash_precision
-        hashes = (
-            geohash(c["location_lat"], c["location_lng"], precision)
-            .astype(f"U{precision}")
-            .tolist()
-        )
-        numbers = incident_numbers(c["year"], c["seq"])
-        rows = []
-        for i, (number, stage, ts, mid, dup) in enumerate(zip(
-            numbers, c["stage"].tolist(), batch.iso_times(),
-            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
-        )):  # fmt: skip
-            station = int(c["station"][i])
-            units = None
-            if stage == 1:
-                units = [self.codes[s] for s in city.nearest[station, : int(c["units"][i])]]
-            damage = float(c["damage"][i])
-            rows.append({
-                "event_id": f"evt_{int(batch.key[i]) & 0xFFFFFFFFFFFF:012x}",
-                "incident_number": number, "event_type": LIFECYCLE[stage],
-                "status_code": LIFECYCLE[stage], "timestamp": ts,
-                "type_code": TYPE_CODES[int(c["kind"][i])],
-                "severity_code": SEVERITY_CODES[int(c["severity"][i])],
-                "source_code": SOURCE_CODES[int(c["source"][i])],
-                "primary_station_code": self.codes[station],
-                "location_lat": float(c["location_lat"][i]),
-                "location_lng": float(c["location_lng"][i]),
-                "location_geohash": hashes[i], "units": units,
-                "casualty_count": int(c["casualties"][i]) if stage == 3 else None,
-                "estimated_damage_amount": damage if stage == 3 and damage == damage else None,
-                "message_id": mid, "is_duplicate": dup,
-            })  # fmt: skip
-        return rows
-
-    def table(self, batch: Any) -> Any:
-        import pyarrow as pa
-
-        from producer.records import arrow_schema, rows_table
-
-        string, ts = pa.string(), pa.timestamp("ms", tz="UTC")
-        schema = arrow_schema([
-            ("event_id", string), ("incident_number", string), ("event_type", string),
-            ("status_code", string), ("timestamp", ts), ("type_code", string),
-            ("severity_code", string), ("source_code", string),
-            ("primary_station_code", string), ("location_lat", pa.float64()),
-            ("location_lng", pa.float64()), ("location_geohash", string),
-            ("units", pa.list_(string)), ("casualty_count", pa.int64()),
-            ("estimated_damage_amount", pa.float64()), ("message_id", string),
-            ("is_duplicate", pa.bool_()),
-        ])  # fmt: skip
-        return rows_table(self.rows(batch), schema)

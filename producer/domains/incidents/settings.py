@@ -18,6 +18,6 @@ class IncidentsSettings(IncidentsFields):
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
 
     def build(self, context: StreamContext) -> Source:
-        from producer.domains.incidents.model import IncidentsSource  # the model loads when used
+        from producer.domains.incidents.stream import IncidentsSource  # the model loads when used
 
         return IncidentsSource(self, context.seed, context.shard, context.window)

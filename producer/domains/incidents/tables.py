@@ -29,8 +29,10 @@ from tqdm import tqdm
 from producer import rng
 from producer.config import Settings
 from producer.domains.incidents import model as inc
+from producer.domains.incidents.city import City, station_table
 from producer.domains.incidents.fields import IncidentsFields
 from producer.errors import ConfigError, check_writable
+from producer.geography import geohash, metres_between, wkt
 from producer.records import arrow_schema
 from producer.rng import I64, U64
 from producer.settings import parse_time
@@ -119,7 +121,7 @@ def _strings(values: npt.NDArray[Any], index: I64) -> pa.Array:  # type: ignore[
 class Builder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.city = inc.City(plan.city, plan.stations, plan.seed)
+        self.city = City(plan.city, plan.stations, plan.seed)
         self.arrivals = inc.arrivals_for(
             self.city, plan.seed, 0.0, plan.count, (plan.start_ms, plan.end_ms)
         )
@@ -189,10 +191,10 @@ class Builder:
             for units, w, r in zip(c["units"].tolist(), weather, response, strict=True)
         ]
         damage = c["damage"]
-        ghash = inc.geohash(c["lat"], c["lng"], o.geohash_precision)
+        ghash = geohash(c["lat"], c["lng"], o.geohash_precision)
         width = o.geohash_precision
         offsets = np.arange(0, width * (n + 1), width, dtype=np.int32)
-        geohash = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
+        hashes = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
                                               pa.py_buffer(ghash.tobytes()))  # fmt: skip
         return pa.table(
             {
@@ -218,8 +220,8 @@ class Builder:
                 "resolved_at": _ts(c["resolved"], done),
                 "location_lat": pa.array(c["lat"]),
                 "location_lng": pa.array(c["lng"]),
-                "location_wkt": pa.array(inc.wkt(c["lat"], c["lng"]), pa.string()),
-                "location_geohash": geohash,
+                "location_wkt": pa.array(wkt(c["lat"], c["lng"]), pa.string()),
+                "location_geohash": hashes,
                 "address_line_1": pa.array(address, pa.string()),
                 "address_line_2": pa.array(unit_line, pa.string()),
                 "city": pa.array([city.name] * n, pa.string()),
@@ -382,7 +384,7 @@ class Builder:
         if units is not None and (bad := outside(units["station_code"], stations)):
             fail("incident_units.station_code references no station", bad)
         station = core["station"]
-        d = inc.metres_between(core["lat"], core["lng"], self.city.st_lat[station],
+        d = metres_between(core["lat"], core["lng"], self.city.st_lat[station],
                                self.city.st_lng[station])  # fmt: skip
         if (d > self.city.radius_m[station]).any():
             fail(
@@ -418,7 +420,7 @@ def write_tables(plan: Plan) -> dict[str, Any]:
     rows = dict.fromkeys(wanted, 0)
     writers = {name: _writer(partial[name], SCHEMAS[name], plan.fmt) for name in wanted}
     try:
-        stations = pa.table(inc.station_table(builder.city, plan.seed), schema=SCHEMAS["stations"])
+        stations = pa.table(station_table(builder.city, plan.seed), schema=SCHEMAS["stations"])
         writers["stations"].write_table(stations)
         rows["stations"] = stations.num_rows
         bar = tqdm(total=plan.count, desc="incidents", unit=" incidents", disable=not plan.progress,

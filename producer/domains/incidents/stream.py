@@ -1,0 +1,194 @@
+"""The live ``incidents`` stream: each incident's lifecycle as events, from the model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from producer import rng
+from producer.domains.incidents.city import City
+from producer.domains.incidents.fields import IncidentsFields
+from producer.domains.incidents.model import (
+    SEVERITY_CODES,
+    SOURCE_CODES,
+    TYPE_CODES,
+    IncidentModel,
+    Options,
+    arrivals_for,
+    incident_numbers,
+)
+from producer.generators import (
+    Pending,
+)
+from producer.geography import geohash
+from producer.records import Kinds, RecordBatch, Schema
+from producer.rng import I64
+from producer.settings import Shard
+from producer.timeline import HOUR_MS
+
+LIFECYCLE = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
+LIFECYCLE_KINDS = tuple(stage.lower() for stage in LIFECYCLE)
+
+
+class IncidentsSource:
+    """The live ``incidents`` stream: each incident's lifecycle as events, keyed by its
+    number, each at its moment in event time (reported, dispatched, on scene, resolved or
+    cancelled). With ``count`` set, a backfill window holds exactly the incidents of the
+    tables ``synthstream incidents`` writes for that window."""
+
+    def __init__(
+        self, settings: IncidentsFields, seed: int, shard: Shard,
+        window: tuple[int, int] | None,
+    ) -> None:  # fmt: skip
+        self.stream = "incidents"
+        self.settings = settings
+        self.city = City(settings.city, settings.stations, seed)
+        self.arrivals = arrivals_for(
+            self.city, seed, settings.incidents_per_hour, settings.count, window
+        )
+        options = Options(settings.units_min, settings.units_max, settings.assets_probability,
+                          settings.notes_probability, settings.geohash_precision)  # fmt: skip
+        self.model = IncidentModel(self.city, self.arrivals, options, seed)
+        self.shard = shard
+        self.pending = Pending()
+        self.schema = IncidentEventSchema(self)
+        self.channels: dict[str, Schema] = {self.stream: self.schema}
+
+    def _mine(self, year: int, seq: I64) -> npt.NDArray[np.bool_]:
+        if self.shard.count == 1:
+            return np.ones(seq.size, dtype=np.bool_)
+        owner = rng.combine(rng.text_key("shard", "incidents", year), seq) % np.uint64(
+            self.shard.count
+        )
+        mine: npt.NDArray[np.bool_] = owner == np.uint64(self.shard.index)
+        return mine
+
+    def _new(self, t0: int, t1: int) -> None:
+        for year, seq in self.arrivals.between(t0, t1):
+            seq = seq[self._mine(year, seq)]
+            if not seq.size:
+                continue
+            c = self.model.incidents(year, seq)
+            n = seq.size
+            cancelled = c["cancelled"]
+            stages = [
+                (0, c["reported"], np.ones(n, dtype=np.bool_)),
+                (1, c["dispatch"], np.ones(n, dtype=np.bool_)),
+                (2, c["arrival"], ~cancelled),
+                (3, c["resolved"], ~cancelled),
+                (4, c["resolved"], cancelled),
+            ]
+            for stage, when, keep in stages:
+                idx = np.flatnonzero(keep)
+                self.pending.add({
+                    "time_ms": when[idx], "key": rng.combine(c["keys"][idx], 500 + stage),
+                    "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
+                    "stage": np.full(idx.size, stage, dtype=np.int8), "kind": c["kind"][idx],
+                    "severity": c["severity"][idx], "source": c["source"][idx],
+                    "station": c["station"][idx], "location_lat": c["lat"][idx],
+                    "location_lng": c["lng"][idx], "units": c["units"][idx],
+                    "casualties": c["casualties"][idx], "damage": c["damage"][idx],
+                })  # fmt: skip
+
+    def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]:
+        self._new(t0, t1)
+        cols = self.pending.release(t1)
+        if cols is None:
+            return {}
+        if limit is not None:
+            cols = {k: v[:limit] for k, v in cols.items()}
+        batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
+                            cols["key"], {k: v for k, v in cols.items()
+                                          if k not in ("time_ms", "key")})  # fmt: skip
+        return {self.stream: batch}
+
+    def next_due(self, t: int) -> int:
+        year, m = self.arrivals.cumulative(t)
+        first = max(1, math.floor(m * self.arrivals.rate))
+        times = self.arrivals.times(year, np.arange(first, first + 3, dtype=np.int64))
+        upcoming = times[times >= t]
+        arrival = int(upcoming[0]) if upcoming.size else t + HOUR_MS
+        return max(t, min(arrival, self.pending.first()))
+
+    def target_rates(self, t: int) -> dict[str, float]:
+        per_hour = self.arrivals.rate * 3.95 * self._share()
+        return {self.stream: per_hour / 3600}
+
+    def _share(self) -> float:
+        return 1.0 / float(self.shard.count)
+
+    def entities(self) -> dict[str, int]:
+        return {self.stream: len(self.city.codes)}
+
+
+class IncidentEventSchema:
+    """One lifecycle event: the incident as it stands at that moment."""
+
+    stream = "incidents"
+    partition_key = "incident_number"
+    time_field = "timestamp"
+    optional_fields: tuple[str, ...] = ("units",)
+    kinds: Kinds | None = Kinds("stage", LIFECYCLE_KINDS)
+
+    def __init__(self, source: IncidentsSource) -> None:
+        self.source = source
+        self.measures = {"location_lat": (0.01, -90.0, 90.0), "location_lng": (0.01, -180.0, 180.0)}
+        self.codes = source.city.codes
+
+    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
+        c = batch.columns
+        city = self.source.city
+        precision = self.source.model.options.geohash_precision
+        hashes = (
+            geohash(c["location_lat"], c["location_lng"], precision)
+            .astype(f"U{precision}")
+            .tolist()
+        )
+        numbers = incident_numbers(c["year"], c["seq"])
+        rows = []
+        for i, (number, stage, ts, mid, dup) in enumerate(zip(
+            numbers, c["stage"].tolist(), batch.iso_times(),
+            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
+        )):  # fmt: skip
+            station = int(c["station"][i])
+            units = None
+            if stage == 1:
+                units = [self.codes[s] for s in city.nearest[station, : int(c["units"][i])]]
+            damage = float(c["damage"][i])
+            rows.append({
+                "event_id": f"evt_{int(batch.key[i]) & 0xFFFFFFFFFFFF:012x}",
+                "incident_number": number, "event_type": LIFECYCLE[stage],
+                "status_code": LIFECYCLE[stage], "timestamp": ts,
+                "type_code": TYPE_CODES[int(c["kind"][i])],
+                "severity_code": SEVERITY_CODES[int(c["severity"][i])],
+                "source_code": SOURCE_CODES[int(c["source"][i])],
+                "primary_station_code": self.codes[station],
+                "location_lat": float(c["location_lat"][i]),
+                "location_lng": float(c["location_lng"][i]),
+                "location_geohash": hashes[i], "units": units,
+                "casualty_count": int(c["casualties"][i]) if stage == 3 else None,
+                "estimated_damage_amount": damage if stage == 3 and damage == damage else None,
+                "message_id": mid, "is_duplicate": dup,
+            })  # fmt: skip
+        return rows
+
+    def table(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        from producer.records import arrow_schema, rows_table
+
+        string, ts = pa.string(), pa.timestamp("ms", tz="UTC")
+        schema = arrow_schema([
+            ("event_id", string), ("incident_number", string), ("event_type", string),
+            ("status_code", string), ("timestamp", ts), ("type_code", string),
+            ("severity_code", string), ("source_code", string),
+            ("primary_station_code", string), ("location_lat", pa.float64()),
+            ("location_lng", pa.float64()), ("location_geohash", string),
+            ("units", pa.list_(string)), ("casualty_count", pa.int64()),
+            ("estimated_damage_amount", pa.float64()), ("message_id", string),
+            ("is_duplicate", pa.bool_()),
+        ])  # fmt: skip
+        return rows_table(self.rows(batch), schema)
