@@ -77,7 +77,10 @@ _BASE32 = np.frombuffer(b"0123456789bcdefghjkmnpqrstuvwxyz", dtype=np.uint8)
 
 
 def geohash(lat: F64, lng: F64, precision: int) -> npt.NDArray[np.bytes_]:
-    """Geohashes of points, vectorised: interleave longitude and latitude bits, base32."""
+    """Geohashes of points, vectorised: interleave longitude and latitude bits, base32. A
+    point without a position (NaN: a dropout injected by faults) has the empty hash."""
+    valid = np.isfinite(lat) & np.isfinite(lng)
+    lat, lng = np.where(valid, lat, 0.0), np.where(valid, lng, 0.0)
     bits = 5 * precision
     lng_bits = (bits + 1) // 2
     lat_bits = bits // 2
@@ -96,6 +99,7 @@ def geohash(lat: F64, lng: F64, precision: int) -> npt.NDArray[np.bytes_]:
     for c in range(precision):
         shift = np.uint64(5 * (precision - 1 - c))
         chars[:, c] = _BASE32[((code >> shift) & np.uint64(31)).astype(np.int64)]
+    chars[~valid] = 0  # reads as b""
     return chars.view(f"S{precision}").reshape(lat.size)
 
 

@@ -147,16 +147,6 @@ def arrow_schema(fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """JSON-shaped rows as a table of ``schema``, every batch alike (no type guessed from the
-    values at hand, so a batch without a fraud pattern still has the column as a string).
-    Timestamps come as ISO 8601 strings and are parsed by Arrow."""
-    as_text = pa.schema(
-        [f.with_type(pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema]
-    )
-    return pa.Table.from_pylist(rows, schema=as_text).cast(schema)
-
-
 @dataclass(frozen=True, slots=True)
 class Kinds:
     """What ``synthstream_records_by_kind_total`` counts for a channel: an integer column and

@@ -95,12 +95,15 @@ class Anomalies:
         touched: list[tuple[str, I64, dict[str, Any]]] = []
         for ci, name in enumerate(names):
             scale, low, high = self.measures[name]
-            if (active & (col_i == ci)).any():
-                columns[name] = columns[name].copy()
-            values = columns[name]
+            if not (active & (col_i == ci)).any():
+                continue
+            # A whole-number measure (a page's seconds) moves in floats and is rounded back;
+            # it has no null to drop out to.
+            whole = np.issubdtype(columns[name].dtype, np.integer)
+            values = columns[name].astype(np.float64) if whole else columns[name].copy()
             for ki, kind in enumerate(kinds):
                 hit = np.flatnonzero(active & (col_i == ci) & (kind_i == ki))
-                if not hit.size:
+                if not hit.size or (whole and kind == "dropout"):
                     continue
                 magnitude = sign[hit] * scale
                 elapsed = (batch.time_ms[hit] - start[hit]) / duration[hit]
@@ -120,6 +123,7 @@ class Anomalies:
                     values[hit] = np.clip(np.round(values[hit], 2), low, high)
                 end = start[hit] + duration[hit].astype(np.int64)
                 touched.append((kind, hit, {"column": name, "start_ms": start[hit], "end_ms": end}))
+            columns[name] = np.rint(values).astype(columns[name].dtype) if whole else values
         if len(self.stuck_values) > 100_000:  # episodes last at most an hour
             horizon = int(batch.time_ms.min()) - 2 * HOUR_MS
             self.stuck_values = {k: v for k, v in self.stuck_values.items() if k[1] > horizon}

@@ -3,9 +3,11 @@ makes; they know the catalog and the places, not the model."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from producer.domains.ecommerce.fields import FRAUD_PATTERNS
@@ -29,7 +31,7 @@ from producer.domains.ecommerce.vocabulary import (
     UPDATES,
     VIEW,
 )
-from producer.records import Kinds, RecordBatch, arrow_schema, rows_table
+from producer.records import Kinds, RecordBatch, arrow_schema, timestamp_array, uuid_array
 from producer.rng import U64
 
 DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
@@ -39,6 +41,28 @@ DEVICE_INFO = pa.struct([("device_type", pa.string()), ("os", pa.string()),
 def _hex(prefix: str, keys: U64, digits: int) -> list[str]:
     mask = (1 << (4 * digits)) - 1
     return [f"{prefix}{k & mask:0{digits}x}" for k in keys.tolist()]
+
+
+def _number(values: npt.NDArray[np.float64]) -> pa.DoubleArray:
+    """A float column; NaN (a dropout injected by faults) is null, as in the JSON."""
+    return pa.array(values, pa.float64(), from_pandas=True)
+
+
+def _text(values: list[str] | list[str | None] | npt.NDArray[Any]) -> pa.StringArray:
+    """A string column from a list or an object array (None: null)."""
+    return pa.array(values, pa.string())
+
+
+def _named(names: tuple[str, ...], codes: npt.NDArray[Any]) -> pa.Array:  # type: ignore[type-arg]
+    """Codes as their names (a negative code: null)."""
+    found = np.asarray(names, dtype=object)[np.maximum(codes, 0)]
+    return pa.array(found, pa.string(), mask=np.asarray(codes < 0))
+
+
+def _devices(signatures: list[dict[str, str]], codes: npt.NDArray[Any]) -> pa.StructArray:
+    fields = ("device_type", "os", "browser", "screen_resolution")
+    table = {f: np.array([sig[f] for sig in signatures], dtype=object) for f in fields}
+    return pa.StructArray.from_arrays([_text(table[f][codes]) for f in fields], names=list(fields))
 
 
 class Texts:
@@ -75,7 +99,15 @@ class ShopSchema:
         raise NotImplementedError
 
     def table(self, batch: RecordBatch) -> pa.Table:
-        return rows_table(self.rows(batch), self.ARROW)
+        """The records as columns, straight from the batch (no row is made)."""
+        return pa.Table.from_arrays(self.arrays(batch), schema=self.ARROW)
+
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        raise NotImplementedError
+
+    def ids(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        """The last two columns of every shape: message_id and is_duplicate."""
+        return [uuid_array(batch.key), pa.array(batch.is_duplicate)]
 
 
 class EventSchema(ShopSchema):
@@ -153,6 +185,27 @@ class EventSchema(ShopSchema):
                 batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
                 strict=True,
             )
+        ]  # fmt: skip
+
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        product, types = c["product"], c["type"]
+        has = product >= 0
+        urls = np.asarray(self.fixed_urls, dtype=object)[types]
+        views = np.flatnonzero(types == VIEW)
+        urls[views] = self.view_urls[product[views]]
+        txn = c["txn"]
+        txn_ids = np.full(len(batch), None, dtype=object)
+        paid = np.flatnonzero(txn != NO_TXN)
+        txn_ids[paid] = _hex("txn_", txn[paid], 12)
+        return [
+            _text(_hex("evt_", batch.key, 16)), _text(self.users[batch.entity]),
+            _text(_hex("sess_", c["session"], 12)), _named(EVENT_TYPES, types),
+            timestamp_array(batch.reported_ms),
+            pa.array(self.product_ids[np.maximum(product, 0)], pa.string(), mask=~has),
+            pa.array(self.categories[np.maximum(product, 0)], pa.string(), mask=~has),
+            _text(urls), pa.array(c["duration_seconds"], pa.int64()),
+            _devices(self.signatures, c["signature"]), _text(txn_ids), *self.ids(batch),
         ]  # fmt: skip
 
 
@@ -250,6 +303,41 @@ class TransactionSchema(ShopSchema):
             })  # fmt: skip
         return rows
 
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        products, places = self.text.catalog, self.text.places
+        items = c["items"]
+        held = items >= 0  # a transaction's products, padded with -1
+        offsets = np.concatenate([[0], np.cumsum(held.sum(axis=1))]).astype(np.int32)
+        item = items[held]
+        lines = pa.StructArray.from_arrays(
+            [_text(self.product_ids[item]), _text(np.asarray(products.names, dtype=object)[item]),
+             _text(self.categories[item]), _number(c["price"][held]),
+             pa.array(c["quantity"][held], pa.int64())],
+            names=["product_id", "name", "category", "price", "quantity"],
+        )  # fmt: skip
+        city = c["city"]
+        location = pa.StructArray.from_arrays(
+            [_text(np.asarray(places.country_code, dtype=object)[city]),
+             _text(np.asarray(places.state, dtype=object)[city]),
+             _text(np.asarray(places.name, dtype=object)[city]),
+             _number(c["latitude"]), _number(c["longitude"])],
+            names=["country", "state", "city", "latitude", "longitude"],
+        )  # fmt: skip
+        pattern = c["pattern"]
+        n = len(batch)
+        return [
+            _text(_hex("txn_", batch.key, 12)), _text(self.users[batch.entity]),
+            _text(_hex("sess_", c["session"], 12)), timestamp_array(batch.reported_ms),
+            pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), lines),
+            _number(c["subtotal"]), _number(c["tax"]),
+            _number(c["total_amount"]), _text(["USD"] * n),
+            _named(PAYMENT_METHODS, c["payment"]), location,
+            _devices(self.signatures, c["signature"]), pa.array(pattern >= 0),
+            _number(c["fraud_score"]), _named(FRAUD_PATTERNS, pattern),
+            *self.ids(batch),
+        ]  # fmt: skip
+
 
 class AlertSchema(ShopSchema):
     """A fraud alert: which transaction, why, how sure, how urgent."""
@@ -305,6 +393,23 @@ class AlertSchema(ShopSchema):
             )
         ]  # fmt: skip
 
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        score, pattern = c["fraud_score"], c["pattern"]
+        severity = np.where(score >= 0.9, "critical", np.where(score >= 0.75, "high", "medium"))
+        n = len(batch)
+        reasons = pa.ListArray.from_arrays(
+            pa.array(np.arange(n + 1, dtype=np.int32), pa.int32()), _named(self.REASONS, pattern)
+        )
+        txn_times = c["txn_time_ms"].astype(np.int64)
+        return [
+            _text(_hex("alert_", batch.key, 12)), _text(_hex("txn_", c["txn"], 12)),
+            _text(self.users[batch.entity]), timestamp_array(batch.reported_ms),
+            timestamp_array(txn_times), _named(FRAUD_PATTERNS, pattern),
+            _number(score), _text(severity.astype(object)),
+            _number(c["amount"]), reasons, _text(["open"] * n), *self.ids(batch),
+        ]  # fmt: skip
+
 
 class UpdateSchema(ShopSchema):
     """A product update: the product as it is now (price, stock, rating) and what changed."""
@@ -356,6 +461,21 @@ class UpdateSchema(ShopSchema):
             )
         ]  # fmt: skip
 
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        p = self.text.catalog
+        product, kind = batch.entity, c["type"]
+        return [
+            _text(_hex("upd_", batch.key, 12)), _text(self.product_ids[product]),
+            timestamp_array(batch.reported_ms), _named(UPDATE_TYPES, kind),
+            _text(np.asarray(p.names, dtype=object)[product]), _text(self.categories[product]),
+            _number(c["price"]),
+            pa.array(c["previous_price"], pa.float64(), mask=np.asarray(kind != 0)),
+            pa.array(c["stock"], pa.int64()), _number(c["rating"]),
+            pa.array(c["reviews"], pa.int64()), pa.array(p.seasonal[product].astype(np.bool_)),
+            *self.ids(batch),
+        ]  # fmt: skip
+
 
 class AnalyticsSchema(ShopSchema):
     """A metric over one window and one region, computed from this process's transactions."""
@@ -390,7 +510,7 @@ class AnalyticsSchema(ShopSchema):
             {
                 "metric_id": mid_, "metric_type": METRICS[m], "region": SCOPES[s],
                 "window_start": start, "window_end": ts, "timestamp": ts,
-                "value": None if value != value else round(value, 4),
+                "value": round(value, 4) if math.isfinite(value) else None,
                 "sample_size": int(sample), "message_id": mid, "is_duplicate": dup,
             }
             for mid_, m, s, start, ts, value, sample, mid, dup in zip(
@@ -399,4 +519,18 @@ class AnalyticsSchema(ShopSchema):
                 batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
                 strict=True,
             )
+        ]  # fmt: skip
+
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        value = c["value"]
+        return [
+            _text(_hex("met_", batch.key, 12)), _named(METRICS, c["metric"]),
+            _named(SCOPES, c["scope"]), timestamp_array(batch.time_ms - self.text.window_ms),
+            timestamp_array(batch.reported_ms), timestamp_array(batch.reported_ms),
+            # Python's round, as in the JSON rows (numpy's may differ in the last digit); a
+            # rate without a denominator in the window (no orders, no sessions) is null.
+            pa.array([round(v, 4) if math.isfinite(v) else None for v in value.tolist()],
+                     pa.float64()),
+            pa.array(c["sample"], pa.int64()), *self.ids(batch),
         ]  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from producer import rng
 from producer.domains.incidents.city import City
@@ -24,7 +25,14 @@ from producer.generators import (
     Pending,
 )
 from producer.geography import geohash
-from producer.records import Kinds, RecordBatch, Schema
+from producer.records import (
+    Kinds,
+    RecordBatch,
+    Schema,
+    arrow_schema,
+    timestamp_array,
+    uuid_array,
+)
 from producer.rng import I64
 from producer.settings import Shard
 from producer.timeline import HOUR_MS
@@ -124,6 +132,24 @@ class IncidentsSource:
         return {self.stream: len(self.city.codes)}
 
 
+def _number(values: npt.NDArray[np.float64]) -> pa.DoubleArray:
+    """A float column; NaN (a dropout injected by faults) is null, as in the JSON."""
+    return pa.array(values, pa.float64(), from_pandas=True)
+
+
+_STRING, _TS = pa.string(), pa.timestamp("ms", tz="UTC")
+EVENT_ARROW = arrow_schema([
+    ("event_id", _STRING), ("incident_number", _STRING), ("event_type", _STRING),
+    ("status_code", _STRING), ("timestamp", _TS), ("type_code", _STRING),
+    ("severity_code", _STRING), ("source_code", _STRING),
+    ("primary_station_code", _STRING), ("location_lat", pa.float64()),
+    ("location_lng", pa.float64()), ("location_geohash", _STRING),
+    ("units", pa.list_(_STRING)), ("casualty_count", pa.int64()),
+    ("estimated_damage_amount", pa.float64()), ("message_id", _STRING),
+    ("is_duplicate", pa.bool_()),
+])  # fmt: skip
+
+
 class IncidentEventSchema:
     """One lifecycle event: the incident as it stands at that moment."""
 
@@ -168,27 +194,49 @@ class IncidentEventSchema:
                 "primary_station_code": self.codes[station],
                 "location_lat": float(c["location_lat"][i]),
                 "location_lng": float(c["location_lng"][i]),
-                "location_geohash": hashes[i], "units": units,
+                "location_geohash": hashes[i] or None, "units": units,
                 "casualty_count": int(c["casualties"][i]) if stage == 3 else None,
                 "estimated_damage_amount": damage if stage == 3 and damage == damage else None,
                 "message_id": mid, "is_duplicate": dup,
             })  # fmt: skip
         return rows
 
-    def table(self, batch: Any) -> Any:
-        import pyarrow as pa
-
-        from producer.records import arrow_schema, rows_table
-
-        string, ts = pa.string(), pa.timestamp("ms", tz="UTC")
-        schema = arrow_schema([
-            ("event_id", string), ("incident_number", string), ("event_type", string),
-            ("status_code", string), ("timestamp", ts), ("type_code", string),
-            ("severity_code", string), ("source_code", string),
-            ("primary_station_code", string), ("location_lat", pa.float64()),
-            ("location_lng", pa.float64()), ("location_geohash", string),
-            ("units", pa.list_(string)), ("casualty_count", pa.int64()),
-            ("estimated_damage_amount", pa.float64()), ("message_id", string),
-            ("is_duplicate", pa.bool_()),
-        ])  # fmt: skip
-        return rows_table(self.rows(batch), schema)
+    def table(self, batch: RecordBatch) -> pa.Table:
+        """The events as columns, straight from the batch (no row is made)."""
+        c = batch.columns
+        stage, station = c["stage"], c["station"]
+        n = len(batch)
+        precision = self.source.model.options.geohash_precision
+        hashes = geohash(c["location_lat"], c["location_lng"], precision).astype(f"U{precision}")
+        # A dispatch names its units: the nearest stations' codes, the primary first.
+        dispatched = stage == 1
+        counts = np.where(dispatched, c["units"], 0).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        row = np.repeat(np.arange(n), counts)
+        rank = np.arange(row.size) - np.repeat(offsets[:-1], counts)
+        sent = self.source.city.nearest[station[row], rank]
+        units = pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()),
+            pa.array(np.asarray(self.codes, dtype=object)[sent], pa.string()),
+            mask=pa.array(~dispatched),
+        )
+        resolved = stage == 3
+        damage = c["damage"].astype(np.float64)
+        stages = np.asarray(LIFECYCLE, dtype=object)[stage]
+        event_ids = [f"evt_{k & 0xFFFFFFFFFFFF:012x}" for k in batch.key.tolist()]
+        arrays = [
+            pa.array(event_ids, pa.string()),
+            pa.array(incident_numbers(c["year"], c["seq"]), pa.string()),
+            pa.array(stages, pa.string()), pa.array(stages, pa.string()),
+            timestamp_array(batch.reported_ms),
+            pa.array(np.asarray(TYPE_CODES, dtype=object)[c["kind"]], pa.string()),
+            pa.array(np.asarray(SEVERITY_CODES, dtype=object)[c["severity"]], pa.string()),
+            pa.array(np.asarray(SOURCE_CODES, dtype=object)[c["source"]], pa.string()),
+            pa.array(np.asarray(self.codes, dtype=object)[station], pa.string()),
+            _number(c["location_lat"]), _number(c["location_lng"]),
+            pa.array(hashes.astype(object), pa.string(), mask=hashes == ""), units,
+            pa.array(c["casualties"].astype(np.int64), pa.int64(), mask=~resolved),
+            pa.array(damage, pa.float64(), mask=~resolved | np.isnan(damage)),
+            uuid_array(batch.key), pa.array(batch.is_duplicate),
+        ]  # fmt: skip
+        return pa.Table.from_arrays(arrays, schema=EVENT_ARROW)
