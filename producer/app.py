@@ -71,13 +71,14 @@ def _destinations(settings: Settings, sink: str) -> dict[str, str]:
 
 
 def build_sinks(
-    settings: Settings, names: Iterable[str], metrics: Metrics | None = None
-) -> dict[str, Sink]:
+    settings: Settings, names: Iterable[str], metrics: Metrics | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Sink]:  # fmt: skip
     shard = settings.shard_spec
     suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
     sinks: dict[str, Sink] = {}
     for name in dict.fromkeys(names):
-        context = SinkContext(_destinations(settings, name), suffix, metrics)
+        context = SinkContext(_destinations(settings, name), suffix, metrics, clock or WallClock())
         sinks[name] = settings.sink(name).build(context)
     return sinks
 
@@ -129,7 +130,11 @@ class Engine:
             stream.source = Lookahead(stream.source, settings.live.lookahead_ms)
         self.kinds = KindCounts()
         sink_names = [s for name in settings.streams for s in settings.stream(name).sinks]
-        self.sinks = sinks if sinks is not None else build_sinks(settings, sink_names, self.metrics)
+        self.sinks = (
+            sinks
+            if sinks is not None
+            else build_sinks(settings, sink_names, self.metrics, self.clock)
+        )
         for stream in self.streams:
             for channel in stream.channels:
                 for kind in channel.faults.kinds:  # each stage's kinds on /metrics from 0

@@ -328,7 +328,7 @@ def _incidents(settings: Settings, args: argparse.Namespace, clock: Clock) -> in
 
     logs.configure(settings.log)
     try:
-        summary = write_tables(plan_from(settings, args, clock.now_ms()))
+        summary = write_tables(plan_from(settings, args, clock.now_ms()), clock)
     except DataValidationError as exc:
         print(f"synthstream: validation failed: {exc}", file=sys.stderr)
         return 1

@@ -11,12 +11,13 @@ registry, so a new kind is one class and one entry point (see ``examples/plugin/
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import ClassVar, TypeVar
 
 from pydantic import Field, field_validator
 
+from producer.clock import Clock, WallClock
 from producer.errors import ConfigError
 from producer.faults.base import Stage
 from producer.generators import Generator, Source, sensor_source
@@ -146,6 +147,7 @@ class SinkContext:
     destinations: dict[str, str]  # each channel's topic, stream or path (its DESTINATION)
     suffix: str  # for file names: "" or "-shard<i>of<n>"
     metrics: Metrics | None
+    clock: Clock = field(default_factory=WallClock)  # "now", for a sink that needs it
 
 
 def _load(group: str, base: type[K], built_in: dict[str, str]) -> dict[str, type[K]]:

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import numpy as np
 import orjson
@@ -41,12 +41,62 @@ _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 INLINE_RECORDS = 256
 
 
+class TableFile:
+    """A Parquet or CSV file written a table at a time under ``<name>.partial`` and renamed
+    into place when closed, so a reader never sees half a file; ``discard`` removes it (a
+    run that failed leaves nothing behind). The file sink's Parquet files and the incidents
+    job's data sets are written by it."""
+
+    def __init__(
+        self, path: Path, schema: pa.Schema, fmt: str,
+        compression: Literal["snappy", "zstd", "gzip", "none"] = "snappy",
+        statistics: list[str] | bool = True,
+    ) -> None:  # fmt: skip
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pacsv.CSVWriter | None = None
+        if fmt == "parquet":
+            self._parquet = pq.ParquetWriter(self.partial, schema, compression=compression,
+                                             write_statistics=statistics)  # fmt: skip
+        else:
+            self._csv = pacsv.CSVWriter(self.partial, schema)
+
+    def write(self, table: pa.Table, row_group_rows: int | None = None) -> None:
+        """Append ``table`` (Parquet: as row groups of at most ``row_group_rows``)."""
+        if self._parquet is not None:
+            self._parquet.write_table(table, row_group_size=row_group_rows)
+        else:
+            assert self._csv is not None
+            self._csv.write_table(table)
+
+    @property
+    def size(self) -> int:
+        return os.path.getsize(self.partial)
+
+    def _close_writer(self) -> None:
+        writer = self._parquet or self._csv
+        if writer is not None:
+            writer.close()
+        self._parquet = self._csv = None
+
+    def close(self) -> None:
+        """Complete the file: it appears under its name."""
+        self._close_writer()
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._close_writer()
+        self.partial.unlink(missing_ok=True)
+
+
 @dataclass
 class _Open:
     path: Path
     first_ms: int
     handle: IO[bytes] | None = None
-    parquet: pq.ParquetWriter | None = None
+    parquet: TableFile | None = None
     bytes_written: int = 0
     statistics: tuple[str, ...] = ()
 
@@ -155,21 +205,16 @@ class FileSink:
             compression = self.settings.compression
             # Statistics only where readers filter (time, key): they cost write time per column.
             wanted = [c for c in current.statistics if c in table.column_names]
-            current.parquet = pq.ParquetWriter(
-                str(current.path) + ".partial",
-                table.schema,
-                compression=compression,
-                write_statistics=wanted or False,
-            )
-        current.parquet.write_table(table, row_group_size=max(table.num_rows, 1))
-        current.bytes_written = os.path.getsize(str(current.path) + ".partial")
+            current.parquet = TableFile(current.path, table.schema, "parquet", compression,
+                                        wanted or False)  # fmt: skip
+        current.parquet.write(table, row_group_rows=max(table.num_rows, 1))
+        current.bytes_written = current.parquet.size
 
     def _finish(self, stream: str) -> None:
         current = self._open.pop(stream)
         if self.settings.format == "parquet":
             if current.parquet is not None:
                 current.parquet.close()
-                os.replace(str(current.path) + ".partial", current.path)
         elif current.handle is not None:
             current.handle.close()
         self.completed.append(current.path)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import email.utils
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import httpx
 
+from producer.clock import Clock, WallClock
 from producer.encoding import json_documents
 from producer.errors import ConfigError
 from producer.metrics import Metrics
@@ -39,9 +39,11 @@ class HttpSink:
     name = "http"
 
     def __init__(
-        self, settings: HttpSinkFields, paths: dict[str, str], metrics: Metrics | None = None
-    ) -> None:
+        self, settings: HttpSinkFields, paths: dict[str, str], metrics: Metrics | None = None,
+        clock: Clock | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
+        self.clock = clock or WallClock()
         self.paths = paths
         self.metrics = metrics or Metrics()
         per_send = settings.batch_size if settings.mode == "batch" else 1
@@ -120,7 +122,7 @@ class HttpSink:
             return
         text = answer.text[:BODY_LOG_CHARS]
         if status in RETRYABLE_STATUS:
-            wait = _retry_after(answer.retry_after)
+            wait = _retry_after(answer.retry_after, self.clock.now_ms() / 1000)
             raise RetryableError(f"http_{status}: {text}", f"http_{status}", wait)
         rejected = {"status": status, "path": path, "records": len(batch), "body": text}
         self.metrics.http_answered(self.name, str(status), rejected)
@@ -214,8 +216,9 @@ class _Httpx:
         await self.client.aclose()
 
 
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds or an HTTP date; None if absent or unreadable."""
+def _retry_after(value: str | None, now_s: float) -> float | None:
+    """``Retry-After`` as seconds or an HTTP date (from ``now_s``, Unix seconds); None if
+    absent or unreadable."""
     if not value:
         return None
     try:
@@ -226,4 +229,4 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now_s)

@@ -52,7 +52,7 @@ class HttpSinkSettings(HttpSinkFields):
     def build(self, context: SinkContext) -> Sink:
         from sinks.http import HttpSink  # network clients are imported when used
 
-        return HttpSink(self, context.destinations, context.metrics)
+        return HttpSink(self, context.destinations, context.metrics, context.clock)
 
 
 class KafkaSinkSettings(KafkaSinkFields):

@@ -5,10 +5,13 @@ values, keys and timestamps on."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,3 +70,21 @@ def test_the_arrow_table_is_the_json_rows_built_from_columns(
         differ = [f.name for f in table.schema if not table[f.name].equals(want[f.name])]
         assert not differ, f"{channel}: columns unlike the rows: {differ}"
         assert table.equals(want)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_table_file_appears_whole_or_not_at_all(tmp_path: Path, fmt: str) -> None:
+    from sinks.file import TableFile
+
+    table = pa.table({"n": pa.array(range(10), pa.int64())})
+    done = TableFile(tmp_path / f"done.{fmt}", table.schema, fmt)
+    done.write(table)
+    done.write(table)
+    assert not (tmp_path / f"done.{fmt}").exists(), "no half file under its name"
+    done.close()
+    back = pq.read_table(done.path) if fmt == "parquet" else pacsv.read_csv(done.path)
+    assert back["n"].to_pylist() == list(range(10)) * 2
+    failed = TableFile(tmp_path / f"failed.{fmt}", table.schema, fmt)
+    failed.write(table)
+    failed.discard()  # a run that failed leaves nothing behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"done.{fmt}"]

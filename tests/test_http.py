@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,14 @@ def test_tls_verifies_the_endpoint_with_the_given_ca(tmp_path: Path) -> None:
     summary = log_events(trusted.stderr)["synthstream_finished"]["streams"]["bme280"]
     assert summary["sinks"]["http"]["delivered"] == summary["generated"] == 100
     assert endpoint["accepted"] == 100
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date_against_the_run_clock() -> None:
+    from sinks.http import _retry_after
+
+    now = datetime(2024, 2, 29, 23, 59, 30, tzinfo=UTC).timestamp()  # the run's clock
+    assert _retry_after("7", now) == 7.0
+    assert _retry_after("Fri, 01 Mar 2024 00:00:00 GMT", now) == 30.0
+    assert _retry_after("Thu, 29 Feb 2024 23:00:00 GMT", now) == 0.0  # past: at once
+    assert _retry_after("soon", now) is None
+    assert _retry_after(None, now) is None
