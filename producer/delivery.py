@@ -52,8 +52,9 @@ class Route:
         self.metrics = metrics
         self.labels = (stream, sink.name)
         # The children of this route's series, looked up once (a lookup per tick adds up).
-        self._depth = metrics.queue_depth.labels(*self.labels)
-        self._in_flight = metrics.in_flight.labels(*self.labels)
+        # Read when /metrics is scraped (on this loop, between steps): nothing to do per send.
+        metrics.queue_depth.labels(*self.labels).set_function(lambda: self._queued)
+        metrics.in_flight.labels(*self.labels).set_function(lambda: self.in_flight)
         self._delivered = metrics.delivered.labels(*self.labels)
         self.lane_count = max(1, sink.limits.max_in_flight)
         self._lanes: list[deque[RecordBatch]] = [deque() for _ in range(self.lane_count)]
@@ -139,7 +140,6 @@ class Route:
             self._lane_size[lane] += len(part)
             self._wake(self._item_waiters[lane])
         self._queued += len(batch)
-        self._depth.set(self._queued)
 
     async def close(self) -> None:
         """No more batches will come; the lanes drain what is queued and stop."""
@@ -202,7 +202,6 @@ class Route:
                 taken += room
         self._lane_size[lane] -= taken
         self._queued -= taken
-        self._depth.set(self._queued)
         self._wake(self._room_waiters)
         return parts[0] if len(parts) == 1 else RecordBatch.concat(parts)
 
@@ -247,16 +246,13 @@ class Route:
         """Count records as in flight. Called for every route of a stream in the same step
         that counts them as generated, so that the identity holds before any ``put`` waits."""
         self.in_flight += n
-        self._in_flight.set(self.in_flight)
 
     def delivered(self, n: int) -> None:
         self.in_flight -= n
         self._delivered.inc(n)
-        self._in_flight.set(self.in_flight)
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
-        self._in_flight.set(self.in_flight)
         self.metrics.records_failed(self.stream, self.sink.name, reason, n, message, quiet)
 
     def abandon(self) -> int:
@@ -267,7 +263,6 @@ class Route:
                 queue.clear()
             self._lane_size = [0] * self.lane_count
             self._queued = 0
-            self._depth.set(0)
             if self.reader_gone:
                 self.fail(left, "closed", "the reader closed the destination", quiet=True)
             else:

@@ -115,9 +115,7 @@ def uuid_strings(key: U64) -> npt.NDArray[np.bytes_]:
     """128 bits from two draws of each key, formatted as UUID strings, vectorised."""
     from producer import rng
 
-    raw = np.empty((key.size, 2), dtype=np.uint64)
-    raw[:, 0] = rng.draw(key, 60)
-    raw[:, 1] = rng.draw(key, 61)
+    raw = np.ascontiguousarray(rng.draws(key, (60, 61)))
     octets = raw.view(np.uint8).reshape(key.size, 16)
     octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
     octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -61,6 +61,20 @@ def uniform(keys: U64, index: int) -> F64:
     return ((draw(keys, index) >> _S11).astype(np.float64) + 0.5) * _INV53
 
 
+def draws(keys: U64, indices: tuple[int, ...]) -> U64:
+    """Draws ``indices`` of every key in one pass, as an ``(n, len(indices))`` array: column
+    ``j`` is ``draw(keys, indices[j])``."""
+    offsets = np.asarray([(i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for i in indices],
+                         dtype=np.uint64)  # fmt: skip
+    return mix64(keys[:, None] + offsets[None, :])
+
+
+def uniforms(keys: U64, indices: tuple[int, ...]) -> F64:
+    """``uniform(keys, i)`` for each of ``indices``, in one pass (columns)."""
+    out: F64 = ((draws(keys, indices) >> _S11).astype(np.float64) + 0.5) * _INV53
+    return out
+
+
 def uniform_block(keys: U64, count: int) -> F64:
     """Draws ``0 .. count-1`` of every key at once, as an ``(n, count)`` array of uniforms.
 

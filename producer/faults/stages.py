@@ -355,10 +355,14 @@ class DropsAndDuplicates:
         s = self.s
         # No draws for a rate of zero: the production profile's backfills stay lean.
         none = np.zeros(len(batch), dtype=np.bool_)
-        drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate if s.drop_rate else none
-        dup = ~drop & (
-            rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate if s.duplicate_rate else none
-        )
+        if s.drop_rate and s.duplicate_rate:  # both draws in one pass (a live tick's few)
+            u = rng.uniforms(batch.key, (_DROP_DRAW, _DUPLICATE_DRAW))
+            drop = u[:, 0] < s.drop_rate
+            dup = ~drop & (u[:, 1] < s.duplicate_rate)
+        else:
+            drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate if s.drop_rate else none
+            dup = ~drop & (rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate
+                           if s.duplicate_rate else none)  # fmt: skip
         any_drop = bool(drop.any())
         dropped = batch.take(np.flatnonzero(drop)) if any_drop else None
         if any_drop or dup.any():
