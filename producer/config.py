@@ -14,9 +14,17 @@ import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.errors import ConfigError
@@ -39,7 +47,26 @@ from producer.settings import (
     Model,
     Shard,
 )
+from producer.specs.stream import SpecStreamSettings
 from sinks.settings import FileSinkSettings
+
+
+@functools.cache
+def spec_streams(paths: tuple[str, ...]) -> dict[str, SpecStreamSettings]:
+    """The streams declared in spec files, each as its stream settings (a name twice is an
+    error naming both files)."""
+    from producer.specs.format import load_spec
+
+    found: dict[str, SpecStreamSettings] = {}
+    origin: dict[str, str] = {}
+    for path in paths:
+        for name, spec in load_spec(Path(path)).streams.items():
+            if name in found or name in stream_kinds():
+                where = origin.get(name, "a built-in stream")
+                raise ConfigError(f"{path}: stream {name!r} is declared in {where} too; "
+                                  "accepted: one stream per name")  # fmt: skip
+            found[name], origin[name] = SpecStreamSettings.of(name, spec), path
+    return found
 
 
 class Settings(BaseSettings):
@@ -56,6 +83,13 @@ class Settings(BaseSettings):
         "0/1",
         description="I/N: keep the entities of shard I of N; auto/N takes I from the "
         "container's replica number (docker compose --scale).",
+    )
+    specs: CommaList = Field(
+        [], description="Spec files (YAML) declaring streams of your own (--spec FILE); their "
+        "streams run unless --streams names others too.",
+    )  # fmt: skip
+    specs_sinks: CommaList | None = Field(
+        None, description="Sinks of every spec stream, instead of each spec's own (--sinks)."
     )
     streams: CommaList = Field(["bme280"], description="Streams to run.")
     duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
@@ -76,8 +110,17 @@ class Settings(BaseSettings):
 
     @field_validator("streams")
     @classmethod
-    def _known_streams(cls, value: list[str]) -> list[str]:
-        return registered(value, stream_kinds(), "stream")
+    def _known_streams(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        declared = spec_streams(tuple(info.data.get("specs") or ()))
+        return registered(
+            value, {**stream_kinds(), **{n: type(s) for n, s in declared.items()}}, "stream"
+        )
+
+    @model_validator(mode="after")
+    def _spec_streams(self) -> Self:
+        if self.specs and "streams" not in self.model_fields_set:
+            self.streams = list(spec_streams(tuple(self.specs)))  # --spec alone: its streams
+        return self
 
     @field_validator("shard")
     @classmethod
@@ -90,6 +133,12 @@ class Settings(BaseSettings):
         return Shard.parse(self.shard)
 
     def stream(self, name: str) -> StreamSettings:
+        declared = spec_streams(tuple(self.specs))
+        if name in declared:
+            spec = declared[name]
+            if self.specs_sinks is not None:
+                spec = spec.model_copy(update={"sinks": self.specs_sinks})
+            return spec
         settings: StreamSettings = getattr(self, name)
         return settings
 

@@ -248,9 +248,9 @@ def _random(name: str, args: list[Evaluator], draw: int) -> Evaluator:
     return sample
 
 
-def field_order(expressions: Mapping[str, Expression]) -> list[str]:
-    """The fields in an order where each comes after those it reads; a cycle is an error
-    naming it (``a -> b -> a``)."""
+def field_order(reads: Mapping[str, frozenset[str]]) -> list[str]:
+    """The names of ``reads`` (each with the names it reads) in an order where each comes
+    after those it reads; a cycle is an error naming it (``a -> b -> a``)."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1: being visited, 2: done
 
@@ -264,12 +264,12 @@ def field_order(expressions: Mapping[str, Expression]) -> list[str]:
                 "each field reads only fields made before it"
             )
         state[name] = 1
-        expression = expressions.get(name)
-        for dependency in sorted(expression.names) if expression is not None else ():
-            visit(dependency, [*path, name])
+        for dependency in sorted(reads.get(name, ())):
+            if dependency in reads:
+                visit(dependency, [*path, name])
         state[name] = 2
         order.append(name)
 
-    for name in expressions:
+    for name in reads:
         visit(name, [])
     return order

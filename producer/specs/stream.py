@@ -1,0 +1,275 @@
+"""A spec stream at run time: the same contracts as a built-in sensor-shaped domain.
+
+The stream kind (``SpecStreamSettings``) is made from a spec file, not from environment
+variables; its source is the shared sensor-shaped source (rate model, shards, keys), so
+determinism, ``--shard`` exactness, backfill equal to live and every fault kind hold as for
+the built-in streams. The generator draws attributes once per entity from the entity's key
+and each record's fields from the record's key (``combine(entity key, time, step)``, as the
+BME280 model does) and the field's name; walks and sequences are per-entity state advanced
+in time order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from producer import rng
+from producer.generators import Generator, rank_within_entity
+from producer.plugins import SensorStreamSettings
+from producer.rates import Due
+from producer.records import Kinds, RecordBatch, Schema, arrow_schema, timestamp_array, uuid_array
+from producer.rng import F64, I64, U64
+from producer.specs.expressions import Expression, compile_expression, field_order
+from producer.specs.format import DISTRIBUTIONS, StreamSpec, ValueSpec
+from producer.timeline import DAY_MS, HOUR_MS, weekday
+
+Values = npt.NDArray[Any]
+
+
+class SpecStreamSettings(SensorStreamSettings):
+    """A stream declared in a spec file (``--spec FILE``)."""
+
+    KIND: ClassVar[str] = "spec"
+    DESCRIPTION: ClassVar[str] = "a stream declared in a spec file (--spec FILE)"
+
+    name: str
+    spec: StreamSpec
+
+    @property
+    def entities(self) -> int:
+        return self.spec.entities.count
+
+    def generator(self, entity_ids: I64, keys: U64) -> Generator:
+        return SpecGenerator(self.name, self.spec, entity_ids, keys)
+
+    @classmethod
+    def of(cls, name: str, spec: StreamSpec) -> SpecStreamSettings:
+        return cls(name=name, spec=spec, sinks=spec.sinks, faults=spec.faults, rate=spec.rate,
+                   http_path=spec.http_path or f"/{name}", kafka_topic=spec.kafka_topic or name,
+                   kinesis_stream=spec.kinesis_stream or name)  # fmt: skip
+
+
+def _salt(name: str) -> int:
+    return rng.text_key("spec-field", name)
+
+
+class _Values:
+    """One attribute's or field's draws: numbers, or codes of a choice."""
+
+    def __init__(
+        self, name: str, spec: ValueSpec, readable: set[str], attributes: set[str]
+    ) -> None:
+        self.name, self.spec = name, spec
+        self.salt = _salt(name)
+        self.expression: Expression | None = None
+        if spec.expr is not None:
+            self.expression = compile_expression(spec.expr, readable - {name})
+        if spec.walk is not None and isinstance(spec.walk.start, str):
+            self.expression = compile_expression(spec.walk.start, attributes)
+        self.labels: list[Any] = []
+        self.numeric = spec.numeric  # a choice of numbers holds the numbers, not codes
+        if spec.choice is not None:
+            self.labels = [_label(v) for v in spec.choice]
+            weights = np.asarray(list(spec.choice.values()), dtype=np.float64)
+            self.cdf = np.cumsum(weights) / weights.sum()
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.expression.names if self.expression is not None else frozenset()
+
+    def draw(self, keys: U64, columns: dict[str, Values]) -> Values:
+        """Values of a stateless kind for records (or entities) with these keys."""
+        s = self.spec
+        own = rng.combine(keys, self.salt)
+        if self.expression is not None and s.walk is None:
+            return self.expression.evaluate(columns, own)
+        u = rng.uniforms(own, (0, 1))
+        if s.uniform is not None:
+            low, high = s.uniform
+            return low + (high - low) * u[:, 0]
+        if s.normal is not None:
+            return s.normal[0] + s.normal[1] * rng.box_muller(u[:, 0], u[:, 1])
+        if s.lognormal is not None:
+            return s.lognormal[0] * np.exp(s.lognormal[1] * rng.box_muller(u[:, 0], u[:, 1]))
+        if s.exponential is not None:
+            return -np.log(u[:, 0]) * s.exponential
+        assert s.choice is not None
+        codes = np.minimum(np.searchsorted(self.cdf, u[:, 0], side="right"), len(self.labels) - 1)
+        if self.numeric:
+            return np.asarray(self.labels, dtype=np.float64)[codes]
+        return codes
+
+    def finish(self, values: Values, keys: U64) -> Values:
+        """Rounding and nulls (NaN for numbers, -1 for choice codes)."""
+        s = self.spec
+        if self.numeric and s.round is not None:
+            values = np.round(values, s.round)
+        if s.nulls > 0:
+            null = rng.uniform(rng.combine(keys, self.salt), 7) < s.nulls
+            values = np.where(null, np.nan if self.numeric else -1, values)
+        return values
+
+
+def _label(value: str) -> Any:
+    """A choice's value as written: a number stays a number in JSON."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value else number
+
+
+class SpecGenerator:
+    """Records of one spec stream for the entities due (see the module's docstring)."""
+
+    def __init__(self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64) -> None:
+        self.stream, self.spec = name, spec
+        self.entity_ids, self.keys = entity_ids, keys
+        readable = spec.readable()
+        attributes = spec.entities.attributes
+        numeric = {a for a, s in attributes.items() if s.numeric}
+        self.attributes = {a: _Values(a, s, numeric, numeric) for a, s in attributes.items()}
+        self.fields = {f: _Values(f, s, readable, numeric) for f, s in spec.fields.items()}
+        # Walks start from attributes (at the entity's first record): not a field dependency.
+        self.order = field_order({f: v.reads if v.spec.walk is None else frozenset()
+                                  for f, v in self.fields.items()})  # fmt: skip
+        # Attributes, drawn once per entity of this process (each from its own key).
+        columns: dict[str, Values] = {}
+        for name in field_order({a: v.reads for a, v in self.attributes.items()}):
+            values = self.attributes[name]
+            columns[name] = values.finish(values.draw(keys, columns), keys)
+        self.entity_columns = columns
+        n = entity_ids.size
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.walks: dict[str, F64] = {}
+        for name, values in self.fields.items():
+            walk = values.spec.walk
+            if walk is not None:
+                if values.expression is not None:
+                    start = values.expression.evaluate(columns, rng.combine(keys, values.salt))
+                else:
+                    start = np.full(n, float(walk.start))
+                self.walks[name] = np.clip(start, walk.min, walk.max)
+        self.schema: Schema = SpecSchema(self)
+
+    def generate(self, due: Due) -> RecordBatch:
+        local, time_ms = due.entity, due.time_ms
+        rank = rank_within_entity(local)
+        step = self.steps[local] + rank
+        keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
+        columns: dict[str, Values] = {a: v[local] for a, v in self.entity_columns.items()}
+        columns["hour"] = (time_ms % DAY_MS) / HOUR_MS
+        columns["weekday"] = weekday(time_ms).astype(np.float64)
+        for name in self.order:
+            values = self.fields[name]
+            s = values.spec
+            if s.sequence is not None:
+                raw: Values = s.sequence.start + s.sequence.step * step
+            elif s.walk is not None:
+                raw = self._walk(name, local, rank, keys)
+            else:
+                raw = values.draw(keys, columns)
+            columns[name] = values.finish(raw, keys)
+        np.add.at(self.steps, local, 1)
+        out = {k: v for k, v in columns.items() if k not in ("hour", "weekday")}
+        return RecordBatch(self.stream, self.entity_ids[local], time_ms, keys, out)
+
+    def _walk(self, name: str, local: I64, rank: I64, keys: U64) -> F64:
+        """Each entity's walk, record by record in time order (all entities at once)."""
+        walk = self.fields[name].spec.walk
+        assert walk is not None
+        moves = (rng.uniform(rng.combine(keys, self.fields[name].salt), 0) * 2 - 1) * walk.step
+        state = self.walks[name]
+        out = np.empty(local.size)
+        for level in range(int(rank.max()) + 1 if rank.size else 0):
+            idx = np.flatnonzero(rank == level)
+            ent = local[idx]
+            new = np.clip(state[ent] + moves[idx], walk.min, walk.max)
+            state[ent] = new
+            out[idx] = new
+        return out
+
+
+class SpecSchema:
+    """The records as JSON rows and Arrow tables: the id, the time, every attribute and
+    field not starting with ``_``, the message id and the duplicate flag."""
+
+    def __init__(self, generator: SpecGenerator) -> None:
+        spec = generator.spec
+        self.stream = generator.stream
+        self.partition_key = spec.entities.id_field
+        self.time_field = spec.time_field
+        self.kinds: Kinds | None = None
+        values = {**generator.attributes, **generator.fields}
+        self.values = {n: v for n, v in values.items() if not n.startswith("_")}
+        self.optional_fields = tuple(n for n, v in self.values.items() if v.spec.nulls > 0)
+        self.measures: dict[str, tuple[float, float, float]] = {}
+        for name, v in self.values.items():
+            if name in generator.fields and v.spec.choice is None and v.spec.sequence is None:
+                low, high = v.spec.range or ((v.spec.walk.min, v.spec.walk.max)
+                                             if v.spec.walk else (-1e12, 1e12))  # fmt: skip
+                scale = (high - low) / 20 if high - low < 1e12 else 1.0
+                self.measures[name] = (scale, low, high)
+        count = spec.entities.count
+        self.ids = np.array([spec.entities.id.format(stream=self.stream, index=i)
+                             for i in range(count)], dtype=object)  # fmt: skip
+        self.arrow = arrow_schema([
+            (self.partition_key, pa.string()), (self.time_field, pa.timestamp("ms", tz="UTC")),
+            *[(n, _arrow_type(v)) for n, v in self.values.items()],
+            ("message_id", pa.string()), ("is_duplicate", pa.bool_()),
+        ])  # fmt: skip
+
+    def _python(self, name: str, column: Values) -> list[Any]:
+        v = self.values[name]
+        if v.spec.choice is not None and not v.numeric:
+            labels = np.asarray([*v.labels, None], dtype=object)
+            return list(labels[np.where(column < 0, len(v.labels), column).astype(np.int64)])
+        if _arrow_type(v) == pa.int64():
+            return [None if x != x else int(x) for x in column.tolist()]
+        return [None if x != x else x for x in column.tolist()]
+
+    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
+        names = list(self.values)
+        columns = [self._python(n, batch.columns[n]) for n in names]
+        head = zip(self.ids[batch.entity].tolist(), batch.iso_times(),
+                   batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
+                   strict=True)  # fmt: skip
+        rows = []
+        for i, (entity, ts, mid, dup) in enumerate(head):
+            row: dict[str, Any] = {self.partition_key: entity, self.time_field: ts}
+            for name, column in zip(names, columns, strict=True):
+                row[name] = column[i]
+            row["message_id"], row["is_duplicate"] = mid, dup
+            rows.append(row)
+        return rows
+
+    def table(self, batch: RecordBatch) -> pa.Table:
+        arrays: list[pa.Array] = [  # type: ignore[type-arg]
+            pa.array(self.ids[batch.entity], pa.string()),
+            timestamp_array(batch.reported_ms),
+        ]
+        for name, v in self.values.items():
+            arrays.append(pa.array(self._python(name, batch.columns[name]), _arrow_type(v)))
+        arrays += [uuid_array(batch.key), pa.array(batch.is_duplicate)]
+        return pa.Table.from_arrays(arrays, schema=self.arrow)
+
+
+def _arrow_type(values: _Values) -> pa.DataType:
+    s = values.spec
+    if s.sequence is not None:
+        return pa.int64()
+    if s.choice is not None:
+        kinds = {type(label) for label in values.labels}
+        if kinds <= {int}:
+            return pa.int64()
+        if kinds <= {int, float}:
+            return pa.float64()
+        return pa.string()
+    return pa.float64()
+
+
+__all__ = ["DISTRIBUTIONS", "SpecStreamSettings"]

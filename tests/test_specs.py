@@ -1,0 +1,220 @@
+"""Declared streams (``--spec FILE``): errors as FILE:LINE:COL, and the engine's guarantees
+for a spec stream: same seed same bytes, shards that partition it, any chunking of a window
+the same records, columns equal to the JSON, walks within their bounds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.config import load_settings
+from producer.encoding import encode_jsonl
+from producer.errors import ConfigError
+from producer.records import RecordBatch
+from producer.specs.format import load_spec
+from producer.streams import build_stream
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEET = ROOT / "examples" / "specs" / "iot-fleet.yaml"
+T0 = round(datetime(2024, 2, 29, 23, 0, tzinfo=UTC).timestamp() * 1000)  # over leap day
+
+
+def records(spec: Path, start: int, end: int, step: int, shard: str = "0/1",
+            seed: int = 7) -> RecordBatch:  # fmt: skip
+    settings_ = load_settings({"specs": [str(spec)], "seed": seed, "shard": shard}, environ={})
+    source = build_stream("fleet", settings_).source
+    out = [b for t in range(start, end, step)
+           for b in source.advance(t, min(t + step, end), None).values()]  # fmt: skip
+    return RecordBatch.concat(out)
+
+
+def lines(batch: RecordBatch) -> list[bytes]:
+    settings_ = load_settings({"specs": [str(FLEET)]}, environ={})
+    schema = build_stream("fleet", settings_).source.channels["fleet"]
+    return encode_jsonl(schema, batch).splitlines()
+
+
+def test_same_seed_same_bytes_and_another_seed_other_bytes() -> None:
+    one = lines(records(FLEET, T0, T0 + 120_000, 5_000))
+    assert one == lines(records(FLEET, T0, T0 + 120_000, 5_000))
+    assert one != lines(records(FLEET, T0, T0 + 120_000, 5_000, seed=8))
+    assert len(one) > 500 * 10
+
+
+@settings(max_examples=8, deadline=None)
+@given(steps=st.lists(st.integers(1, 90_000), min_size=1, max_size=12))
+def test_any_chunking_of_a_window_gives_the_same_records(steps: list[int]) -> None:
+    end = T0 + 300_000
+    whole = lines(records(FLEET, T0, end, 300_000))
+    pieces, t = [], T0
+    settings_ = load_settings({"specs": [str(FLEET)], "seed": 7}, environ={})
+    source = build_stream("fleet", settings_).source
+    for step in [*steps, 300_000]:
+        if t >= end:
+            break
+        pieces += list(source.advance(t, min(t + step, end), None).values())
+        t = min(t + step, end)
+    assert lines(RecordBatch.concat(pieces)) == whole
+
+
+def test_shards_partition_the_stream() -> None:
+    whole = lines(records(FLEET, T0, T0 + 60_000, 60_000))
+    parts = [lines(records(FLEET, T0, T0 + 60_000, 60_000, shard=f"{i}/3")) for i in range(3)]
+    assert sorted(line for part in parts for line in part) == sorted(whole)
+    assert all(parts), "every shard has records"
+
+
+def test_the_fields_do_what_the_spec_says() -> None:
+    batch = records(FLEET, T0, T0 + 3_600_000, 600_000)
+    rows = [orjson.loads(line) for line in lines(batch)]
+    temperature = np.array([r["temperature"] for r in rows])
+    assert temperature.min() >= -10
+    assert temperature.max() <= 45
+    by_sensor: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_sensor.setdefault(str(row["sensor_id"]), []).append(row)
+    for readings in by_sensor.values():
+        temps = np.array([r["temperature"] for r in readings])
+        assert np.abs(np.diff(temps)).max() <= 0.2 + 0.011  # a walk of steps <= 0.2 (rounded)
+        assert [r["reading"] for r in readings] == list(range(1, len(readings) + 1))
+        assert len({r["site"] for r in readings}) == 1, "an attribute is the entity's"
+    humidity = np.array([r["humidity"] for r in rows])
+    residual = humidity - (80 - 1.2 * temperature)
+    assert abs(residual.mean()) < 0.1
+    assert abs(residual.std() - 2) < 0.1
+    sites = [r["site"] for r in rows]
+    assert abs(sites.count("north") / len(sites) - 0.5) < 0.1
+    battery = [r["battery_v"] for r in rows]
+    assert 0.003 < battery.count(None) / len(battery) < 0.02, "nulls at about 1 %"
+    assert "_base" not in rows[0], "a name starting with _ is not written"
+
+
+def test_the_arrow_table_holds_what_the_json_says() -> None:
+    settings_ = load_settings({"specs": [str(FLEET)], "seed": 7}, environ={})
+    source = build_stream("fleet", settings_).source
+    schema = source.channels["fleet"]
+    batch = source.advance(T0, T0 + 120_000, None)["fleet"]
+    table = schema.table(batch)
+    read = [orjson.loads(doc) for doc in encode_jsonl(schema, batch).splitlines()]
+    as_text = pa.schema([f.with_type(pa.string()) if pa.types.is_timestamp(f.type) else f
+                         for f in table.schema])  # fmt: skip
+    assert table.equals(pa.Table.from_pylist(read, schema=as_text).cast(table.schema))
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+streams:
+  fleet:
+    entities: {count: 10}
+    fields:
+      a: {uniform: [0, 1]}
+      b: "a * 2"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            GOOD.replace("count: 10", "count: 10, colour: red"),
+            ":3:27: unknown key 'colour'; accepted: count, id, id_field, attributes",
+        ),
+        (
+            GOOD.replace("count: 10", "count: -1"),
+            ":3:23: streams.fleet.entities.count: Input should be greater than or equal to 1; "
+            "accepted: a number >= 1",
+        ),
+        (
+            GOOD.replace('"a * 2"', '"a * c"'),
+            ":6:10: streams.fleet.fields.b: 1:5: unknown field 'c'; accepted: the stream's fields",
+        ),
+        (
+            GOOD.replace('"a * 2"', '"a + 1"').replace("{uniform: [0, 1]}", '"b - 1"'),
+            ":3:5: streams.fleet: fields depend on each other in a cycle: a -> b -> a",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{uniform: [0, 1], normal: [0, 1]}"),
+            ":5:10: streams.fleet.fields.a: give exactly one of expr, uniform",
+        ),
+        (
+            GOOD.replace('"a * 2"', "\"__import__('os').system('true')\""),
+            ":6:10: streams.fleet.fields.b: 1:1: only named functions can be called",
+        ),
+        ("streams:\n  fleet: [1, 2\n", ":3:1: expected ',' or ']'"),
+        ("", ":1:1: the file is empty"),
+        (
+            GOOD.replace("    entities: {count: 10}\n", ""),
+            ":3:5: streams.fleet.entities is missing; accepted: description, entities, fields",
+        ),
+    ],
+)
+def test_every_error_is_one_line_with_file_line_and_column(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message
+    assert says in message, message
+    assert "\n" not in message
+    assert "; accepted: " in message or "expected" in message
+
+
+def test_spec_check_and_preview_through_the_cli(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "producer", "spec"]
+    ok = subprocess.run([*run, "check", str(FLEET)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0
+    assert ok.stdout.strip() == f"{FLEET}: ok: 1 stream(s): fleet"
+    bad = write(tmp_path, GOOD.replace('"a * 2"', '"a +"'))
+    refused = subprocess.run([*run, "check", str(bad)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert f"{bad}:6:10: streams.fleet.fields.b:" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    preview = subprocess.run([*run, "preview", str(FLEET), "-n", "4", "--seed", "3"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert preview.returncode == 0, preview.stderr
+    rows = [orjson.loads(line) for line in preview.stdout.splitlines()]
+    assert len(rows) == 4
+    assert set(rows[0]) == {
+        "sensor_id", "timestamp", "site", "temperature", "humidity", "battery_v", "status",
+        "reading", "message_id", "is_duplicate",
+    }  # fmt: skip
+
+
+def test_a_spec_runs_through_the_engine_to_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "producer", "run", "--spec", str(FLEET), "--backfill",
+         "--start", "2024-12-31T23:59:00", "--end", "2025-01-01T00:01:00", "--sinks", "file",
+         "--out", str(out), "--metrics-port", "0", "--log-format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finished = orjson.loads(result.stderr.strip().splitlines()[-1])
+    counts = finished["streams"]["fleet"]
+    written = sum(len(p.read_bytes().splitlines()) for p in (out / "fleet").glob("*.jsonl"))
+    assert written == counts["sinks"]["file"]["delivered"] > 500 * 11
+    assert counts["generated"] == written + counts["dropped_by_fault"]
+    assert len(list((out / "fleet").glob("*.jsonl"))) == 2, "rolled at the hour, over New Year"
+
+
+def test_a_stream_declared_twice_is_refused(tmp_path: Path) -> None:
+    one, two = write(tmp_path, GOOD, "one.yaml"), write(tmp_path, GOOD, "two.yaml")
+    with pytest.raises(ConfigError, match=r"two.yaml: stream 'fleet' is declared in .*one.yaml"):
+        load_settings({"specs": [str(one), str(two)]}, environ={})
