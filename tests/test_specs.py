@@ -218,3 +218,39 @@ def test_a_stream_declared_twice_is_refused(tmp_path: Path) -> None:
     one, two = write(tmp_path, GOOD, "one.yaml"), write(tmp_path, GOOD, "two.yaml")
     with pytest.raises(ConfigError, match=r"two.yaml: stream 'fleet' is declared in .*one.yaml"):
         load_settings({"specs": [str(one), str(two)]}, environ={})
+
+
+PAYMENTS = ROOT / "examples" / "specs" / "payments.yaml"
+
+
+def rows_of(spec: Path, stream: str, shard: str = "0/1") -> list[dict[str, object]]:
+    settings_ = load_settings({"specs": [str(spec)], "seed": 7, "shard": shard}, environ={})
+    source = build_stream(stream, settings_).source
+    schema = source.channels[stream]
+    batches = [b for t in range(T0, T0 + 4 * 3_600_000, 3_600_000)
+               for b in source.advance(t, t + 3_600_000, None).values()]  # fmt: skip
+    return [orjson.loads(line) for line in encode_jsonl(schema, RecordBatch.concat(batches))
+            .splitlines()]  # fmt: skip
+
+
+def test_every_reference_names_an_entity_that_exists_in_every_shard() -> None:
+    accounts = {row["account_id"] for row in rows_of(PAYMENTS, "accounts")}
+    assert len(accounts) == 2000, "four hours of hourly balances: every account"
+    for shard in ("0/1", "0/2", "1/2"):
+        payments = rows_of(PAYMENTS, "payments", shard)
+        assert payments
+        assert {row["account_id"] for row in payments} <= accounts
+        card_account: dict[object, object] = {}
+        for row in payments:  # an attribute: a card pays from one account
+            assert card_account.setdefault(row["card_id"], row["account_id"]) == row["account_id"]
+        assert {type(row["large"]) for row in payments} == {bool}, "a comparison is a boolean"
+
+
+def test_a_reference_to_a_stream_the_file_lacks_is_refused_where_it_is(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('"a * 2"', "{ref: accounts}"))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert str(caught.value) == (
+        f"{path}:6:16: streams.fleet.fields.b.ref: no stream 'accounts' in the file; "
+        "accepted: fleet"
+    )

@@ -93,6 +93,7 @@ class Expression:
     names: frozenset[str]
     random_calls: int
     _evaluate: Evaluator
+    boolean: bool = False  # a comparison or and/or/not: true or false (1.0 or 0.0 here)
 
     def evaluate(self, columns: Mapping[str, Column], keys: U64) -> Column:
         """Values for records with these ``columns`` (every name in ``names``) and keys."""
@@ -113,7 +114,11 @@ def compile_expression(text: str, fields: set[str], draw_base: int = 0) -> Expre
         ) from None
     compiler = _Compiler(fields, draw_base)
     evaluate = compiler.node(tree.body)
-    return Expression(text, frozenset(compiler.names), compiler.calls, evaluate)
+    body = tree.body
+    boolean = isinstance(body, ast.Compare | ast.BoolOp) or (
+        isinstance(body, ast.UnaryOp) and isinstance(body.op, ast.Not)
+    )
+    return Expression(text, frozenset(compiler.names), compiler.calls, evaluate, boolean)
 
 
 class _Compiler:

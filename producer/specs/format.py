@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from producer.errors import ConfigError
 from producer.settings import FaultSettings, Model, RateSettings
@@ -38,7 +38,7 @@ NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
 TIME_NAMES = ("hour", "weekday")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential")
-KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk")
+KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref")
 
 
 class Walk(Model):
@@ -74,6 +74,9 @@ class ValueSpec(Model):
     choice: dict[str, float] | None = Field(None, description="Values and their weights.")
     sequence: Sequence | None = None
     walk: Walk | None = None
+    ref: str | None = Field(
+        None, description="The id of an entity of another stream of the file (a foreign key)."
+    )
     round: int | None = Field(None, ge=0, le=12, description="Decimals to keep.")
     nulls: float = Field(0.0, ge=0, le=1, description="Share of records where it is null.")
     range: tuple[float, float] | None = Field(
@@ -105,6 +108,8 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
+        if self.ref is not None:
+            return False
         return self.choice is None or all(_is_number(v) for v in self.choice)
 
 
@@ -139,6 +144,12 @@ class StreamSpec(Model):
     http_path: str | None = None
     kafka_topic: str | None = None
     kinesis_stream: str | None = None
+    # Resolved when the file is read: each referenced stream's (id format, entity count).
+    _references: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def references(self) -> dict[str, tuple[str, int]]:
+        return self._references
 
     @model_validator(mode="after")
     def _names(self) -> Self:
@@ -209,7 +220,27 @@ def load_spec(path: Path) -> SpecFile:
         raise ConfigError(_located(path, exc, marks)) from None
     for name, stream in spec.streams.items():
         _check_expressions(path, name, stream, marks)
+        _resolve_references(path, name, spec, marks)
     return spec
+
+
+def _resolve_references(path: Path, name: str, spec: SpecFile, marks: Marks) -> None:
+    """Every ``ref`` names a stream of the file; the stream learns each target's id format
+    and entity count (so an id it writes always exists there)."""
+    stream = spec.streams[name]
+    places = {("entities", "attributes"): stream.entities.attributes, ("fields",): stream.fields}
+    for prefix, values in places.items():
+        for field, value in values.items():
+            if value.ref is None:
+                continue
+            target = spec.streams.get(value.ref)
+            if target is None:
+                line, col = marks.get(("streams", name, *prefix, field, "ref"), (1, 1))
+                known = ", ".join(spec.streams)
+                raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
+                                  f"{field}.ref: no stream {value.ref!r} in the file; "
+                                  f"accepted: {known}")  # fmt: skip
+            stream.references[value.ref] = (target.entities.id, target.entities.count)
 
 
 Marks = dict[tuple[Any, ...], tuple[int, int]]  # a value's path -> (line, column)

@@ -71,6 +71,7 @@ class _Values:
         if spec.walk is not None and isinstance(spec.walk.start, str):
             self.expression = compile_expression(spec.walk.start, attributes)
         self.labels: list[Any] = []
+        self.ref: tuple[str, str, int] | None = None  # (stream, id format, entities)
         self.numeric = spec.numeric  # a choice of numbers holds the numbers, not codes
         if spec.choice is not None:
             self.labels = [_label(v) for v in spec.choice]
@@ -97,6 +98,8 @@ class _Values:
             return s.lognormal[0] * np.exp(s.lognormal[1] * rng.box_muller(u[:, 0], u[:, 1]))
         if s.exponential is not None:
             return -np.log(u[:, 0]) * s.exponential
+        if self.ref is not None:  # an entity of the other stream, uniformly
+            return np.minimum((u[:, 0] * self.ref[2]).astype(np.int64), self.ref[2] - 1)
         assert s.choice is not None
         codes = np.minimum(np.searchsorted(self.cdf, u[:, 0], side="right"), len(self.labels) - 1)
         if self.numeric:
@@ -134,6 +137,10 @@ class SpecGenerator:
         numeric = {a for a, s in attributes.items() if s.numeric}
         self.attributes = {a: _Values(a, s, numeric, numeric) for a, s in attributes.items()}
         self.fields = {f: _Values(f, s, readable, numeric) for f, s in spec.fields.items()}
+        for values in [*self.attributes.values(), *self.fields.values()]:
+            if values.spec.ref is not None:
+                id_format, count = spec.references[values.spec.ref]
+                values.ref = (values.spec.ref, id_format, count)
         # Walks start from attributes (at the entity's first record): not a field dependency.
         self.order = field_order({f: v.reads if v.spec.walk is None else frozenset()
                                   for f, v in self.fields.items()})  # fmt: skip
@@ -214,6 +221,9 @@ class SpecSchema:
                                              if v.spec.walk else (-1e12, 1e12))  # fmt: skip
                 scale = (high - low) / 20 if high - low < 1e12 else 1.0
                 self.measures[name] = (scale, low, high)
+        self.types = {n: _arrow_type(v) for n, v in self.values.items()}
+        self.labels = {n: np.asarray([*v.labels, None], dtype=object)
+                       for n, v in self.values.items() if v.labels}  # fmt: skip
         count = spec.entities.count
         self.ids = np.array([spec.entities.id.format(stream=self.stream, index=i)
                              for i in range(count)], dtype=object)  # fmt: skip
@@ -224,36 +234,45 @@ class SpecSchema:
         ])  # fmt: skip
 
     def _python(self, name: str, column: Values) -> list[Any]:
+        """A column as JSON-ready values (null where NaN or a -1 code): whole columns through
+        numpy where they can go, element by element only where nulls are."""
         v = self.values[name]
+        kind = self.types[name]
+        if v.ref is not None:
+            stream, id_format, _ = v.ref
+            return [None if i < 0 else id_format.format(stream=stream, index=i)
+                    for i in column.astype(np.int64).tolist()]  # fmt: skip
         if v.spec.choice is not None and not v.numeric:
-            labels = np.asarray([*v.labels, None], dtype=object)
-            return list(labels[np.where(column < 0, len(v.labels), column).astype(np.int64)])
-        if _arrow_type(v) == pa.int64():
-            return [None if x != x else int(x) for x in column.tolist()]
-        return [None if x != x else x for x in column.tolist()]
+            return list(self.labels[name][np.where(column < 0, len(v.labels), column)
+                                          .astype(np.int64)])  # fmt: skip
+        missing = np.isnan(column)
+        if kind == pa.bool_():
+            out: list[Any] = (column != 0).tolist()
+        elif kind == pa.int64():
+            out = np.where(missing, 0, column).astype(np.int64).tolist()
+        else:
+            out = column.tolist()
+        if missing.any():
+            for i in np.flatnonzero(missing).tolist():
+                out[i] = None
+        return out
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        names = list(self.values)
-        columns = [self._python(n, batch.columns[n]) for n in names]
-        head = zip(self.ids[batch.entity].tolist(), batch.iso_times(),
-                   batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                   strict=True)  # fmt: skip
-        rows = []
-        for i, (entity, ts, mid, dup) in enumerate(head):
-            row: dict[str, Any] = {self.partition_key: entity, self.time_field: ts}
-            for name, column in zip(names, columns, strict=True):
-                row[name] = column[i]
-            row["message_id"], row["is_duplicate"] = mid, dup
-            rows.append(row)
-        return rows
+        names = [self.partition_key, self.time_field, *self.values, "message_id", "is_duplicate"]
+        columns = [
+            self.ids[batch.entity].tolist(), batch.iso_times(),
+            *[self._python(n, batch.columns[n]) for n in self.values],
+            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
+        ]  # fmt: skip
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def table(self, batch: RecordBatch) -> pa.Table:
         arrays: list[pa.Array] = [  # type: ignore[type-arg]
             pa.array(self.ids[batch.entity], pa.string()),
             timestamp_array(batch.reported_ms),
         ]
-        for name, v in self.values.items():
-            arrays.append(pa.array(self._python(name, batch.columns[name]), _arrow_type(v)))
+        for name in self.values:
+            arrays.append(pa.array(self._python(name, batch.columns[name]), self.types[name]))
         arrays += [uuid_array(batch.key), pa.array(batch.is_duplicate)]
         return pa.Table.from_arrays(arrays, schema=self.arrow)
 
@@ -262,6 +281,10 @@ def _arrow_type(values: _Values) -> pa.DataType:
     s = values.spec
     if s.sequence is not None:
         return pa.int64()
+    if s.ref is not None:
+        return pa.string()
+    if values.expression is not None and values.expression.boolean and s.walk is None:
+        return pa.bool_()
     if s.choice is not None:
         kinds = {type(label) for label in values.labels}
         if kinds <= {int}:
