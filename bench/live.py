@@ -39,6 +39,13 @@ WORKLOADS = (
      {"SYNTHSTREAM_STREAMS": "air_quality", "SYNTHSTREAM_AIR_QUALITY__RATE__TOTAL_PER_S": "33"},
      0.13, 0.03),
 )  # fmt: skip
+# What a wake costs, whatever it carries: BME280 at one record a wake, and at 1,000/s with
+# wakes half as often (a 40 ms budget).
+PER_WAKE = (
+    ("bme280, 50 devices every 1 s", {"SYNTHSTREAM_BME280__DEVICES": "50",
+                                      "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1"}),
+    ("bme280, 1,000 devices, 40 ms ticks", {**BME280_1000, "SYNTHSTREAM_LIVE__TICK_MS": "40"}),
+)  # fmt: skip
 
 
 def free_port() -> int:
@@ -152,8 +159,11 @@ def main() -> None:
     print("live cost, file sink; CPU from each process's own counters over 20 s after 4 s,")
     print("median of 3 runs taken in turn")
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, *_ in WORKLOADS}
+    runs.update({name: [] for name, _ in PER_WAKE})
     for _ in range(REPEATS):
         for name, _rate, env, _before, _target in WORKLOADS:
+            runs[name].append(live(env))
+        for name, env in PER_WAKE:
             runs[name].append(live(env))
     print(
         f"{'workload':<34} {'rec/s':>7} {'before':>7} {'now':>7} {'target':>7} {'switches/s':>11}"
@@ -168,6 +178,12 @@ def main() -> None:
             per_cpu_live = made / share
         print(f"{name:<34} {made:>7,.0f} {before:>7.0%} {share:>7.1%} {target:>7.0%} "
               f"{woke:>11,.0f}  {spread}")  # fmt: skip
+    print("what a wake costs (same columns; the cost follows the wakes, not the records):")
+    for name, _env in PER_WAKE:
+        share = statistics.median(r[0] for r in runs[name])
+        made = statistics.median(r[1] for r in runs[name])
+        woke = statistics.median(r[2] for r in runs[name])
+        print(f"{name:<34} {made:>7,.0f} {'':>7} {share:>7.1%} {'':>7} {woke:>11,.0f}")
     print(f"for scale: an event loop that only wakes 50 times a second costs {floor(50):.1%} "
           "of a core here")  # fmt: skip
     per_cpu_backfill = backfill_per_cpu_second()

@@ -46,28 +46,6 @@ _ANOMALY_SECONDS = {
 }
 
 
-_DROP_DRAW = 40
-_DUPLICATE_DRAW = 41
-_LATE_DRAW = 42
-_LATE_DELAY_DRAW = 43
-_MALFORMED_DRAW = 44
-_QUALITY_DRAW = 46
-_SOURCE_DRAW = 48
-# Conflicts between sources (seed 004, S02): name variants 40 %, measure differences 30 %,
-# date conflicts 20 %, other 10 %.
-_CONFLICTS = ("name_conflict", "measure_conflict", "date_conflict", "other_conflict")
-_CONFLICT_WEIGHTS = np.cumsum([0.4, 0.3, 0.2, 0.1])
-# Episode durations by anomaly kind, seconds (all within an hour: an episode spills at most
-# into the next hour, which is all the look-back below handles).
-_ANOMALY_SECONDS = {
-    "spike": (10, 60),
-    "stuck": (600, 3600),
-    "drift": (1800, 3600),
-    "dropout": (60, 1800),
-    "step": (1800, 3600),
-}
-
-
 class Anomalies:
     """Sensor episodes on measurement columns: spike, stuck, drift, dropout (null), step;
     per entity and hour with ``anomaly_rate``."""

@@ -188,6 +188,19 @@ def rank_within_entity(local: I64) -> I64:
     return rank
 
 
+def levels(rank: I64) -> list[I64]:
+    """Record indices grouped by rank (``rank_within_entity``): level r holds every
+    entity's r-th record, so per-entity state can advance a level at a time, all entities at
+    once."""
+    if rank.size == 0:
+        return []
+    if int(rank.max()) == 0:
+        return [np.arange(rank.size, dtype=np.int64)]
+    order = np.argsort(rank, kind="stable")
+    counts = np.bincount(rank)
+    return np.split(order, np.cumsum(counts)[:-1])
+
+
 # --------------------------------------------------------------------------- shared helpers
 def weighted_choice(u: F64, weights: npt.ArrayLike) -> I64:
     """Index of each uniform ``u`` in the cumulative ``weights`` (not normalised)."""

@@ -18,13 +18,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
-from producer.generators import Generator, rank_within_entity
+from producer.generators import Generator, levels, rank_within_entity
 from producer.plugins import SensorStreamSettings
 from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, arrow_schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
 from producer.specs.expressions import Expression, compile_expression, field_order
-from producer.specs.format import DISTRIBUTIONS, StreamSpec, ValueSpec
+from producer.specs.format import StreamSpec, ValueSpec
 from producer.timeline import DAY_MS, HOUR_MS, weekday
 
 Values = npt.NDArray[Any]
@@ -169,6 +169,7 @@ class SpecGenerator:
         step = self.steps[local] + rank
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
         columns: dict[str, Values] = {a: v[local] for a, v in self.entity_columns.items()}
+        by_rank: list[I64] | None = None  # made once, for the walks
         columns["hour"] = (time_ms % DAY_MS) / HOUR_MS
         columns["weekday"] = weekday(time_ms).astype(np.float64)
         for name in self.order:
@@ -177,7 +178,8 @@ class SpecGenerator:
             if s.sequence is not None:
                 raw: Values = s.sequence.start + s.sequence.step * step
             elif s.walk is not None:
-                raw = self._walk(name, local, rank, keys)
+                by_rank = by_rank if by_rank is not None else levels(rank)
+                raw = self._walk(name, local, by_rank, keys)
             else:
                 raw = values.draw(keys, columns)
             columns[name] = values.finish(raw, keys)
@@ -185,15 +187,14 @@ class SpecGenerator:
         out = {k: v for k, v in columns.items() if k not in ("hour", "weekday")}
         return RecordBatch(self.stream, self.entity_ids[local], time_ms, keys, out)
 
-    def _walk(self, name: str, local: I64, rank: I64, keys: U64) -> F64:
+    def _walk(self, name: str, local: I64, by_rank: list[I64], keys: U64) -> F64:
         """Each entity's walk, record by record in time order (all entities at once)."""
         walk = self.fields[name].spec.walk
         assert walk is not None
         moves = (rng.uniform(rng.combine(keys, self.fields[name].salt), 0) * 2 - 1) * walk.step
         state = self.walks[name]
         out = np.empty(local.size)
-        for level in range(int(rank.max()) + 1 if rank.size else 0):
-            idx = np.flatnonzero(rank == level)
+        for idx in by_rank:
             ent = local[idx]
             new = np.clip(state[ent] + moves[idx], walk.min, walk.max)
             state[ent] = new
@@ -293,6 +294,3 @@ def _arrow_type(values: _Values) -> pa.DataType:
             return pa.float64()
         return pa.string()
     return pa.float64()
-
-
-__all__ = ["DISTRIBUTIONS", "SpecStreamSettings"]

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from producer import rng
 from producer.domains.bme280.fields import Bme280Fields
-from producer.generators import rank_within_entity
+from producer.generators import levels, rank_within_entity
 from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
@@ -110,7 +110,7 @@ class Bme280Generator:
         event_type = np.full(n, -1, dtype=np.int8)
 
         # ... and only the state recurrence runs reading by reading, over all devices at once.
-        for idx in _levels(rank):
+        for idx in levels(rank):
             ent = local[idx]
             if idx is not None and rank[idx[0]] == 0:
                 fresh = ent[self.steps[ent] == 0]
@@ -170,17 +170,6 @@ def _bounce(x: F64, low: F64, high: F64) -> F64:
     x = np.where(x < low, low + (low - x) * 0.5, x)
     x = np.where(x > high, high - (x - high) * 0.5, x)
     return np.clip(x, low, high)
-
-
-def _levels(rank: I64) -> list[I64]:
-    """Record indices grouped by rank: level r holds every entity's r-th record."""
-    if rank.size == 0:
-        return []
-    if int(rank.max()) == 0:
-        return [np.arange(rank.size, dtype=np.int64)]
-    order = np.argsort(rank, kind="stable")
-    counts = np.bincount(rank)
-    return np.split(order, np.cumsum(counts)[:-1])
 
 
 _METADATA = {
