@@ -145,7 +145,8 @@ streams:
         ),
         (
             GOOD.replace("{uniform: [0, 1]}", "{uniform: [0, 1], normal: [0, 1]}"),
-            ":5:10: streams.fleet.fields.a: give exactly one of expr, uniform",
+            ":5:10: streams.fleet.fields.a: uniform and normal given; accepted: exactly one of "
+            "expr, uniform",
         ),
         (
             GOOD.replace('"a * 2"', "\"__import__('os').system('true')\""),
@@ -156,6 +157,47 @@ streams:
         (
             GOOD.replace("    entities: {count: 10}\n", ""),
             ":3:5: streams.fleet.entities is missing; accepted: description, entities, fields",
+        ),
+        (
+            GOOD.replace('"a * 2"', "{machine: {states: {on: {next: {of: 1}}}}}"),
+            ":6:20: streams.fleet.fields.b.machine: state 'on' moves to 'of', which is not a "
+            "state; accepted: on",
+        ),
+        (
+            GOOD.replace('"a * 2"', "{machine: {start: up, states: {on: {next: {on: 1}}}}}"),
+            ":6:20: streams.fleet.fields.b.machine: start 'up' is not a state; accepted: on",
+        ),
+        (
+            GOOD.replace('"a * 2"', "{machine: {states: {on: {next: {on: 1}, emit: false}}}}"),
+            "streams.fleet.fields.b.machine: no state writes records (every state has emit: "
+            "false); accepted: ",
+        ),
+        (
+            GOOD.replace('"a * 2"', "{count: {of: a, enters: go}}"),
+            ":3:5: streams.fleet: b: count.of 'a' is not a machine field; accepted: (no machine",
+        ),
+        (
+            GOOD.replace('"a * 2"', "{uniform: [0, 1], per: a}"),
+            ":3:5: streams.fleet: b: per 'a' is not a count field; accepted: (no count field)",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{choice: {red: 1, blue: 2}}"),
+            ":6:10: streams.fleet.fields.b: 1:1: 'a' holds words, not numbers; accepted: a "
+            "comparison with its values: a == one of 'red', 'blue'",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{choice: {red: 1, blue: 2}}").replace(
+                '"a * 2"', "\"a == 'green'\""
+            ),
+            ":6:10: streams.fleet.fields.b: 1:6: 'green' is not a value of a; accepted: a == "
+            "/ != one of 'red', 'blue', or in (...)",
+        ),
+        (
+            GOOD.replace(
+                "    fields:", "    episodes: {storm: {rate: 0.1, duration_s: 4000}}\n    fields:"
+            ),
+            ":4:23: streams.fleet.episodes.storm: duration_s must be within (0, 3600] seconds "
+            "(the hour), shortest first",
         ),
     ],
 )
@@ -169,7 +211,7 @@ def test_every_error_is_one_line_with_file_line_and_column(
     assert message.startswith(str(path)), message
     assert says in message, message
     assert "\n" not in message
-    assert "; accepted: " in message or "expected" in message
+    assert "; accepted: " in message or "expected" in message or "within" in message
 
 
 def test_spec_check_and_preview_through_the_cli(tmp_path: Path) -> None:

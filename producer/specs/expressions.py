@@ -4,7 +4,9 @@ functions over a record's other fields, compiled once to numpy column operations
 ``humidity: 80 - 1.2 * temperature + normal(0, 2)`` is parsed with Python's own parser and
 then checked node by node against a short list of what is allowed: numbers, field names,
 arithmetic, comparisons, ``and``/``or``/``not``, ``a if c else b`` and calls of the functions
-below. Anything else (attributes, subscripts, lambdas, strings, keyword arguments, unknown
+below. A categorical field (a choice of words, a state machine's state) is read by comparing
+it with its values: ``stage == 'cart'``, ``tier != 'basic'``, ``country in ('DE', 'FR')``.
+Anything else (attributes, subscripts, lambdas, other strings, keyword arguments, unknown
 names) is an error with its line and column, before a record is made: a spec cannot run
 code. Random functions draw from each record's key (``producer.rng``), each call site from
 its own draw, so a field is a pure function of the seed and the record, as everywhere.
@@ -13,7 +15,7 @@ its own draw, so a field is a pure function of the seed and the record, as every
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,9 +103,14 @@ class Expression:
         return np.broadcast_to(np.asarray(out, dtype=np.float64), keys.shape).copy()
 
 
-def compile_expression(text: str, fields: set[str], draw_base: int = 0) -> Expression:
-    """Check and compile ``text``; ``fields`` are the names it may read, ``draw_base`` the
-    first draw of the record key its random calls use (each call ``DRAWS_PER_CALL``)."""
+def compile_expression(
+    text: str, fields: set[str], draw_base: int = 0,
+    categories: Mapping[str, Sequence[str]] | None = None,
+) -> Expression:  # fmt: skip
+    """Check and compile ``text``; ``fields`` are the numeric names it may read, ``draw_base``
+    the first draw of the record key its random calls use (each call ``DRAWS_PER_CALL``),
+    ``categories`` the categorical names it may compare with their values (a column of
+    codes: the index of each record's value, -1 for null)."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -112,7 +119,7 @@ def compile_expression(text: str, fields: set[str], draw_base: int = 0) -> Expre
             "accepted: numbers, field names, + - * / // % **, comparisons, and/or/not, "
             "'a if c else b', function calls"
         ) from None
-    compiler = _Compiler(fields, draw_base)
+    compiler = _Compiler(fields, draw_base, categories or {})
     evaluate = compiler.node(tree.body)
     body = tree.body
     boolean = isinstance(body, ast.Compare | ast.BoolOp) or (
@@ -122,8 +129,11 @@ def compile_expression(text: str, fields: set[str], draw_base: int = 0) -> Expre
 
 
 class _Compiler:
-    def __init__(self, fields: set[str], draw_base: int) -> None:
+    def __init__(
+        self, fields: set[str], draw_base: int, categories: Mapping[str, Sequence[str]]
+    ) -> None:
         self.fields = fields
+        self.categories = categories
         self.draw_base = draw_base
         self.names: set[str] = set()
         self.calls = 0
@@ -174,6 +184,10 @@ class _Compiler:
                         "function calls")  # fmt: skip
 
     def name(self, node: ast.Name) -> Evaluator:
+        if node.id in self.categories:
+            values = ", ".join(repr(v) for v in self.categories[node.id])
+            accepted = f"a comparison with its values: {node.id} == one of {values}"
+            raise self.fail(node, f"{node.id!r} holds words, not numbers", accepted)
         if node.id not in self.fields:
             known = ", ".join(sorted(self.fields)) or "(none)"
             raise self.fail(node, f"unknown field {node.id!r}", f"the stream's fields: {known}")
@@ -192,6 +206,8 @@ class _Compiler:
         raise self.fail(node, "this operator is not allowed", "-x, +x, not x")
 
     def compare(self, node: ast.Compare) -> Evaluator:
+        if isinstance(node.left, ast.Name) and node.left.id in self.categories:
+            return self.category(node, node.left.id)
         ops = []
         for op in node.ops:
             found = _COMPARE.get(type(op))
@@ -208,6 +224,36 @@ class _Compiler:
             return result.astype(np.float64)
 
         return chained
+
+    def category(self, node: ast.Compare, name: str) -> Evaluator:
+        """``name == 'word'``, ``!=``, ``in (...)``, ``not in (...)``: codes compared."""
+        labels = list(self.categories[name])
+        accepted = f"{name} == / != one of {', '.join(map(repr, labels))}, or in (...)"
+        if len(node.ops) != 1:
+            raise self.fail(node, "a categorical field is compared once", accepted)
+        op, right = node.ops[0], node.comparators[0]
+        if isinstance(op, ast.In | ast.NotIn) and isinstance(right, ast.Tuple | ast.List):
+            items = right.elts
+        elif isinstance(op, ast.Eq | ast.NotEq):
+            items = [right]
+        else:
+            raise self.fail(node, f"{name} can only be compared with its values", accepted)
+        codes = []
+        for item in items:
+            if not isinstance(item, ast.Constant) or str(item.value) not in labels:
+                shown = ast.unparse(item)
+                raise self.fail(item, f"{shown} is not a value of {name}", accepted)
+            codes.append(labels.index(str(item.value)))
+        self.names.add(name)
+        wanted = np.asarray(codes, dtype=np.float64)
+        negate = isinstance(op, ast.NotEq | ast.NotIn)
+
+        def compared(columns: Mapping[str, Column], keys: U64) -> Column:
+            hit = np.isin(np.asarray(columns[name], dtype=np.float64), wanted)
+            out: Column = (hit != negate).astype(np.float64)
+            return out
+
+        return compared
 
     def call(self, node: ast.Call) -> Evaluator:
         if not isinstance(node.func, ast.Name):

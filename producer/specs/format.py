@@ -23,7 +23,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -38,7 +38,7 @@ NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
 TIME_NAMES = ("hour", "weekday")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential")
-KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref")
+KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count")
 
 
 class Walk(Model):
@@ -63,6 +63,71 @@ class Sequence(Model):
     step: int = 1
 
 
+class Count(Model):
+    """How many times the entity's machine ``of`` has entered state ``enters`` so far (its
+    first record counts when it starts there): a session number, an order number."""
+
+    of: str = Field(description="A machine field of the stream.")
+    enters: str = Field(description="One of its states.")
+
+
+class State(Model):
+    """One state of a machine: where an entity goes from it, when, and whether it writes."""
+
+    next: dict[str, float] = Field(
+        min_length=1, description="The states it moves to, with weights (itself to stay)."
+    )
+    dwell_s: ValueSpec | None = Field(
+        None,
+        description="How long an entity stays before it moves (drawn on entering: a "
+        "number or a distribution); none: it moves at its next record.",
+    )
+    emit: bool = Field(True, description="false: an entity in this state writes no records.")
+
+
+class Machine(Model):
+    """A state machine per entity: each record is in the entity's current state; at a
+    record after the state's dwell time it moves, by the weights of ``next``."""
+
+    start: str | None = Field(None, description="Where each entity starts (the first state).")
+    states: dict[str, State] = Field(min_length=1)
+    changes_only: bool = Field(
+        False,
+        description="true: only records where the entity entered a state are written "
+        "(a status change each); false: every record the rate makes.",
+    )
+
+    @model_validator(mode="after")
+    def _closed(self) -> Self:
+        names = list(self.states)
+        if self.start is not None and self.start not in self.states:
+            raise ValueError(f"start {self.start!r} is not a state; accepted: {', '.join(names)}")
+        for name, state in self.states.items():
+            unknown = [n for n in state.next if n not in self.states]
+            if unknown:
+                raise ValueError(f"state {name!r} moves to {unknown[0]!r}, which is not a "
+                                 f"state; accepted: {', '.join(names)}")  # fmt: skip
+            if min(state.next.values()) < 0 or sum(state.next.values()) <= 0:
+                raise ValueError(f"state {name!r}: next needs non-negative weights, not all 0")
+            dwell = state.dwell_s
+            if dwell is not None and dwell.kind not in (*DISTRIBUTIONS, "expr"):
+                raise ValueError(f"state {name!r}: dwell_s is a {dwell.kind}; accepted: a "
+                                 f"number or one of {', '.join(DISTRIBUTIONS)}")  # fmt: skip
+            if dwell is not None and dwell.expr is not None:
+                try:
+                    compile_expression(dwell.expr, set())
+                except ExpressionError as exc:
+                    raise ValueError(f"state {name!r}: dwell_s: {exc}") from None
+        if not any(state.emit for state in self.states.values()):
+            raise ValueError("no state writes records (every state has emit: false); accepted: "
+                             "at least one state that writes")  # fmt: skip
+        return self
+
+    @property
+    def first(self) -> str:
+        return self.start if self.start is not None else next(iter(self.states))
+
+
 class ValueSpec(Model):
     """How one attribute or field gets its values: exactly one kind, then options."""
 
@@ -77,7 +142,18 @@ class ValueSpec(Model):
     ref: str | None = Field(
         None, description="The id of an entity of another stream of the file (a foreign key)."
     )
-    round: int | None = Field(None, ge=0, le=12, description="Decimals to keep.")
+    machine: Machine | None = Field(
+        None, description="A state machine per entity (fields only): the value is the state."
+    )
+    count: Count | None = Field(None, description="Entries of a machine into a state.")
+    round: int | None = Field(
+        None, ge=0, le=12, description="Decimals to keep (0: a whole number, written as one)."
+    )
+    per: str | None = Field(
+        None,
+        description="A count field: the value is drawn once per count (an order's "
+        "amount stays the order's), not once per record.",
+    )
     nulls: float = Field(0.0, ge=0, le=1, description="Share of records where it is null.")
     range: tuple[float, float] | None = Field(
         None, description="Plausible bounds (what faults clip anomalies to)."
@@ -96,7 +172,8 @@ class ValueSpec(Model):
     def _one_kind(self) -> Self:
         given = [kind for kind in KINDS if getattr(self, kind) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(KINDS)} (got {given or 'none'})")
+            got = " and ".join(given) if given else "no kind"
+            raise ValueError(f"{got} given; accepted: exactly one of {', '.join(KINDS)}")
         if self.choice is not None and (not self.choice or min(self.choice.values()) < 0
                                         or sum(self.choice.values()) <= 0):  # fmt: skip
             raise ValueError("choice needs values with non-negative weights, not all 0")
@@ -108,9 +185,18 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
-        if self.ref is not None:
+        if self.ref is not None or self.machine is not None:
             return False
         return self.choice is None or all(_is_number(v) for v in self.choice)
+
+    @property
+    def words(self) -> list[str] | None:
+        """The values of a categorical kind (a choice of words, a machine's states)."""
+        if self.machine is not None:
+            return list(self.machine.states)
+        if self.choice is not None and not self.numeric:
+            return list(self.choice)
+        return None
 
 
 class Entities(Model):
@@ -131,12 +217,41 @@ class Entities(Model):
         return value
 
 
+class Episode(Model):
+    """Rare events with a duration: per entity and slot (an hour, or a day) with ``rate``,
+    starting at a uniform time in the slot. While one lasts, expressions read its name as
+    1 (0 otherwise), and each record it covers is in the ground truth under its name."""
+
+    rate: float = Field(ge=0, le=1, description="Chance per entity and slot.")
+    per: Literal["hour", "day"] = Field("hour", description="The slot an episode starts in.")
+    duration_s: float | tuple[float, float] = Field(
+        description="How long one lasts: seconds, or [shortest, longest] (at most the slot)."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        low, high = (self.duration_s, self.duration_s) if isinstance(
+            self.duration_s, float | int) else self.duration_s  # fmt: skip
+        slot = 3600 if self.per == "hour" else 86400
+        if not 0 < low <= high <= slot:
+            raise ValueError(f"duration_s must be within (0, {slot}] seconds (the {self.per}), "
+                             "shortest first")  # fmt: skip
+        return self
+
+    @property
+    def bounds_s(self) -> tuple[float, float]:
+        if isinstance(self.duration_s, tuple):
+            return self.duration_s
+        return (float(self.duration_s), float(self.duration_s))
+
+
 class StreamSpec(Model):
     """One declared stream: its entities, fields, rate, and where it goes."""
 
     description: str = ""
     entities: Entities
     fields: dict[str, ValueSpec]
+    episodes: dict[str, Episode] = Field(default_factory=dict)
     rate: RateSettings = RateSettings()
     time_field: str = "timestamp"
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
@@ -154,12 +269,34 @@ class StreamSpec(Model):
     @model_validator(mode="after")
     def _names(self) -> Self:
         attributes, fields = self.entities.attributes, self.fields
-        for name in [*attributes, *fields]:
+        for name in [*attributes, *fields, *self.episodes]:
             if not NAME.match(name):
                 raise ValueError(f"{name!r} is not a name: lower case letters, digits and _")
-        both = set(attributes) & set(fields)
+        machines = [name for name, spec in attributes.items() if spec.kind in ("machine", "count")]
+        if machines:
+            raise ValueError(f"attribute {machines[0]!r} is a {attributes[machines[0]].kind}: "
+                             "that is a field (it changes from record to record)")  # fmt: skip
+        counts = [n for n, f in fields.items() if f.count is not None]
+        for name, spec in {**attributes, **fields}.items():
+            if spec.per is not None and (name in attributes or spec.per not in counts):
+                raise ValueError(f"{name}: per {spec.per!r} is not a count field; accepted: "
+                                 f"{', '.join(counts) or '(no count field)'}")  # fmt: skip
+        for name, spec in fields.items():
+            if spec.count is None:
+                continue
+            target = fields.get(spec.count.of)
+            if target is None or target.machine is None:
+                known = ", ".join(n for n, f in fields.items() if f.machine is not None)
+                raise ValueError(f"{name}: count.of {spec.count.of!r} is not a machine field; "
+                                 f"accepted: {known or '(no machine field)'}")  # fmt: skip
+            if spec.count.enters not in target.machine.states:
+                raise ValueError(f"{name}: count.enters {spec.count.enters!r} is not a state of "
+                                 f"{spec.count.of}; accepted: "
+                                 f"{', '.join(target.machine.states)}")  # fmt: skip
+        both = set(attributes) & set(fields) | set(self.episodes) & (set(attributes)
+                                                                      | set(fields))  # fmt: skip
         if both:
-            raise ValueError(f"{sorted(both)} are both attributes and fields")
+            raise ValueError(f"{sorted(both)} are named twice (attributes, fields, episodes)")
         fixed = {self.entities.id_field, self.time_field, "message_id", "is_duplicate"}
         taken = fixed & (set(attributes) | set(fields))
         if taken:
@@ -169,7 +306,16 @@ class StreamSpec(Model):
     def readable(self) -> set[str]:
         """What an expression may read: numeric attributes and fields, and the time."""
         values = {**self.entities.attributes, **self.fields}
-        return {name for name, spec in values.items() if spec.numeric} | set(TIME_NAMES)
+        numeric = {name for name, spec in values.items() if spec.numeric}
+        return numeric | set(self.episodes) | set(TIME_NAMES)
+
+    def categories(self) -> dict[str, list[str]]:
+        """What an expression may compare with words: categorical attributes and fields."""
+        values = {**self.entities.attributes, **self.fields}
+        return {name: words for name, spec in values.items() if (words := spec.words)}
+
+
+State.model_rebuild()
 
 
 class SpecFile(Model):
@@ -254,7 +400,10 @@ def _plain(node: yaml.Node, path: tuple[Any, ...], marks: Marks) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node)
+            # A key is a name as written: YAML 1.1 would read ``on``, ``no`` or ``1`` (a state,
+            # a country, a choice) as true, false or a number.
+            key = (key_node.value if isinstance(key_node, yaml.ScalarNode)
+                   else yaml.SafeLoader(" ").construct_object(key_node))  # fmt: skip
             marks[(*path, key, "<key>")] = (key_node.start_mark.line + 1,
                                             key_node.start_mark.column + 1)  # fmt: skip
             out[key] = _plain(value_node, (*path, key), marks)
@@ -280,7 +429,7 @@ def _located(path: Path, exc: ValidationError, marks: Marks) -> str:
         return f"{path}:{where[0]}:{where[1]}: {dotted} is missing; accepted: " + (
             ", ".join(_model_at(loc[:-1])) or "see the format reference"
         )
-    if "; accepted: " not in message:
+    if "; accepted: " not in message and kind != "value_error":  # a check says what it wants
         message += f"; accepted: {_accepted(error)}"
     return f"{path}:{where[0]}:{where[1]}: {dotted}: {message}"
 
@@ -322,6 +471,8 @@ def _model_at(loc: tuple[Any, ...]) -> list[str]:
 def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:
     """Every expression compiles against the names it may read, without a cycle."""
     readable = stream.readable()
+    categories = stream.categories()
+    attribute_words = {a: w for a, s in stream.entities.attributes.items() if (w := s.words)}
     compiled = {}
     places = [("entities", "attributes"), ("fields",)]
     values = [stream.entities.attributes, stream.fields]
@@ -334,10 +485,12 @@ def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) 
             if prefix == ("entities", "attributes") or starts is not None:
                 # Attributes, and where a walk starts, are per entity: they read attributes.
                 allowed = {a for a, s in stream.entities.attributes.items() if s.numeric}
+                words = attribute_words
             else:
-                allowed = readable
+                allowed, words = readable, categories
             try:
-                compiled[field] = compile_expression(text, allowed - {field})
+                others = {k: v for k, v in words.items() if k != field}
+                compiled[field] = compile_expression(text, allowed - {field}, categories=others)
             except ExpressionError as exc:
                 line, col = marks.get(("streams", name, *prefix, field), (1, 1))
                 inner = str(exc)

@@ -5,8 +5,10 @@ variables; its source is the shared sensor-shaped source (rate model, shards, ke
 determinism, ``--shard`` exactness, backfill equal to live and every fault kind hold as for
 the built-in streams. The generator draws attributes once per entity from the entity's key
 and each record's fields from the record's key (``combine(entity key, time, step)``, as the
-BME280 model does) and the field's name; walks and sequences are per-entity state advanced
-in time order.
+BME280 model does) and the field's name; walks, sequences and state machines are
+per-entity state advanced in time order. Episodes are per entity and slot (as fault
+episodes are), from the seed; a fault stage labels the records they cover in the ground
+truth.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from producer import rng
-from producer.generators import Generator, levels, rank_within_entity
-from producer.plugins import SensorStreamSettings
+from producer.faults.base import Step, Truth, episodes
+from producer.generators import (
+    Generator,
+    Source,
+    levels,
+    rank_within_entity,
+    sensor_source,
+    weighted_choice_rows,
+)
+from producer.plugins import SensorStreamSettings, StreamContext
 from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, arrow_schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
@@ -44,7 +54,21 @@ class SpecStreamSettings(SensorStreamSettings):
         return self.spec.entities.count
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
-        return SpecGenerator(self.name, self.spec, entity_ids, keys)
+        return SpecGenerator(self.name, self.spec, entity_ids, keys, rng.text_key(self.name))
+
+    def build(self, context: StreamContext) -> Source:
+        # Episodes are per entity and slot from the seed (the entities' keys are this
+        # shard's only): the generator gets a key of the seed and stream.
+        episode_key = rng.text_key(context.seed, context.name, "episodes")
+
+        def generator(entity_ids: I64, keys: U64) -> Generator:
+            return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key)
+
+        return sensor_source(context.name, self.entities, self.rate, context.seed,
+                             context.shard, generator)  # fmt: skip
+
+    def fault_stages(self, key: int, schema: Schema) -> list[Any]:
+        return [EpisodeTruth(tuple(self.spec.episodes))] if self.spec.episodes else []
 
     @classmethod
     def of(cls, name: str, spec: StreamSpec) -> SpecStreamSettings:
@@ -61,16 +85,18 @@ class _Values:
     """One attribute's or field's draws: numbers, or codes of a choice."""
 
     def __init__(
-        self, name: str, spec: ValueSpec, readable: set[str], attributes: set[str]
-    ) -> None:
+        self, name: str, spec: ValueSpec, readable: set[str], attributes: set[str],
+        words: dict[str, list[str]],
+    ) -> None:  # fmt: skip
         self.name, self.spec = name, spec
         self.salt = _salt(name)
         self.expression: Expression | None = None
+        others = {k: v for k, v in words.items() if k != name}
         if spec.expr is not None:
-            self.expression = compile_expression(spec.expr, readable - {name})
+            self.expression = compile_expression(spec.expr, readable - {name}, categories=others)
         if spec.walk is not None and isinstance(spec.walk.start, str):
-            self.expression = compile_expression(spec.walk.start, attributes)
-        self.labels: list[Any] = []
+            self.expression = compile_expression(spec.walk.start, attributes, categories=others)
+        self.labels: list[Any] = list(spec.machine.states) if spec.machine else []
         self.ref: tuple[str, str, int] | None = None  # (stream, id format, entities)
         self.numeric = spec.numeric  # a choice of numbers holds the numbers, not codes
         if spec.choice is not None:
@@ -80,7 +106,10 @@ class _Values:
 
     @property
     def reads(self) -> frozenset[str]:
-        return self.expression.names if self.expression is not None else frozenset()
+        if self.spec.count is not None:
+            return frozenset({self.spec.count.of})
+        names = self.expression.names if self.expression is not None else frozenset()
+        return names | {self.spec.per} if self.spec.per is not None else names
 
     def draw(self, keys: U64, columns: dict[str, Values]) -> Values:
         """Values of a stateless kind for records (or entities) with these keys."""
@@ -126,17 +155,88 @@ def _label(value: str) -> Any:
     return int(number) if number.is_integer() and "." not in value else number
 
 
+class _Machine:
+    """A field's state machine: each entity's state, when it entered it, how long it stays."""
+
+    def __init__(self, values: _Values, entities: int) -> None:
+        machine = values.spec.machine
+        assert machine is not None
+        names = list(machine.states)
+        self.start = names.index(machine.first)
+        self.weights = np.array([[state.next.get(n, 0.0) for n in names]
+                                 for state in machine.states.values()])  # fmt: skip
+        self.allowed = self.weights > 0  # the declared transitions
+        self.silent = np.array([not state.emit for state in machine.states.values()])
+        self.changes_only = machine.changes_only
+        self.entering = np.zeros(0, dtype=np.bool_)  # the last batch's, per record
+        self.dwell = [
+            None if state.dwell_s is None
+            else _Values(f"{values.name}:{n}", state.dwell_s, set(), set(), {})
+            for n, state in machine.states.items()
+        ]  # fmt: skip
+        self.salt = values.salt
+        self.state = np.full(entities, -1, dtype=np.int64)
+        self.entries = np.zeros((entities, len(names)), dtype=np.int64)  # per entity and state
+        self.counted = np.zeros((0, len(names)), dtype=np.int64)  # the last batch's, per record
+        self.entered = np.zeros(entities, dtype=np.int64)
+        self.stay = np.zeros(entities, dtype=np.int64)  # ms in the state before it moves
+
+    def advance(self, local: I64, time_ms: I64, keys: U64, by_rank: list[I64]) -> I64:
+        """Each record's state, entity by entity in time order (all entities at once)."""
+        u = rng.uniform(rng.combine(keys, self.salt), 0)
+        out = np.empty(local.size, dtype=np.int64)
+        self.counted = np.empty((local.size, self.weights.shape[0]), dtype=np.int64)
+        self.entering = np.zeros(local.size, dtype=np.bool_)
+        for idx in by_rank:
+            ent, t = local[idx], time_ms[idx]
+            current = self.state[ent]
+            first = current < 0
+            moving = ~first & (t - self.entered[ent] >= self.stay[ent])
+            new = np.where(first, self.start, current)
+            if moving.any():
+                go = np.flatnonzero(moving)
+                new[go] = weighted_choice_rows(u[idx][go], self.weights[current[go]])
+            entering = first | moving
+            if entering.any():
+                enter = np.flatnonzero(entering)
+                self.entered[ent[enter]] = t[enter]
+                self.stay[ent[enter]] = self._dwell(new[enter], keys[idx][enter])
+                self.entries[ent[enter], new[enter]] += 1
+                self.entering[idx[enter]] = True
+            self.state[ent] = new
+            out[idx] = new
+            self.counted[idx] = self.entries[ent]
+        return out
+
+    def _dwell(self, states: I64, keys: U64) -> I64:
+        stay = np.zeros(states.size, dtype=np.int64)
+        for code, values in enumerate(self.dwell):
+            if values is None:
+                continue
+            mine = np.flatnonzero(states == code)
+            if mine.size:
+                seconds = np.maximum(values.draw(keys[mine], {}), 0.0)
+                stay[mine] = np.round(seconds * 1000).astype(np.int64)
+        return stay
+
+
 class SpecGenerator:
     """Records of one spec stream for the entities due (see the module's docstring)."""
 
-    def __init__(self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64) -> None:
+    def __init__(
+        self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64, episode_key: int
+    ) -> None:
         self.stream, self.spec = name, spec
         self.entity_ids, self.keys = entity_ids, keys
+        self.episode_key = episode_key
         readable = spec.readable()
         attributes = spec.entities.attributes
         numeric = {a for a, s in attributes.items() if s.numeric}
-        self.attributes = {a: _Values(a, s, numeric, numeric) for a, s in attributes.items()}
-        self.fields = {f: _Values(f, s, readable, numeric) for f, s in spec.fields.items()}
+        words = spec.categories()
+        attribute_words = {a: w for a, w in words.items() if a in attributes}
+        self.attributes = {a: _Values(a, s, numeric, numeric, attribute_words)
+                           for a, s in attributes.items()}  # fmt: skip
+        self.fields = {f: _Values(f, s, readable, numeric, words) for f, s in spec.fields.items()}
         for values in [*self.attributes.values(), *self.fields.values()]:
             if values.spec.ref is not None:
                 id_format, count = spec.references[values.spec.ref]
@@ -161,6 +261,8 @@ class SpecGenerator:
                 else:
                     start = np.full(n, float(walk.start))
                 self.walks[name] = np.clip(start, walk.min, walk.max)
+        self.machines = {f: _Machine(v, n) for f, v in self.fields.items()
+                         if v.spec.machine is not None}  # fmt: skip
         self.schema: Schema = SpecSchema(self)
 
     def generate(self, due: Due) -> RecordBatch:
@@ -169,23 +271,53 @@ class SpecGenerator:
         step = self.steps[local] + rank
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
         columns: dict[str, Values] = {a: v[local] for a, v in self.entity_columns.items()}
-        by_rank: list[I64] | None = None  # made once, for the walks
+        by_rank: list[I64] | None = None  # made once, for walks and machines
         columns["hour"] = (time_ms % DAY_MS) / HOUR_MS
         columns["weekday"] = weekday(time_ms).astype(np.float64)
+        hidden = ["hour", "weekday", *self.spec.episodes]
+        entity = self.entity_ids[local]
+        for salt, (name, episode) in enumerate(self.spec.episodes.items()):
+            slot = HOUR_MS if episode.per == "hour" else DAY_MS
+            found, start, u = episodes(self.episode_key, salt, entity, time_ms, episode.rate, slot)
+            low, high = episode.bounds_s
+            end = start + ((low + u[:, 0] * (high - low)) * 1000).astype(np.int64)
+            on = found & (time_ms < end)
+            columns[name] = on.astype(np.float64)
+            # For the ground truth (a name no field can have): when each record's began/ends.
+            columns[f"episode:{name}"] = np.where(on, start, -1)
+            columns[f"episode:{name}:end"] = np.where(on, end, -1)
         for name in self.order:
             values = self.fields[name]
             s = values.spec
             if s.sequence is not None:
                 raw: Values = s.sequence.start + s.sequence.step * step
-            elif s.walk is not None:
+            elif s.count is not None:  # its machine came first (it reads it)
+                machine = self.machines[s.count.of]
+                states = list(self.fields[s.count.of].labels)
+                raw = machine.counted[:, states.index(s.count.enters)]
+            elif s.walk is not None or s.machine is not None:
                 by_rank = by_rank if by_rank is not None else levels(rank)
-                raw = self._walk(name, local, by_rank, keys)
+                if s.walk is not None:
+                    raw = self._walk(name, local, by_rank, keys)
+                else:
+                    raw = self.machines[name].advance(local, time_ms, keys, by_rank)
             else:
-                raw = values.draw(keys, columns)
+                own = keys
+                if s.per is not None:  # once per count: keyed by the entity and the count
+                    own = rng.combine(self.keys[local], columns[s.per].astype(np.int64))
+                raw = values.draw(own, columns)
             columns[name] = values.finish(raw, keys)
         np.add.at(self.steps, local, 1)
-        out = {k: v for k, v in columns.items() if k not in ("hour", "weekday")}
-        return RecordBatch(self.stream, self.entity_ids[local], time_ms, keys, out)
+        out = {k: v for k, v in columns.items() if k not in hidden}
+        batch = RecordBatch(self.stream, entity, time_ms, keys, out)
+        silent = [m.silent[columns[f].astype(np.int64)]
+                  for f, m in self.machines.items() if m.silent.any()]  # fmt: skip
+        silent += [~m.entering for m in self.machines.values() if m.changes_only]
+        if silent:  # records of entities in a state that writes nothing are not made
+            quiet = np.logical_or.reduce(silent)
+            if quiet.any():
+                batch = batch.take(np.flatnonzero(~quiet))
+        return batch
 
     def _walk(self, name: str, local: I64, by_rank: list[I64], keys: U64) -> F64:
         """Each entity's walk, record by record in time order (all entities at once)."""
@@ -217,7 +349,9 @@ class SpecSchema:
         self.optional_fields = tuple(n for n, v in self.values.items() if v.spec.nulls > 0)
         self.measures: dict[str, tuple[float, float, float]] = {}
         for name, v in self.values.items():
-            if name in generator.fields and v.spec.choice is None and v.spec.sequence is None:
+            if name in generator.fields and v.spec.kind not in (
+                "choice", "sequence", "machine", "count"
+            ):  # fmt: skip
                 low, high = v.spec.range or ((v.spec.walk.min, v.spec.walk.max)
                                              if v.spec.walk else (-1e12, 1e12))  # fmt: skip
                 scale = (high - low) / 20 if high - low < 1e12 else 1.0
@@ -243,7 +377,7 @@ class SpecSchema:
             stream, id_format, _ = v.ref
             return [None if i < 0 else id_format.format(stream=stream, index=i)
                     for i in column.astype(np.int64).tolist()]  # fmt: skip
-        if v.spec.choice is not None and not v.numeric:
+        if v.spec.words is not None:
             return list(self.labels[name][np.where(column < 0, len(v.labels), column)
                                           .astype(np.int64)])  # fmt: skip
         missing = np.isnan(column)
@@ -278,11 +412,33 @@ class SpecSchema:
         return pa.Table.from_arrays(arrays, schema=self.arrow)
 
 
+class EpisodeTruth:
+    """A spec stream's episodes in the ground truth: each record one covers, under the
+    episode's name, with when it began and ends. It changes nothing (the episode already
+    shaped the fields); first of the stages, so later faults see it as any record."""
+
+    order = 5
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        self.kinds = kinds
+
+    def apply(self, batch: RecordBatch, step: Step) -> RecordBatch:
+        for name in self.kinds:
+            start = batch.columns[f"episode:{name}"]
+            hit = np.flatnonzero(start >= 0)
+            if hit.size:
+                end = batch.columns[f"episode:{name}:end"]
+                step.truth.append(Truth(name, batch.take(hit), {
+                    "start_ms": start[hit], "end_ms": end[hit],
+                }))  # fmt: skip
+        return batch
+
+
 def _arrow_type(values: _Values) -> pa.DataType:
     s = values.spec
-    if s.sequence is not None:
+    if s.sequence is not None or s.count is not None or (s.round == 0 and values.numeric):
         return pa.int64()
-    if s.ref is not None:
+    if s.ref is not None or s.machine is not None:
         return pa.string()
     if values.expression is not None and values.expression.boolean and s.walk is None:
         return pa.bool_()
