@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -146,13 +147,16 @@ def _parser() -> argparse.ArgumentParser:
         "(2020-2024, 300 cities: 13,154,400) as Parquet under data/generated/",
     )  # fmt: skip
 
-    spec = sub("spec", "check spec files, or preview their records")
-    spec.add_argument("action", choices=["check", "preview"],
-                      help="check: errors as FILE:LINE:COL; preview: JSON lines")  # fmt: skip
-    spec.add_argument("files", nargs="+", metavar="FILE", help="spec files (YAML)")
+    spec = sub("spec", "check spec files, preview their records, or print the format's schema")
+    spec.add_argument("action", choices=["check", "preview", "schema"],
+                      help="check: errors as FILE:LINE:COL; preview: JSON lines; schema: a "
+                      "JSON Schema of the format (for editors)")  # fmt: skip
+    spec.add_argument("files", nargs="*", metavar="FILE", help="spec files (YAML)")
     spec.add_argument("-n", dest="preview_records", type=int, default=5, metavar="N",
                       help="records of each stream to preview (default: 5; no faults)")  # fmt: skip
     spec.add_argument("--seed", help="random seed: same seed, same records (default: 42)")
+    spec.add_argument("--start", dest="preview_start", metavar="TIME",
+                      help="preview from this event time, ISO 8601 (default: now)")  # fmt: skip
 
     kinds = sub("list", "list the stream and sink kinds, with their settings' prefix")
     kinds.add_argument("--format", dest="list_format", choices=["text", "json"], default="text",
@@ -385,8 +389,13 @@ def _list(fmt: str) -> int:
 
 def _spec(args: argparse.Namespace, clock: Clock) -> int:
     """``spec check``: each file's streams or its first error; ``spec preview``: records."""
-    from producer.specs.format import load_spec
+    from producer.specs.format import json_schema, load_spec
 
+    if args.action == "schema":
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return 0
+    if not args.files:
+        raise ConfigError(f"spec {args.action}: give one or more spec files (FILE ...)")
     if args.action == "check":
         for path in args.files:
             spec = load_spec(Path(path))
@@ -401,6 +410,8 @@ def _spec(args: argparse.Namespace, clock: Clock) -> int:
         tree["seed"] = args.seed
     settings = load_settings(tree, flags={"specs": "FILE", "seed": "--seed"})
     start = clock.now_ms() // HOUR_MS * HOUR_MS
+    if args.preview_start is not None:
+        start = round(parse_time(args.preview_start, "--start").timestamp() * 1000)
     for name in settings.streams:
         source = build_stream(name, settings).source
         left, t = args.preview_records, start

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
 from producer.errors import ConfigError
+from producer.geography import load_cities
 from producer.records import RecordBatch
 from producer.specs.format import load_spec
 from producer.streams import build_stream
@@ -199,6 +202,28 @@ streams:
             ":4:23: streams.fleet.episodes.storm: duration_s must be within (0, 3600] seconds "
             "(the hour), shortest first",
         ),
+        (
+            GOOD.replace("    fields:", "    local_time: Mars/Olympus\n    fields:"),
+            ":3:5: streams.fleet: local_time 'Mars/Olympus' is not a time zone; accepted: an "
+            "IANA zone such as Europe/Berlin",
+        ),
+        (
+            GOOD.replace(
+                "count: 10", "count: 10, attributes: {c: {city: uniform}, x: {lookup: c.altitude}}"
+            ),
+            ":3:5: streams.fleet: x: lookup 'c.altitude' is not a city attribute's column; "
+            "accepted: c.name, c.country",
+        ),
+        (
+            GOOD.replace("count: 10", "count: 10, attributes: {who: {faker: seed_instance}}"),
+            "streams.fleet.entities.attributes.who: faker 'seed_instance' is not a provider; "
+            "accepted: a Faker provider that takes no arguments",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{city: population}"),
+            ":3:5: streams.fleet: field 'a' is a city: that is an attribute (drawn once per "
+            "entity)",
+        ),
     ],
 )
 def test_every_error_is_one_line_with_file_line_and_column(
@@ -211,7 +236,8 @@ def test_every_error_is_one_line_with_file_line_and_column(
     assert message.startswith(str(path)), message
     assert says in message, message
     assert "\n" not in message
-    assert "; accepted: " in message or "expected" in message or "within" in message
+    assert ("; accepted: " in message or "expected" in message or "within" in message
+            or "attribute (drawn" in message)  # fmt: skip
 
 
 def test_spec_check_and_preview_through_the_cli(tmp_path: Path) -> None:
@@ -293,3 +319,124 @@ def test_a_reference_to_a_stream_the_file_lacks_is_refused_where_it_is(tmp_path:
         f"{path}:6:16: streams.fleet.fields.b.ref: no stream 'accounts' in the file; "
         "accepted: fleet"
     )
+
+
+KINDS = """\
+streams:
+  people:
+    entities:
+      count: 3000
+      attributes:
+        home: {city: population}
+        anywhere: {city: uniform}
+        latitude: {lookup: home.latitude}
+        country: {lookup: home.country_code}
+        name: {faker: name}
+        firma: {faker: company, locale: de_DE}
+        kids: {poisson: 1.5}
+        u: {uniform: [2, 5]}
+        n: {normal: [10, 2]}
+        ln: {lognormal: [40, 0.5]}
+        e: {exponential: 3}
+    local_time: home
+    rate: {interval_s: 3600, aligned: true}
+    fields:
+      local_hour: "hour"
+      local_weekday: "weekday"
+      visits: {poisson: 4}
+      many: {expr: "poisson(250)", round: 0}
+      european: "country in ('DE', 'FR', 'GB', 'IT', 'ES')"
+"""
+
+
+def spec_rows(path: Path, stream: str, start: int, hours: int, shard: str = "0/1"
+              ) -> list[dict[str, Any]]:  # fmt: skip
+    settings_ = load_settings({"specs": [str(path)], "seed": 7, "shard": shard}, environ={})
+    source = build_stream(stream, settings_).source
+    hour = 3_600_000
+    batch = RecordBatch.concat([b for t in range(start, start + hours * hour, hour)
+                                for b in source.advance(t, t + hour, None).values()])  # fmt: skip
+    return [orjson.loads(line) for line in encode_jsonl(source.channels[stream], batch)
+            .splitlines()]  # fmt: skip
+
+
+def test_distributions_cities_lookups_and_faker_are_what_they_say(tmp_path: Path) -> None:
+    path = write(tmp_path, KINDS)
+    rows = spec_rows(path, "people", T0, 2)
+    first = {r["id"]: r for r in rows}
+    assert len(first) == 3000
+    people = list(first.values())
+    for name, mean, sd in (("u", 3.5, 3 / 12**0.5), ("n", 10, 2), ("e", 3, 3),
+                           ("kids", 1.5, 1.5**0.5), ("visits", 4, 2)):  # fmt: skip
+        values = np.array([r[name] for r in people], dtype=float)
+        assert abs(values.mean() - mean) < 0.06 * mean + 0.05, name
+        assert abs(values.std() - sd) < 0.08 * sd, name
+    ln = np.array([r["ln"] for r in people])
+    assert abs(np.median(ln) - 40) < 2.5
+    many = np.array([r["many"] for r in rows])
+    assert abs(many.mean() - 250) < 1.5
+    assert abs(many.std() - 250**0.5) < 1.5
+    assert {type(r["kids"]) for r in people} == {int}, "Poisson counts are whole numbers"
+    assert {type(r["many"]) for r in people} == {int}
+    cities = load_cities()
+    where: dict[str, set[tuple[float, str]]] = {}  # (one name is two cities')
+    for n, la, c in zip(cities.name, cities.latitude, cities.country_code, strict=True):
+        where.setdefault(str(n), set()).add((float(la), str(c)))
+    for r in people:  # a lookup reads the entity's own city
+        assert (r["latitude"], r["country"]) in where[r["home"]]
+        assert r["european"] == (r["country"] in ("DE", "FR", "GB", "IT", "ES"))
+    homes = [r["home"] for r in people]
+    biggest = str(cities.name[int(np.argmax(cities.population))])
+    assert homes.count(biggest) > 3000 / 300 * 3, "weighted by population"
+    assert len({r["anywhere"] for r in people}) > 250, "uniform over the 300 cities"
+    assert len({r["name"] for r in people}) > 2500
+    again = {r["id"]: r for r in spec_rows(path, "people", T0, 1, shard="1/2")}
+    for key, r in again.items():  # the same entity has the same Faker values in its shard
+        assert (r["name"], r["firma"]) == (first[key]["name"], first[key]["firma"])
+    assert any(" GmbH" in r["firma"] or " KG" in r["firma"] for r in people), "de_DE"
+
+
+@pytest.mark.parametrize("when", ["2024-03-31T00:00:00", "2024-10-27T00:00:00",
+                                  "2024-04-07T00:00:00", "2024-12-31T20:00:00"])  # fmt: skip
+def test_hour_and_weekday_are_each_entitys_local_time(tmp_path: Path, when: str) -> None:
+    """Over the European changes of March and October, Sydney's in April, New Year."""
+    path = write(tmp_path, KINDS)
+    start = round(datetime.fromisoformat(when).replace(tzinfo=UTC).timestamp() * 1000)
+    for r in spec_rows(path, "people", start, 6):
+        zones = {load_cities().timezone[i] for i, n in enumerate(load_cities().name)
+                 if n == r["home"]}  # fmt: skip
+        if len(zones) > 1:
+            continue  # (the one name of two cities)
+        zone = ZoneInfo(zones.pop())
+        local = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).astimezone(zone)
+        hour = local.hour + local.minute / 60 + local.second / 3600
+        assert abs(r["local_hour"] - hour) < 1e-3 or abs(r["local_hour"] - hour) > 23.99
+        assert r["local_weekday"] == local.weekday()
+
+
+def test_spec_schema_describes_every_example_and_refuses_an_unknown_key() -> None:
+    import jsonschema
+    import yaml
+
+    out = subprocess.run([sys.executable, "-m", "producer", "spec", "schema"],
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    schema = orjson.loads(out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    examples = sorted((ROOT / "examples" / "specs").glob("*.yaml"))
+    assert len(examples) >= 5
+    for path in examples:
+        data = yaml.safe_load(path.read_text())
+        assert not list(validator.iter_errors(data)), path
+    data = yaml.safe_load(FLEET.read_text())
+    data["streams"]["fleet"]["entities"]["colour"] = "red"
+    assert any("colour" in e.message for e in validator.iter_errors(data))
+
+
+def test_spec_preview_from_a_start_is_reproducible() -> None:
+    run = [sys.executable, "-m", "producer", "spec", "preview", str(FLEET), "-n", "3",
+           "--start", "2025-06-01T12:00:00"]  # fmt: skip
+    one = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True).stdout
+    two = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert one == two
+    assert orjson.loads(one.splitlines()[0])["timestamp"].startswith("2025-06-01T12:00")

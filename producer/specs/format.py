@@ -19,6 +19,7 @@ after the fields it reads. A name starting with ``_`` is used but not written.
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from collections.abc import Mapping
@@ -37,8 +38,20 @@ if TYPE_CHECKING:
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
 TIME_NAMES = ("hour", "weekday")
-DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential")
-KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count")
+DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
+KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
+         "lookup", "faker")  # fmt: skip
+PER_ENTITY = ("city", "lookup", "faker")  # attributes only
+PER_RECORD = ("walk", "sequence", "machine", "count")  # fields only
+# The columns of the bundled cities a lookup can read, and which of them are numbers.
+CITY_COLUMNS = {"name": False, "country": False, "country_code": False, "latitude": True,
+                "longitude": True, "population": True, "timezone": False}  # fmt: skip
+# Faker methods that are not values (or are files and archives): not providers here.
+_NOT_PROVIDERS = {"seed", "seed_instance", "seed_locale", "add_provider", "get_providers",
+                  "provider", "format", "parse", "set_formatter", "get_formatter",
+                  "set_arguments", "del_arguments", "get_arguments", "binary", "zip", "tar",
+                  "image", "json", "json_bytes", "xml", "csv", "tsv", "psv", "dsv",
+                  "fixed_width", "random", "unique", "optional", "enum"}  # fmt: skip
 
 
 class Walk(Model):
@@ -136,6 +149,7 @@ class ValueSpec(Model):
     normal: tuple[float, float] | None = None
     lognormal: tuple[float, float] | None = None
     exponential: float | None = Field(None, gt=0)
+    poisson: float | None = Field(None, ge=0, le=1e9, description="Poisson counts of this mean.")
     choice: dict[str, float] | None = Field(None, description="Values and their weights.")
     sequence: Sequence | None = None
     walk: Walk | None = None
@@ -146,6 +160,14 @@ class ValueSpec(Model):
         None, description="A state machine per entity (fields only): the value is the state."
     )
     count: Count | None = Field(None, description="Entries of a machine into a state.")
+    city: Literal["population", "uniform"] | None = Field(
+        None, description="One of the bundled cities per entity, weighted by population or not."
+    )
+    lookup: str | None = Field(
+        None, description="<city attribute>.<column>: " + ", ".join(CITY_COLUMNS) + "."
+    )
+    faker: str | None = Field(None, description="A Faker provider, seeded per entity (name, ...).")
+    locale: str | None = Field(None, description="Faker's locale (default en_US).")
     round: int | None = Field(
         None, ge=0, le=12, description="Decimals to keep (0: a whole number, written as one)."
     )
@@ -169,6 +191,14 @@ class ValueSpec(Model):
         return value
 
     @model_validator(mode="after")
+    def _faker(self) -> Self:
+        if self.faker is not None:
+            check_faker(self.faker, self.locale)
+        elif self.locale is not None:
+            raise ValueError("locale is Faker's; accepted: locale with faker: <provider>")
+        return self
+
+    @model_validator(mode="after")
     def _one_kind(self) -> Self:
         given = [kind for kind in KINDS if getattr(self, kind) is not None]
         if len(given) != 1:
@@ -185,8 +215,10 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
-        if self.ref is not None or self.machine is not None:
+        if self.kind in ("ref", "machine", "city", "faker"):
             return False
+        if self.lookup is not None:
+            return CITY_COLUMNS.get(self.lookup.partition(".")[2], False)
         return self.choice is None or all(_is_number(v) for v in self.choice)
 
     @property
@@ -196,6 +228,10 @@ class ValueSpec(Model):
             return list(self.machine.states)
         if self.choice is not None and not self.numeric:
             return list(self.choice)
+        if self.city is not None:  # a city's index: every city's name, in file order
+            return city_values("name")
+        if self.lookup is not None and not self.numeric:
+            return city_words(self.lookup.partition(".")[2])
         return None
 
 
@@ -252,6 +288,11 @@ class StreamSpec(Model):
     entities: Entities
     fields: dict[str, ValueSpec]
     episodes: dict[str, Episode] = Field(default_factory=dict)
+    local_time: str = Field(
+        "UTC",
+        description="The zone of hour and weekday: an IANA zone, or an attribute that "
+        "holds zones (a city, a lookup of its timezone, a choice of zone names).",
+    )
     rate: RateSettings = RateSettings()
     time_field: str = "timestamp"
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
@@ -272,10 +313,25 @@ class StreamSpec(Model):
         for name in [*attributes, *fields, *self.episodes]:
             if not NAME.match(name):
                 raise ValueError(f"{name!r} is not a name: lower case letters, digits and _")
-        machines = [name for name, spec in attributes.items() if spec.kind in ("machine", "count")]
+        machines = [name for name, spec in attributes.items() if spec.kind in PER_RECORD]
         if machines:
             raise ValueError(f"attribute {machines[0]!r} is a {attributes[machines[0]].kind}: "
                              "that is a field (it changes from record to record)")  # fmt: skip
+        once = [name for name, spec in fields.items() if spec.kind in PER_ENTITY]
+        if once:
+            raise ValueError(f"field {once[0]!r} is a {fields[once[0]].kind}: that is an "
+                             "attribute (drawn once per entity)")  # fmt: skip
+        cities = [name for name, spec in attributes.items() if spec.city is not None]
+        for name, spec in attributes.items():
+            if spec.lookup is None:
+                continue
+            city, _, column = spec.lookup.partition(".")
+            if city not in cities or column not in CITY_COLUMNS:
+                shown = ", ".join(f"{c}.{col}" for c in cities[:1] or ["<city attribute>"]
+                                  for col in CITY_COLUMNS)  # fmt: skip
+                raise ValueError(f"{name}: lookup {spec.lookup!r} is not a city attribute's "
+                                 f"column; accepted: {shown}")  # fmt: skip
+        zone_of(self)  # local_time names a zone, or an attribute that holds zones
         counts = [n for n, f in fields.items() if f.count is not None]
         for name, spec in {**attributes, **fields}.items():
             if spec.per is not None and (name in attributes or spec.per not in counts):
@@ -309,13 +365,83 @@ class StreamSpec(Model):
         numeric = {name for name, spec in values.items() if spec.numeric}
         return numeric | set(self.episodes) | set(TIME_NAMES)
 
-    def categories(self) -> dict[str, list[str]]:
+    def categories(self) -> dict[str, list[str]]:  # (words: a choice, a state, a city)
         """What an expression may compare with words: categorical attributes and fields."""
         values = {**self.entities.attributes, **self.fields}
         return {name: words for name, spec in values.items() if (words := spec.words)}
 
 
 State.model_rebuild()
+
+
+def city_values(column: str) -> list[str]:
+    """A word column of the bundled cities, one value per city in file order."""
+    from producer.geography import load_cities
+
+    cities = load_cities()
+    columns: dict[str, Any] = {
+        "name": cities.name, "country": cities.country, "country_code": cities.country_code,
+        "timezone": cities.timezone,
+    }  # fmt: skip
+    return [str(value) for value in columns[column]]
+
+
+def city_words(column: str) -> list[str]:
+    """The distinct values of a word column of the cities (a lookup's words), in file order."""
+    return list(dict.fromkeys(city_values(column)))
+
+
+def zone_of(stream: StreamSpec) -> tuple[str, str | None]:
+    """``local_time`` as (zone, None) for one zone, or (attribute, how it holds zones:
+    city, lookup or choice); a ``ValueError`` naming what is accepted otherwise."""
+    name = stream.local_time
+    spec = stream.entities.attributes.get(name)
+    accepted = ("accepted: an IANA zone such as Europe/Berlin, or an attribute that is a city, "
+                "a lookup of a city's timezone or a choice of zone names")  # fmt: skip
+    if spec is None:
+        if not valid_zone(name):
+            raise ValueError(f"local_time {name!r} is not a time zone; {accepted}")
+        return name, None
+    if spec.city is not None:
+        return name, "city"
+    if spec.lookup is not None and spec.lookup.endswith(".timezone"):
+        return name, "lookup"
+    if spec.choice is not None and all(valid_zone(z) for z in spec.choice):
+        return name, "choice"
+    raise ValueError(f"local_time {name!r} is an attribute that does not hold zones; {accepted}")
+
+
+def valid_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def check_faker(provider: str, locale: str | None) -> None:
+    """A Faker provider (and locale) that gives a value with no arguments, or ValueError."""
+    from faker import Faker
+
+    accepted = (
+        "accepted: a Faker provider that takes no arguments (name, email, company, "
+        "street_address, city, phone_number, user_name, ...) and a locale such as de_DE"
+    )
+    if not NAME.match(provider) or provider.startswith("_") or provider in _NOT_PROVIDERS:
+        raise ValueError(f"faker {provider!r} is not a provider; {accepted}")
+    try:
+        fake = Faker(locale or "en_US")
+    except (AttributeError, ValueError) as exc:
+        raise ValueError(f"locale {locale!r} is not one of Faker's ({exc}); {accepted}") from None
+    method = getattr(fake, provider, None)
+    if method is None or not any(hasattr(p, provider) for p in fake.get_providers()):
+        raise ValueError(f"faker {provider!r} is not a provider; {accepted}")
+    try:
+        method()
+    except TypeError as exc:
+        raise ValueError(f"faker {provider!r} needs arguments ({exc}); {accepted}") from None
 
 
 class SpecFile(Model):
@@ -336,6 +462,23 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (2020-12) of the format, for editors' completion and checks: the
+    models' own, where a value may also be written as an expression or a number."""
+    schema = SpecFile.model_json_schema()
+    defs = schema["$defs"]
+    defs["ValueObject"] = defs.pop("ValueSpec")
+    text = json.dumps(schema).replace('"#/$defs/ValueSpec"', '"#/$defs/Value"')
+    schema = json.loads(text)
+    schema["$defs"]["Value"] = {"anyOf": [
+        {"$ref": "#/$defs/ValueObject"},
+        {"type": "string", "description": "An expression (see the format reference)."},
+        {"type": "number"},
+    ]}  # fmt: skip
+    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "synthstream spec file"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- loading

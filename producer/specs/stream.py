@@ -27,15 +27,25 @@ from producer.generators import (
     levels,
     rank_within_entity,
     sensor_source,
+    weighted_choice,
     weighted_choice_rows,
 )
+from producer.geography import load_cities
 from producer.plugins import SensorStreamSettings, StreamContext
 from producer.rates import Due
 from producer.records import Kinds, RecordBatch, Schema, arrow_schema, timestamp_array, uuid_array
 from producer.rng import F64, I64, U64
-from producer.specs.expressions import Expression, compile_expression, field_order
-from producer.specs.format import StreamSpec, ValueSpec
+from producer.specs.expressions import Expression, compile_expression, field_order, poisson
+from producer.specs.format import (
+    CITY_COLUMNS,
+    StreamSpec,
+    ValueSpec,
+    city_values,
+    city_words,
+    zone_of,
+)
 from producer.timeline import DAY_MS, HOUR_MS, weekday
+from producer.zones import ZoneTable
 
 Values = npt.NDArray[Any]
 
@@ -96,7 +106,7 @@ class _Values:
             self.expression = compile_expression(spec.expr, readable - {name}, categories=others)
         if spec.walk is not None and isinstance(spec.walk.start, str):
             self.expression = compile_expression(spec.walk.start, attributes, categories=others)
-        self.labels: list[Any] = list(spec.machine.states) if spec.machine else []
+        self.labels: list[Any] = spec.words or [] if spec.choice is None else []
         self.ref: tuple[str, str, int] | None = None  # (stream, id format, entities)
         self.numeric = spec.numeric  # a choice of numbers holds the numbers, not codes
         if spec.choice is not None:
@@ -108,6 +118,8 @@ class _Values:
     def reads(self) -> frozenset[str]:
         if self.spec.count is not None:
             return frozenset({self.spec.count.of})
+        if self.spec.lookup is not None:
+            return frozenset({self.spec.lookup.partition(".")[0]})
         names = self.expression.names if self.expression is not None else frozenset()
         return names | {self.spec.per} if self.spec.per is not None else names
 
@@ -127,6 +139,18 @@ class _Values:
             return s.lognormal[0] * np.exp(s.lognormal[1] * rng.box_muller(u[:, 0], u[:, 1]))
         if s.exponential is not None:
             return -np.log(u[:, 0]) * s.exponential
+        if s.poisson is not None:
+            return poisson(u[:, 0], u[:, 1], s.poisson)
+        if s.city is not None:  # an index into the bundled cities
+            cities = load_cities()
+            weights = cities.population if s.city == "population" else np.ones(len(cities))
+            return weighted_choice(u[:, 0], weights)
+        if s.lookup is not None:  # a column of the city attribute's city
+            city, _, column = s.lookup.partition(".")
+            index = columns[city].astype(np.int64)
+            return city_column(column)[index]
+        if s.faker is not None:
+            return fake(s.faker, s.locale, own)
         if self.ref is not None:  # an entity of the other stream, uniformly
             return np.minimum((u[:, 0] * self.ref[2]).astype(np.int64), self.ref[2] - 1)
         assert s.choice is not None
@@ -136,14 +160,38 @@ class _Values:
         return codes
 
     def finish(self, values: Values, keys: U64) -> Values:
-        """Rounding and nulls (NaN for numbers, -1 for choice codes)."""
+        """Rounding and nulls (NaN for numbers, -1 for codes, None for text)."""
         s = self.spec
         if self.numeric and s.round is not None:
             values = np.round(values, s.round)
         if s.nulls > 0:
             null = rng.uniform(rng.combine(keys, self.salt), 7) < s.nulls
-            values = np.where(null, np.nan if self.numeric else -1, values)
+            empty: Any = None if s.faker is not None else np.nan if self.numeric else -1
+            values = np.where(null, empty, values)
         return values
+
+
+def city_column(column: str) -> Values:
+    """A column of the bundled cities, by city index: numbers, or codes of its words."""
+    cities = load_cities()
+    if CITY_COLUMNS[column]:
+        return np.asarray(getattr(cities, column), dtype=np.float64)
+    words = {word: i for i, word in enumerate(city_words(column))}
+    return np.array([words[v] for v in city_values(column)], dtype=np.int64)
+
+
+def fake(provider: str, locale: str | None, keys: U64) -> Values:
+    """A Faker provider's value for each key, Faker seeded by the key (the same value for an
+    entity in every run and shard, with the same Faker version)."""
+    from faker import Faker
+
+    faker = Faker(locale or "en_US")
+    method = getattr(faker, provider)
+    out = np.empty(keys.size, dtype=object)
+    for i, key in enumerate(keys.tolist()):
+        faker.seed_instance(key)
+        out[i] = str(method())
+    return out
 
 
 def _label(value: str) -> Any:
@@ -261,6 +309,20 @@ class SpecGenerator:
                 else:
                     start = np.full(n, float(walk.start))
                 self.walks[name] = np.clip(start, walk.min, walk.max)
+        # Local time: one zone for all, or each entity's own (a city's, a zone attribute's).
+        self.zones: ZoneTable | None = None
+        self.zone = np.zeros(n, dtype=np.int64)
+        zone, holder = zone_of(spec)
+        if holder is None and zone != "UTC":
+            self.zones = ZoneTable([zone])
+        elif holder is not None:
+            zone_names = [str(w) for w in self.attributes[zone].labels]
+            codes = columns[zone].astype(np.int64)
+            if holder == "city":  # a city index: its timezone, among the cities' zones
+                zone_names = city_words("timezone")
+                codes = city_column("timezone")[codes]
+            self.zones = ZoneTable(zone_names)
+            self.zone = np.maximum(codes, 0)  # (a null zone: the first)
         self.machines = {f: _Machine(v, n) for f, v in self.fields.items()
                          if v.spec.machine is not None}  # fmt: skip
         self.schema: Schema = SpecSchema(self)
@@ -272,8 +334,9 @@ class SpecGenerator:
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
         columns: dict[str, Values] = {a: v[local] for a, v in self.entity_columns.items()}
         by_rank: list[I64] | None = None  # made once, for walks and machines
-        columns["hour"] = (time_ms % DAY_MS) / HOUR_MS
-        columns["weekday"] = weekday(time_ms).astype(np.float64)
+        wall = time_ms if self.zones is None else self.zones.local_ms(self.zone[local], time_ms)
+        columns["hour"] = (wall % DAY_MS) / HOUR_MS
+        columns["weekday"] = weekday(wall).astype(np.float64)
         hidden = ["hour", "weekday", *self.spec.episodes]
         entity = self.entity_ids[local]
         for salt, (name, episode) in enumerate(self.spec.episodes.items()):
@@ -377,6 +440,8 @@ class SpecSchema:
             stream, id_format, _ = v.ref
             return [None if i < 0 else id_format.format(stream=stream, index=i)
                     for i in column.astype(np.int64).tolist()]  # fmt: skip
+        if v.spec.faker is not None:
+            return list(column)
         if v.spec.words is not None:
             return list(self.labels[name][np.where(column < 0, len(v.labels), column)
                                           .astype(np.int64)])  # fmt: skip
@@ -438,8 +503,10 @@ def _arrow_type(values: _Values) -> pa.DataType:
     s = values.spec
     if s.sequence is not None or s.count is not None or (s.round == 0 and values.numeric):
         return pa.int64()
-    if s.ref is not None or s.machine is not None:
+    if s.kind in ("ref", "machine", "city", "faker") or not values.numeric:
         return pa.string()
+    if s.poisson is not None:
+        return pa.int64()
     if values.expression is not None and values.expression.boolean and s.walk is None:
         return pa.bool_()
     if s.choice is not None:
