@@ -3,10 +3,13 @@
 ``POST /api/v1/sensors/bme280`` takes one reading or a JSON array of them, validates each
 against the seed's ``BME280Reading`` (temperature -40..85, humidity 0..100, pressure
 300..1100), and answers 201, or 422 with the reasons (an array is accepted or refused
-whole). It counts accepted, rejected and duplicate ``message_id``s, serves ``/metrics``,
-``/healthz`` and ``/stats`` (the counts as JSON), and can append what it accepted to a JSON
-lines file. For tests and demos it fails on purpose when asked: a share of 503s, a share of
-429s with ``Retry-After``, added latency, and a bearer token it requires (401 otherwise).
+whole). ``POST /api/v1/streams/<stream>`` takes any stream's records (a JSON object or an
+array of them, e.g. a spec stream's with ``SYNTHSTREAM_SINKS__HTTP__BASE_URL`` ending in
+``/api/v1/streams``) and checks only that they are objects. It counts accepted, rejected
+and duplicate ``message_id``s, serves ``/metrics``, ``/healthz`` and ``/stats`` (the counts
+as JSON), and can append what it accepted to a JSON lines file. For tests and demos it fails
+on purpose when asked: a share of 503s, a share of 429s with ``Retry-After``, added latency,
+and a bearer token it requires (401 otherwise).
 
     synthstream-ingest --port 8000 --fail-rate 0.3 --throttle-rate 0.05 --out accepted.jsonl
 """
@@ -92,6 +95,59 @@ class Ingest:
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def post(self, request: Request) -> Response:
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        body = await request.body()
+        try:
+            parsed = _ONE_OR_MANY.validate_json(body)
+        except ValidationError as exc:
+            count = len(orjson.loads(body)) if body.startswith(b"[") else 1
+            reasons = [
+                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
+            ]
+            return self._reject(count, reasons)
+        readings = parsed if isinstance(parsed, list) else [parsed]
+        return self._accept([r.model_dump(mode="json") for r in readings])
+
+    async def post_stream(self, request: Request) -> Response:
+        """Any stream's records: a JSON object or an array of objects."""
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        try:
+            parsed = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return self._reject(1, [{"loc": [], "msg": f"not JSON: {exc}"}])
+        records = parsed if isinstance(parsed, list) else [parsed]
+        bad = [i for i, record in enumerate(records) if not isinstance(record, dict)]
+        if bad:
+            return self._reject(len(records), [{"loc": [bad[0]], "msg": "not a JSON object"}])
+        return self._accept(records)
+
+    def _reject(self, count: int, reasons: list[dict[str, Any]]) -> Response:
+        self.readings.labels("rejected").inc(count)
+        self.tally["rejected"] += count
+        return self.answer(422, {"detail": reasons[:20]})
+
+    def _accept(self, records: list[dict[str, Any]]) -> Response:
+        for record in records:
+            message_id = record.get("message_id")
+            if message_id is not None:
+                if message_id in self.seen:
+                    self.duplicates.inc()
+                    self.tally["duplicates"] += 1
+                self.seen.add(message_id)
+        self.readings.labels("accepted").inc(len(records))
+        self.tally["accepted"] += len(records)
+        if self._out is not None:
+            self._out.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE)
+                                     for r in records))  # fmt: skip
+            self._out.flush()
+        return self.answer(201, {"accepted": len(records)})
+
+    async def _refuse(self, request: Request) -> Response | None:
+        """The failures asked for (latency, a wrong token, 503s and 429s), or None."""
         s = self.settings
         if s.latency_ms:
             await asyncio.sleep(s.latency_ms / 1000)
@@ -107,35 +163,7 @@ class Ingest:
                 429, {"detail": "injected throttling"},
                 headers={"Retry-After": f"{s.retry_after_s:g}"},
             )  # fmt: skip
-        body = await request.body()
-        try:
-            parsed = _ONE_OR_MANY.validate_json(body)
-        except ValidationError as exc:
-            count = len(orjson.loads(body)) if body.startswith(b"[") else 1
-            self.readings.labels("rejected").inc(count)
-            self.tally["rejected"] += count
-            reasons = [
-                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
-            ]
-            return self.answer(422, {"detail": reasons[:20]})
-        readings = parsed if isinstance(parsed, list) else [parsed]
-        for reading in readings:
-            if reading.message_id is not None:
-                if reading.message_id in self.seen:
-                    self.duplicates.inc()
-                    self.tally["duplicates"] += 1
-                self.seen.add(reading.message_id)
-        self.readings.labels("accepted").inc(len(readings))
-        self.tally["accepted"] += len(readings)
-        if self._out is not None:
-            self._out.write(
-                b"".join(
-                    orjson.dumps(r.model_dump(mode="json"), option=orjson.OPT_APPEND_NEWLINE)
-                    for r in readings
-                )
-            )
-            self._out.flush()
-        return self.answer(201, {"accepted": len(readings)})
+        return None
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -157,6 +185,7 @@ def create_app(settings: IngestSettings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/api/v1/sensors/bme280", ingest.post, methods=["POST"]),
+            Route("/api/v1/streams/{stream}", ingest.post_stream, methods=["POST"]),
             Route("/metrics", ingest.metrics),
             Route("/healthz", ingest.healthz),
             Route("/stats", ingest.stats),

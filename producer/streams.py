@@ -12,6 +12,7 @@ import orjson
 from producer import rng
 from producer.config import Settings
 from producer.delivery import Route
+from producer.errors import ConfigError
 from producer.faults import Faults, Truth
 from producer.generators import Source
 from producer.plugins import StreamContext
@@ -72,6 +73,13 @@ def build_stream(name: str, settings: Settings) -> Stream:
         if stream_settings.faults.ground_truth:
             suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
             ground_truth = settings.file_sink.dir / f"{channel}{suffix}.ground-truth.jsonl"
+            try:  # the folder of the file sink, whichever sinks the stream has
+                ground_truth.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{name}: faults.ground_truth: cannot create {ground_truth.parent} "
+                    f"({exc.strerror or exc}); accepted: a writable SYNTHSTREAM_SINKS__FILE__DIR"
+                ) from None
         key = rng.text_key(settings.seed, name, "faults")
         if channel != name:
             key = rng.text_key(settings.seed, name, channel, "faults")

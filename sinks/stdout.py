@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from typing import BinaryIO
 
 import numpy as np
@@ -21,6 +22,9 @@ class StdoutSink:
     def __init__(self, settings: StdoutSinkFields, stream: BinaryIO | None = None) -> None:
         self.limits = SinkLimits(max_records=settings.max_records, linger=False)
         self._out = stream if stream is not None else sys.stdout.buffer
+        # Routes of several streams write from their own threads: one write at a time, or a
+        # pipe gets lines cut into each other (a buffered writer does not serialise them).
+        self._lock = threading.Lock()
 
     async def open(self) -> None:
         return None
@@ -33,8 +37,9 @@ class StdoutSink:
         whole = [False]  # this write reached the pipe (the sink may serve several routes)
 
         def write() -> None:
-            self._out.write(data)
-            self._out.flush()
+            with self._lock:
+                self._out.write(data)
+                self._out.flush()
             whole[0] = True
 
         try:  # in a thread: a slow reader blocks the write, never the loop (or a signal)

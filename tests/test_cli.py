@@ -121,3 +121,21 @@ def test_the_reference_endpoint_on_a_busy_port_is_one_line_and_status_2() -> Non
     assert busy.returncode == 2
     assert busy.stderr.strip().splitlines() == [busy.stderr.strip()]
     assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+
+
+def test_ground_truth_gets_its_folder_whatever_the_sink(tmp_path: Path) -> None:
+    env = {"SYNTHSTREAM_BME280__FAULTS__GROUND_TRUTH": "true",
+           "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0.5"}  # fmt: skip
+    args = ("run", "--sinks", "stdout", "--backfill", "--start", "2024-01-01T00:00:00",
+            "--end", "2024-01-01T00:01:00", "--metrics-port", "0")  # fmt: skip
+    result = cli(*args, env={**env, "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "a" / "b")})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a" / "b" / "bme280.ground-truth.jsonl").read_bytes().count(b"\n") > 10
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    refused = cli(*args, env={**env, "SYNTHSTREAM_SINKS__FILE__DIR": str(blocker / "x")})
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"synthstream: error: bme280: faults.ground_truth: cannot create {blocker / 'x'} "
+        "(Not a directory); accepted: a writable SYNTHSTREAM_SINKS__FILE__DIR"
+    )
