@@ -422,6 +422,8 @@ class SpecSchema:
         self.types = {n: _arrow_type(v) for n, v in self.values.items()}
         self.labels = {n: np.asarray([*v.labels, None], dtype=object)
                        for n, v in self.values.items() if v.labels}  # fmt: skip
+        names = [self.partition_key, self.time_field, *self.values, "message_id", "is_duplicate"]
+        self._row = _row_maker(names)
         count = spec.entities.count
         self.ids = np.array([spec.entities.id.format(stream=self.stream, index=i)
                              for i in range(count)], dtype=object)  # fmt: skip
@@ -458,13 +460,12 @@ class SpecSchema:
         return out
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        names = [self.partition_key, self.time_field, *self.values, "message_id", "is_duplicate"]
         columns = [
             self.ids[batch.entity].tolist(), batch.iso_times(),
             *[self._python(n, batch.columns[n]) for n in self.values],
             batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
         ]  # fmt: skip
-        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        return list(map(self._row, *columns))
 
     def table(self, batch: RecordBatch) -> pa.Table:
         arrays: list[pa.Array] = [  # type: ignore[type-arg]
@@ -475,6 +476,16 @@ class SpecSchema:
             arrays.append(pa.array(self._python(name, batch.columns[name]), self.types[name]))
         arrays += [uuid_array(batch.key), pa.array(batch.is_duplicate)]
         return pa.Table.from_arrays(arrays, schema=self.arrow)
+
+
+def _row_maker(names: list[str]) -> Any:
+    """A function of one value per name that makes a record's dict: a dict display with the
+    names as keys, twice as fast as ``dict(zip(names, values))`` a record. The keys are
+    ``repr`` literals (any text stays text) and the parameters are ``v0, v1, ...``: nothing of
+    the spec becomes code."""
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    body = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    return eval(f"lambda {params}: {{{body}}}")
 
 
 class EpisodeTruth:
