@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from producer.errors import ConfigError
 from producer.plugins import (
@@ -275,6 +276,25 @@ def load_settings(
         return settings_model()(_env_file=tuple(env_files), **overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, flags or {})) from None
+    except SettingsError as exc:  # a value that has to be JSON is not (rate events)
+        raise ConfigError(_not_json(environ) or str(exc)) from None
+
+
+# Settings whose environment value is JSON (a list of objects), by the variable's last part.
+JSON_SETTINGS = {"EVENTS": '[{"name": "sale", "start": "2026-11-27", "end": "2026-11-28", '
+                           '"multiplier": 4}]'}  # fmt: skip
+
+
+def _not_json(environ: Mapping[str, str]) -> str | None:
+    for name, value in environ.items():
+        example = JSON_SETTINGS.get(name.rsplit("__", 1)[-1].upper())
+        if not name.upper().startswith(ENV_PREFIX) or example is None:
+            continue
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            return f"{name}: not JSON ({exc}); accepted: a JSON list such as {example}"
+    return None
 
 
 def _one_line(exc: ValidationError, flags: Mapping[str, str]) -> str:
@@ -344,7 +364,8 @@ def env_example(
             continue
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"# {env}={_env_value(value)}")
+        shown = json.dumps(value) if name.upper() in JSON_SETTINGS else _env_value(value)
+        lines.append(f"# {env}={shown}")
     for env, sub_model, sub_defaults in nested:
         lines += ["", f"# ---- {env}__* : {(sub_model.__doc__ or '').strip().splitlines()[0]}"]
         lines += env_example(sub_model, f"{env}__", sub_defaults).strip("\n").splitlines()

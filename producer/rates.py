@@ -161,13 +161,22 @@ class TotalRate:
         self.months = np.asarray(settings.month_multipliers or [1.0] * 12)
         self.offset_ms = round(settings.utc_offset_hours * HOUR_MS)
         self.share = shard_share
+        # Dated events as (first hour, end hour, factor): an hour counts when it starts
+        # inside the event.
+        self.events = [(math.ceil(e.start.timestamp() * 1000 / HOUR_MS),
+                        math.ceil(e.end.timestamp() * 1000 / HOUR_MS), e.multiplier)
+                       for e in settings.events]  # fmt: skip
 
     def rate_in_hour(self, hour: int) -> float:
         """Records per second (all shards) in the hour starting ``hour * 3600`` s."""
         local_ms = hour * HOUR_MS + self.offset_ms
         hod, day = hour_of_day(local_ms), weekday(local_ms)
         month = int(np.datetime64(local_ms // DAY_MS, "D").astype("datetime64[M]").astype(int) % 12)
-        return float(self.base * self.hours[hod] * self.weekdays[day] * self.months[month])
+        rate = float(self.base * self.hours[hod] * self.weekdays[day] * self.months[month])
+        for first, end, factor in self.events:
+            if first <= hour < end:
+                rate *= factor
+        return rate
 
     def _hour_offset(self, hour: int) -> float:
         return float(rng.uniform(rng.combine(self.key, np.asarray([hour])), 0)[0])

@@ -140,6 +140,26 @@ class FaultSettings(Model):
         return self
 
 
+class RateEvent(Model):
+    """A dated event: the total rate times ``multiplier`` in the hours it covers."""
+
+    name: str = Field("event", description="What it is (a sale, a match, an outage).")
+    start: datetime = Field(description="Its first hour (ISO 8601; UTC without a zone).")
+    end: datetime = Field(description="The end, exclusive; hours starting before it count.")
+    multiplier: float = Field(ge=0, description="The rate's factor while it lasts.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"event {self.name!r}: end must be after start")
+        return self
+
+
 class RateSettings(Model):
     """When records are due. Either a fixed interval per entity, or a total rate over all."""
 
@@ -174,6 +194,12 @@ class RateSettings(Model):
         False,
         description="Every entity due on the interval's boundary (hourly: on the hour) "
         "instead of spread over it.",
+    )
+    events: list[RateEvent] = Field(
+        default_factory=list,
+        description="Dated events (total rate only), each hour it covers x its multiplier: "
+        'JSON, e.g. [{"name": "sale", "start": "2026-11-27", "end": "2026-11-28", '
+        '"multiplier": 4}].',
     )
 
     @model_validator(mode="after")

@@ -129,6 +129,23 @@ def test_total_rate_multipliers_scale_hours_and_scenarios() -> None:
     assert december.rate_in_hour((T0 - 1) // HOUR_MS) == 30.0  # 2023-12-31T23:00Z
 
 
+def test_dated_events_scale_the_hours_they_cover_over_new_year() -> None:
+    events = [{"name": "countdown", "start": "2023-12-31T22:00:00", "end": "2024-01-01T02:00:00",
+               "multiplier": 4}, {"name": "hangover", "start": "2024-01-01T01:00:00+00:00",
+               "end": "2024-01-01T01:30:00Z", "multiplier": 0.5}]  # fmt: skip
+    model = total_rate(10.0, events=events)
+    hour = T0 // HOUR_MS  # 2024-01-01T00:00Z
+    assert [model.rate_in_hour(h) for h in range(hour - 3, hour + 3)] == [
+        10.0,
+        40.0,
+        40.0,
+        40.0,
+        20.0,
+        10.0,
+    ]  # 21:00 ordinary; 22:00-01:00 the countdown; 01:00 both; 02:00 over
+    assert len(model.due(T0, T0 + HOUR_MS)) in range(143_999, 144_002)
+
+
 def test_total_rate_shards_partition_the_arrivals() -> None:
     s = RateSettings(total_per_s=50.0)
     whole = TotalRate(7, 10, np.arange(10), s, 1.0).due(T0, T0 + 60_000)

@@ -4,6 +4,7 @@ the same records, columns equal to the JSON, walks within their bounds."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -440,3 +441,47 @@ def test_spec_preview_from_a_start_is_reproducible() -> None:
     two = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True).stdout
     assert one == two
     assert orjson.loads(one.splitlines()[0])["timestamp"].startswith("2025-06-01T12:00")
+
+
+def test_formats_write_text_and_the_time_as_asked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+streams:
+  shop:
+    entities: {count: 20, id: "shop-{index:03d}", id_field: shop}
+    rate: {interval_s: 60}
+    time_format: epoch_ms
+    fields:
+      ticket: {sequence: {start: 7}, format: "T-{:05d}"}
+      price: {uniform: [1, 99], format: "{:.2f} EUR"}
+      kind: {choice: {a: 1, b: 1}, format: "<{}>"}
+""",
+    )
+    rows = spec_rows(path, "shop", T0, 1)
+    assert len(rows) == 20 * 60
+    first = {r["shop"]: r for r in reversed(rows)}
+    assert {r["ticket"] for r in first.values()} == {"T-00007"}
+    assert all(re.fullmatch(r"\d{1,2}\.\d\d EUR", str(r["price"])) for r in rows)
+    assert {r["kind"] for r in rows} == {"<a>", "<b>"}
+    assert all(type(r["timestamp"]) is int and T0 <= r["timestamp"] < T0 + 3_600_000
+               for r in rows)  # fmt: skip
+
+
+@pytest.mark.parametrize(("fmt", "says"), [
+    ("{:06d}", "streams.fleet.fields.a.format: '{:06d}' cannot write a float (Unknown format "
+               "code 'd' for object of type 'float'); accepted: one {} or {:spec}"),
+    ("{0.__class__}", "streams.fleet.fields.a.format: format '{0.__class__}' is not one plain "
+                      "{} or {:spec}; accepted: one {} or {:spec}"),
+    ("{} and {}", "is not one plain {} or {:spec}"),
+])  # fmt: skip
+def test_a_format_that_cannot_write_its_field_is_refused(
+    tmp_path: Path, fmt: str, says: str
+) -> None:
+    path = write(
+        tmp_path, GOOD.replace("{uniform: [0, 1]}", f'{{uniform: [0, 1], format: "{fmt}"}}')
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert says in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:5:")

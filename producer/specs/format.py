@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,8 @@ DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
          "lookup", "faker")  # fmt: skip
 PER_ENTITY = ("city", "lookup", "faker")  # attributes only
+FORMAT_ACCEPTED = "one {} or {:spec} with text around it, e.g. 'ORD-{:06d}' or '{:.2f} EUR'"
+TIME_FORMATS = ("iso", "epoch_ms", "epoch_s")
 PER_RECORD = ("walk", "sequence", "machine", "count")  # fields only
 # The columns of the bundled cities a lookup can read, and which of them are numbers.
 CITY_COLUMNS = {"name": False, "country": False, "country_code": False, "latitude": True,
@@ -168,6 +171,11 @@ class ValueSpec(Model):
     )
     faker: str | None = Field(None, description="A Faker provider, seeded per entity (name, ...).")
     locale: str | None = Field(None, description="Faker's locale (default en_US).")
+    format: str | None = Field(
+        None,
+        description="Written as text through a Python format of the value: "
+        "'ORD-{:06d}', '{:.2f} EUR', '{:>8}'.",
+    )
     round: int | None = Field(
         None, ge=0, le=12, description="Decimals to keep (0: a whole number, written as one)."
     )
@@ -188,6 +196,23 @@ class ValueSpec(Model):
             return {"expr": value}
         if isinstance(value, int | float) and not isinstance(value, bool):
             return {"expr": repr(float(value))}
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _one_field(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"format {value!r}: {exc}; accepted: {FORMAT_ACCEPTED}") from None
+        fields = [p for p in parts if p[1] is not None]
+        if len(fields) != 1 or fields[0][1] != "" or fields[0][3] is not None or (
+            "{" in (fields[0][2] or "")
+        ):  # fmt: skip
+            raise ValueError(f"format {value!r} is not one plain {{}} or {{:spec}}; "
+                             f"accepted: {FORMAT_ACCEPTED}")  # fmt: skip
         return value
 
     @model_validator(mode="after")
@@ -295,6 +320,11 @@ class StreamSpec(Model):
     )
     rate: RateSettings = RateSettings()
     time_field: str = "timestamp"
+    time_format: Literal["iso", "epoch_ms", "epoch_s"] = Field(
+        "iso",
+        description="How JSON writes the time: ISO 8601 UTC with ms, or epoch ms or "
+        "seconds (Parquet and CSV keep a typed timestamp).",
+    )
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
     faults: FaultSettings = FaultSettings()
     http_path: str | None = None
@@ -509,6 +539,7 @@ def load_spec(path: Path) -> SpecFile:
         raise ConfigError(_located(path, exc, marks)) from None
     for name, stream in spec.streams.items():
         _check_expressions(path, name, stream, marks)
+        _check_formats(path, name, stream, marks)
         _resolve_references(path, name, spec, marks)
     return spec
 
@@ -609,6 +640,40 @@ def _model_at(loc: tuple[Any, ...]) -> list[str]:
                 parts.pop(0)
         model = annotation
     return list(getattr(model, "model_fields", {}))
+
+
+def value_type(spec: ValueSpec, boolean: bool) -> str:
+    """What a value is before any ``format``: text, int, bool or float (``boolean``: its
+    expression is a comparison)."""
+    if spec.words is not None or spec.kind in ("ref", "faker"):
+        return "text"
+    if spec.kind in ("sequence", "count", "poisson") or spec.round == 0:
+        return "int"
+    if boolean and spec.walk is None:
+        return "bool"
+    return "float"
+
+
+_SAMPLES: dict[str, Any] = {"text": "text", "int": 1, "bool": True, "float": 1.5}
+
+
+def _check_formats(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:
+    """Every ``format`` can write a value of its field's type."""
+    for prefix, specs in ((("entities", "attributes"), stream.entities.attributes),
+                          (("fields",), stream.fields)):  # fmt: skip
+        for field, spec in specs.items():
+            if spec.format is None:
+                continue
+            boolean = spec.expr is not None and compile_expression(
+                spec.expr, stream.readable(), categories=stream.categories()).boolean  # fmt: skip
+            kind = value_type(spec, boolean)
+            try:
+                spec.format.format(_SAMPLES[kind])
+            except (ValueError, TypeError) as exc:
+                line, col = marks.get(("streams", name, *prefix, field, "format"), (1, 1))
+                raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
+                                  f"{field}.format: {spec.format!r} cannot write a {kind} "
+                                  f"({exc}); accepted: {FORMAT_ACCEPTED}") from None  # fmt: skip
 
 
 def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:

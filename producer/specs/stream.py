@@ -42,6 +42,7 @@ from producer.specs.format import (
     ValueSpec,
     city_values,
     city_words,
+    value_type,
     zone_of,
 )
 from producer.timeline import DAY_MS, HOUR_MS, weekday
@@ -419,7 +420,10 @@ class SpecSchema:
                                              if v.spec.walk else (-1e12, 1e12))  # fmt: skip
                 scale = (high - low) / 20 if high - low < 1e12 else 1.0
                 self.measures[name] = (scale, low, high)
-        self.types = {n: _arrow_type(v) for n, v in self.values.items()}
+        self.base_types = {n: _arrow_type(v) for n, v in self.values.items()}
+        self.types = {n: pa.string() if v.spec.format is not None else self.base_types[n]
+                      for n, v in self.values.items()}  # fmt: skip
+        self.time_format = spec.time_format
         self.labels = {n: np.asarray([*v.labels, None], dtype=object)
                        for n, v in self.values.items() if v.labels}  # fmt: skip
         names = [self.partition_key, self.time_field, *self.values, "message_id", "is_duplicate"]
@@ -429,7 +433,7 @@ class SpecSchema:
                              for i in range(count)], dtype=object)  # fmt: skip
         self.arrow = arrow_schema([
             (self.partition_key, pa.string()), (self.time_field, pa.timestamp("ms", tz="UTC")),
-            *[(n, _arrow_type(v)) for n, v in self.values.items()],
+            *[(n, self.types[n]) for n in self.values],
             ("message_id", pa.string()), ("is_duplicate", pa.bool_()),
         ])  # fmt: skip
 
@@ -437,7 +441,15 @@ class SpecSchema:
         """A column as JSON-ready values (null where NaN or a -1 code): whole columns through
         numpy where they can go, element by element only where nulls are."""
         v = self.values[name]
-        kind = self.types[name]
+        out = self._plain(name, column)
+        if v.spec.format is not None:  # (validated on load: it can write this type)
+            fmt = v.spec.format
+            return [None if value is None else fmt.format(value) for value in out]
+        return out
+
+    def _plain(self, name: str, column: Values) -> list[Any]:
+        v = self.values[name]
+        kind = self.base_types[name]
         if v.ref is not None:
             stream, id_format, _ = v.ref
             return [None if i < 0 else id_format.format(stream=stream, index=i)
@@ -459,9 +471,16 @@ class SpecSchema:
                 out[i] = None
         return out
 
+    def _times(self, batch: RecordBatch) -> list[Any]:
+        if self.time_format == "epoch_ms":
+            return batch.reported_ms.tolist()  # type: ignore[no-any-return]
+        if self.time_format == "epoch_s":
+            return (batch.reported_ms / 1000).tolist()  # type: ignore[no-any-return]
+        return batch.iso_times()
+
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         columns = [
-            self.ids[batch.entity].tolist(), batch.iso_times(),
+            self.ids[batch.entity].tolist(), self._times(batch),
             *[self._python(n, batch.columns[n]) for n in self.values],
             batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
         ]  # fmt: skip
@@ -512,19 +531,12 @@ class EpisodeTruth:
 
 def _arrow_type(values: _Values) -> pa.DataType:
     s = values.spec
-    if s.sequence is not None or s.count is not None or (s.round == 0 and values.numeric):
-        return pa.int64()
-    if s.kind in ("ref", "machine", "city", "faker") or not values.numeric:
-        return pa.string()
-    if s.poisson is not None:
-        return pa.int64()
-    if values.expression is not None and values.expression.boolean and s.walk is None:
-        return pa.bool_()
-    if s.choice is not None:
-        kinds = {type(label) for label in values.labels}
-        if kinds <= {int}:
-            return pa.int64()
-        if kinds <= {int, float}:
-            return pa.float64()
-        return pa.string()
-    return pa.float64()
+    if s.choice is not None and values.numeric:  # numbers as written: whole or not
+        return pa.int64() if {type(label) for label in values.labels} <= {int} else pa.float64()
+    boolean = values.expression is not None and values.expression.boolean
+    return _ARROW[value_type(s, boolean)]
+
+
+_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "float": pa.float64(),
+}  # fmt: skip
