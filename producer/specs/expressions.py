@@ -100,7 +100,8 @@ class Expression:
 
     def evaluate(self, columns: Mapping[str, Column], keys: U64) -> Column:
         """Values for records with these ``columns`` (every name in ``names``) and keys."""
-        out = self._evaluate(columns, keys)
+        with np.errstate(all="ignore"):  # 1 / 0 is inf, log(-1) NaN (null): data, not news
+            out = self._evaluate(columns, keys)
         return np.broadcast_to(np.asarray(out, dtype=np.float64), keys.shape).copy()
 
 
