@@ -328,6 +328,8 @@ def test_every_example_spec_runs_through_the_sink_exactly(
             got = asyncio.run(consume(dest.env["SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS"],
                                       topic, delivered))  # fmt: skip
             held[name] = [orjson.loads(m.value)["message_id"] for m in got]
+            key = spec.key or spec.entities.id_field  # payments: keyed by account
+            assert all(m.key.decode() == orjson.loads(m.value)[key] for m in got), name
         elif sink == "kinesis":
             url = dest.env["SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL"]
             held[name] = [orjson.loads(r["Data"])["message_id"]

@@ -231,7 +231,8 @@ class ValueSpec(Model):
             raise ValueError(f"{got} given; accepted: exactly one of {', '.join(KINDS)}")
         if self.choice is not None and (not self.choice or min(self.choice.values()) < 0
                                         or sum(self.choice.values()) <= 0):  # fmt: skip
-            raise ValueError("choice needs values with non-negative weights, not all 0")
+            raise ValueError("choice needs values with non-negative weights, not all 0; "
+                             "accepted: {value: weight >= 0, ...}")  # fmt: skip
         return self
 
     @property
@@ -325,6 +326,11 @@ class StreamSpec(Model):
         description="How JSON writes the time: ISO 8601 UTC with ms, or epoch ms or "
         "seconds (Parquet and CSV keep a typed timestamp).",
     )
+    key: str | None = Field(
+        None,
+        description="The field that keys each record (the Kafka message key, the Kinesis "
+        "partition key: what keeps order): the entity's id unless set.",
+    )
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
     faults: FaultSettings = FaultSettings()
     http_path: str | None = None
@@ -346,11 +352,13 @@ class StreamSpec(Model):
         machines = [name for name, spec in attributes.items() if spec.kind in PER_RECORD]
         if machines:
             raise ValueError(f"attribute {machines[0]!r} is a {attributes[machines[0]].kind}: "
-                             "that is a field (it changes from record to record)")  # fmt: skip
+                             "that is a field (it changes from record to record); accepted: "
+                             "it under fields")  # fmt: skip
         once = [name for name, spec in fields.items() if spec.kind in PER_ENTITY]
         if once:
             raise ValueError(f"field {once[0]!r} is a {fields[once[0]].kind}: that is an "
-                             "attribute (drawn once per entity)")  # fmt: skip
+                             "attribute (drawn once per entity); accepted: it under "
+                             "entities.attributes")  # fmt: skip
         cities = [name for name, spec in attributes.items() if spec.city is not None]
         for name, spec in attributes.items():
             if spec.lookup is None:
@@ -362,6 +370,10 @@ class StreamSpec(Model):
                 raise ValueError(f"{name}: lookup {spec.lookup!r} is not a city attribute's "
                                  f"column; accepted: {shown}")  # fmt: skip
         zone_of(self)  # local_time names a zone, or an attribute that holds zones
+        written = [n for n in [*attributes, *fields] if not n.startswith("_")]
+        if self.key is not None and self.key not in [self.entities.id_field, *written]:
+            raise ValueError(f"key {self.key!r} is not a field of the record; accepted: "
+                             f"{', '.join([self.entities.id_field, *written])}")  # fmt: skip
         counts = [n for n, f in fields.items() if f.count is not None]
         for name, spec in {**attributes, **fields}.items():
             if spec.per is not None and (name in attributes or spec.per not in counts):
@@ -382,7 +394,8 @@ class StreamSpec(Model):
         both = set(attributes) & set(fields) | set(self.episodes) & (set(attributes)
                                                                       | set(fields))  # fmt: skip
         if both:
-            raise ValueError(f"{sorted(both)} are named twice (attributes, fields, episodes)")
+            raise ValueError(f"{sorted(both)} are named twice (attributes, fields, episodes); "
+                             "accepted: each name once")  # fmt: skip
         fixed = {self.entities.id_field, self.time_field, "message_id", "is_duplicate"}
         taken = fixed & (set(attributes) | set(fields))
         if taken:

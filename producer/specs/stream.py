@@ -406,7 +406,8 @@ class SpecSchema:
     def __init__(self, generator: SpecGenerator) -> None:
         spec = generator.spec
         self.stream = generator.stream
-        self.partition_key = spec.entities.id_field
+        self.id_field = spec.entities.id_field
+        self.partition_key = spec.key or self.id_field  # the Kafka key, Kinesis partition key
         self.time_field = spec.time_field
         self.kinds: Kinds | None = None
         values = {**generator.attributes, **generator.fields}
@@ -427,7 +428,7 @@ class SpecSchema:
         self.time_format = spec.time_format
         self.labels = {n: np.asarray([*v.labels, None], dtype=object)
                        for n, v in self.values.items() if v.labels}  # fmt: skip
-        names = [self.partition_key, self.time_field, *self.values, "message_id", "is_duplicate"]
+        names = [self.id_field, self.time_field, *self.values, "message_id", "is_duplicate"]
         self._row = _row_maker(names)
         # For jsonl: each key with what precedes it, each id's and word's JSON text.
         self._keys = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":"
@@ -441,7 +442,7 @@ class SpecSchema:
                              for i in range(count)], dtype=object)  # fmt: skip
         self._id_texts = np.array([orjson.dumps(i) for i in self.ids.tolist()], dtype=object)
         self.arrow = arrow_schema([
-            (self.partition_key, pa.string()), (self.time_field, pa.timestamp("ms", tz="UTC")),
+            (self.id_field, pa.string()), (self.time_field, pa.timestamp("ms", tz="UTC")),
             *[(n, self.types[n]) for n in self.values],
             ("message_id", pa.string()), ("is_duplicate", pa.bool_()),
         ])  # fmt: skip
