@@ -99,17 +99,18 @@ def by_entity(records: list[Row], key: str) -> dict[object, list[Row]]:
     return out
 
 
-@pytest.mark.parametrize(("name", "stream", "field", "key"), [
-    ("clickstream", "clicks", "page", "user_id"),
-    ("order-lifecycle", "orders", "status", "slot_id"),
+@pytest.mark.parametrize(("name", "stream", "field", "key", "days"), [
+    ("clickstream", "clicks", "page", "user_id", 1),
+    ("order-lifecycle", "orders", "status", "slot_id", 2),
+    ("sales-pipeline", "deals", "stage", "slot_id", 60),
 ])  # fmt: skip
 def test_state_machines_only_take_declared_transitions(
-    name: str, stream: str, field: str, key: str
+    name: str, stream: str, field: str, key: str, days: int
 ) -> None:
     spec = ROOT / "examples" / "specs" / f"{name}.yaml"
     machine = load_spec(spec).streams[stream].fields[field].machine
     assert machine is not None
-    batch, _ = batches(spec, stream, [HOUR], T0 + 48 * HOUR)  # clean: faults come later
+    batch, _ = batches(spec, stream, [24 * HOUR], T0 + days * 24 * HOUR)  # faults come later
     records = [orjson.loads(line) for line in lines(spec, stream, batch)]
     allowed = reachable(machine)
     seen: set[tuple[str, str]] = set()
@@ -253,3 +254,38 @@ def test_the_columnwise_json_lines_are_the_bytes_of_the_dicts(spec: Path, stream
     faults = Faults(FaultSettings(malformed_rate=0.3), 5, schema)
     changed = faults.apply(batch, T0 + HOUR).batch
     assert encode_jsonl(schema, changed).splitlines() == json_documents(schema, changed)
+
+
+def test_the_sales_pipeline_has_seed_004s_delays_weights_and_amounts() -> None:
+    spec = ROOT / "examples" / "specs" / "sales-pipeline.yaml"
+    batch, _ = batches(spec, "deals", [24 * HOUR], T0 + 60 * 24 * HOUR)
+    records = [orjson.loads(line) for line in lines(spec, "deals", batch)]
+    deals: dict[tuple[object, object], dict[str, float]] = defaultdict(dict)
+    for r in records:
+        if not r["is_duplicate"]:
+            stamp = datetime.fromisoformat(str(r["timestamp"]).replace("Z", "+00:00"))
+            deals[(r["slot_id"], r["deal_no"])][str(r["stage"])] = stamp.timestamp() / 86400
+    rng = np.random.default_rng(0)  # the seed's own formula, sampled: max(0, int(normal))
+    for a, b, mean, sd in (("appointment", "qualified", 3, 2), ("qualified", "presentation", 7, 3),
+                           ("presentation", "decision", 10, 5)):  # fmt: skip
+        start = T0 / 1000 / 86400
+        # Deals at the stage in the first 20 of the 60 days: even a long wait ends in view.
+        gaps = [d[b] - d[a] for d in deals.values() if a in d and b in d and d[a] < start + 20]
+        assert len(gaps) > 500, (a, b)
+        expected = np.maximum(0, np.floor(rng.normal(mean, sd, 100_000))).mean()
+        # (+ up to an hour: a slot looks at its deal hourly)
+        assert abs(np.mean(gaps) - expected - 0.02) < 0.25, (a, b, np.mean(gaps), expected)
+    firsts = [r for r in records if r["stage"] == "appointment"]
+    for name, weights in (("deal_type", {"New Business": 45, "Renewal": 30, "Upsell": 15,
+                                         "Cross-sell": 10}),
+                          ("brand", {"Brand_A": 50, "Brand_B": 35, "Brand_C": 15})):  # fmt: skip
+        for value, weight in weights.items():
+            share = sum(r[name] == value for r in firsts) / len(firsts)
+            assert abs(share - weight / 100) < 0.03, (name, value, share)
+    assert min(float(str(r["amount"])) for r in records) >= 5000
+    renewals = [float(str(r["amount"])) for r in firsts
+                if r["deal_type"] == "Renewal" and r["brand"] == "Brand_B"
+                and r["enrollment_type"] == "Hybrid"]  # fmt: skip
+    assert abs(np.mean(renewals) - 38000) < 2500, "the seed's base, no adjustment"
+    lost = sum(1 for d in deals.values() if "lost" in d)
+    assert 0.05 < lost / len(deals) < 0.25, "3 % drop out at each of five stages"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
-TIME_NAMES = ("hour", "weekday")
+TIME_NAMES = ("hour", "weekday", "month")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
          "lookup", "faker")  # fmt: skip

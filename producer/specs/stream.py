@@ -339,7 +339,9 @@ class SpecGenerator:
         wall = time_ms if self.zones is None else self.zones.local_ms(self.zone[local], time_ms)
         columns["hour"] = (wall % DAY_MS) / HOUR_MS
         columns["weekday"] = weekday(wall).astype(np.float64)
-        hidden = ["hour", "weekday", *self.spec.episodes]
+        months = wall.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        columns["month"] = (months % 12 + 1).astype(np.float64)
+        hidden = ["hour", "weekday", "month", *self.spec.episodes]
         entity = self.entity_ids[local]
         for salt, (name, episode) in enumerate(self.spec.episodes.items()):
             slot = HOUR_MS if episode.per == "hour" else DAY_MS
