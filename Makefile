@@ -42,6 +42,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.kinesis
 	$(BIN)/python -m bench.ecommerce
 	$(BIN)/python -m bench.kafka
+	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.incidents
 

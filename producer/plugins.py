@@ -42,6 +42,7 @@ BUILT_IN_SINKS = {
     "http": "sinks.settings:HttpSinkSettings",
     "kafka": "sinks.settings:KafkaSinkSettings",
     "kinesis": "sinks.settings:KinesisSinkSettings",
+    "postgres": "sinks.settings:PostgresSinkSettings",
     "null": "sinks.settings:NullSinkSettings",
 }
 

@@ -113,5 +113,21 @@ class KinesisSinkFields(SinkSettings):
     max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords call.")
 
 
+class PostgresSinkFields(SinkSettings):
+    """PostgreSQL through psycopg 3: a table per channel, appended to with COPY."""
+
+    dsn: str = Field(
+        "postgresql://127.0.0.1:5432/synthstream",
+        description="libpq connection string or URL (a password here is never logged).",
+    )
+    password: SecretStr | None = Field(None, description="Unset: the DSN's, or PGPASSWORD.")
+    schema_name: str = Field("public", description="The schema of the tables.")
+    table_prefix: str = Field("", description="Put before each channel's name.")
+    create_database: bool = Field(True, description="Create the DSN's database if missing.")
+    create_tables: bool = Field(True, description="Create a missing table from the schema.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    max_records: int = Field(10_000, ge=1, description="Records per COPY transaction.")
+
+
 class NullSinkFields(SinkSettings):
     """Nothing: every record counts as delivered (benchmarks, dry runs)."""

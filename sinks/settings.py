@@ -13,6 +13,7 @@ from sinks.fields import (
     KafkaSinkFields,
     KinesisSinkFields,
     NullSinkFields,
+    PostgresSinkFields,
     StdoutSinkFields,
 )
 
@@ -81,6 +82,19 @@ class KinesisSinkSettings(KinesisSinkFields):
         from sinks.kinesis import KinesisSink  # aioboto3 alone takes 0.3 s to import
 
         return KinesisSink(self, context.destinations)
+
+
+class PostgresSinkSettings(PostgresSinkFields):
+    """PostgreSQL through psycopg 3: a table per channel, appended to with COPY."""
+
+    KIND: ClassVar[str] = "postgres"
+    DESCRIPTION: ClassVar[str] = "PostgreSQL tables (psycopg 3), a table per channel, COPY"
+    NETWORK: ClassVar[bool] = True
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.postgres import PostgresSink
+
+        return PostgresSink(self, context.destinations)
 
 
 class NullSinkSettings(NullSinkFields):

@@ -117,13 +117,13 @@ def stop_group(proc: subprocess.Popen[str], timeout: float) -> None:
 
 
 @contextmanager
-def postgres() -> Iterator[tuple[str, int]]:
-    """A fresh PostgreSQL cluster started by scripts/postgres on loopback; yields (psql
-    binary, port) once the server says it accepts connections."""
+def postgres(port: int | None = None) -> Iterator[tuple[str, int]]:
+    """A fresh PostgreSQL cluster started by scripts/postgres on loopback (on ``port``, or a
+    free one); yields (psql binary, port) once the server says it accepts connections."""
     import shutil
     import tempfile
 
-    port = free_port()
+    port = free_port() if port is None else port
     folder = tempfile.mkdtemp(prefix="synthstream-pg-")
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "postgres"), "start", folder, str(port)],

@@ -40,12 +40,12 @@ import orjson
 import pytest
 
 from tests.conftest import next_event
-from tests.services import ingest, kafka_broker, localstack, small_filesystem
+from tests.services import ingest, kafka_broker, localstack, postgres, small_filesystem
 from tests.test_end_to_end import delivered_series, log_events, scrape_until
 from tests.test_kafka import consume
 from tests.test_kinesis import read_all
 
-SINKS = ("stdout", "file", "http", "kafka", "kinesis")
+SINKS = ("stdout", "file", "http", "kafka", "kinesis", "postgres")
 
 
 @dataclass
@@ -62,6 +62,22 @@ class Destination:
 def broker() -> Iterator[str]:
     with kafka_broker() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    with postgres() as (_psql, port):
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def rows_of(url: str, table: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        found = connection.execute("SELECT to_regclass(%s)", (f'"{table}"',)).fetchone()
+        if found is None or found[0] is None:
+            return []
+        return [row[0] for row in connection.execute(f'SELECT message_id FROM "{table}"')]
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +120,14 @@ def destination(sink: str, tmp_path: Path, request: pytest.FixtureRequest,
             return [orjson.loads(m.value)["message_id"] for m in messages]
 
         dest.read = read_kafka
+        yield dest
+    elif sink == "postgres":
+        url = request.getfixturevalue("database")
+        prefix = f"t{abs(hash(name)) % 10**8}_"  # (a table name has at most 63 bytes)
+        dest = Destination(sink, {"SYNTHSTREAM_SINKS__POSTGRES__DSN": url,
+                                  "SYNTHSTREAM_SINKS__POSTGRES__TABLE_PREFIX": prefix},
+                           lambda _out: rows_of(url, prefix + "bme280"))  # fmt: skip
+        dest.extra["prefix"] = prefix
         yield dest
     else:
         url = request.getfixturevalue("kinesis_url")
@@ -177,8 +201,8 @@ def test_a_stop_under_backpressure_ends_in_time_and_counts_exactly(
 ) -> None:
     ingest_args = ("--latency-ms", "50") if sink == "http" else ()
     with destination(sink, tmp_path, request, *ingest_args) as dest:
-        small = {f"sinks__{name}__max_records": "100" for name in ("file", "stdout", "kafka",
-                                                                   "kinesis")}  # fmt: skip
+        small = {f"sinks__{name}__max_records": "100"
+                 for name in ("file", "stdout", "kafka", "kinesis", "postgres")}  # fmt: skip
         env = environment(dest, delivery__queue_records="500", delivery__shutdown_timeout_s="1",
                           bme280__devices="50", bme280__rate__interval_s="1",
                           bme280__faults__drop_rate="0", bme280__faults__duplicate_rate="0",
@@ -293,7 +317,9 @@ def test_every_example_spec_runs_through_the_sink_exactly(
         )  # fmt: skip
         out, events = finish(proc, timeout=300)
     finished = events["synthstream_finished"]
-    assert finished["exit_code"] == 0, finished
+    assert finished["exit_code"] == 0, {
+        k: v for k, v in events.items() if k != "synthstream_started"
+    }
     assert set(finished["streams"]) == set(streams)
     held: dict[str, list[str]] = {}
     if sink in ("stdout", "file", "http"):
@@ -330,6 +356,9 @@ def test_every_example_spec_runs_through_the_sink_exactly(
             held[name] = [orjson.loads(m.value)["message_id"] for m in got]
             key = spec.key or spec.entities.id_field  # payments: keyed by account
             assert all(m.key.decode() == orjson.loads(m.value)[key] for m in got), name
+        elif sink == "postgres":
+            url = dest.env["SYNTHSTREAM_SINKS__POSTGRES__DSN"]
+            held[name] = rows_of(url, dest.extra["prefix"] + name)
         elif sink == "kinesis":
             url = dest.env["SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL"]
             held[name] = [orjson.loads(r["Data"])["message_id"]

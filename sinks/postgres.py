@@ -1,0 +1,251 @@
+"""PostgreSQL tables through psycopg 3: a table per channel, appended to with COPY.
+
+Each channel's records go to a table of its name (in ``schema``, with ``table_prefix``),
+created from the channel's Arrow schema when missing: text, bigint, double precision,
+boolean, timestamptz; a struct's fields become columns of their own (``metadata_version``),
+a list is jsonb. A ``send`` is one transaction: the batch's Arrow table written as CSV by
+pyarrow (column by column, no row objects in Python) into ``COPY ... FROM STDIN``, then
+COMMIT; the records count as delivered when the commit returns. A connection that fails
+before the commit is retried with backoff; one that fails during it leaves the outcome
+unknown (the batch may be there: sent again, counted as redelivered). A row PostgreSQL
+refuses (a type it cannot read) fails the batch for good, with the server's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import structlog
+
+from producer.errors import ConfigError
+from producer.records import RecordBatch, Schema
+from sinks.base import SinkLimits
+from sinks.errors import FatalError, Interrupted, RetryableError, SinkError
+from sinks.fields import PostgresSinkFields
+
+log = structlog.get_logger("synthstream.postgres")
+
+MAX_NAME_BYTES = 63  # NAMEDATALEN - 1
+
+
+def sql_type(kind: pa.DataType) -> str:
+    """The column type for an Arrow type."""
+    if pa.types.is_dictionary(kind):
+        return sql_type(kind.value_type)
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_integer(kind):
+        return "bigint" if kind.bit_width > 32 else "integer" if kind.bit_width > 16 else "smallint"
+    if pa.types.is_floating(kind):
+        return "double precision" if kind.bit_width > 32 else "real"
+    if pa.types.is_timestamp(kind):
+        return "timestamptz" if kind.tz is not None else "timestamp"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_struct(kind):
+        return "jsonb"
+    return "text"
+
+
+def flat(table: pa.Table) -> pa.Table:
+    """Struct columns as columns of their own (``metadata.version`` -> ``metadata_version``),
+    lists as JSON text: what COPY's CSV can carry."""
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    names = [name.replace(".", "_") for name in table.column_names]
+    columns = []
+    for column in table.columns:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            texts = [None if v is None else orjson.dumps(v).decode() for v in column.to_pylist()]
+            column = pa.chunked_array([pa.array(texts, pa.string())])
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """The table as CSV for ``COPY ... (FORMAT csv, HEADER true)``: nulls unquoted and empty,
+    every value quoted (an empty string stays one), timestamps in ISO 8601 with their zone."""
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
+    casts = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            column = column.cast(kind.value_type)
+        casts.append(column)
+    pacsv.write_csv(pa.Table.from_arrays(casts, names=table.column_names), sink, options)
+    return bytes(sink.getvalue())
+
+
+async def _commit(connection: Any, records: int) -> None:
+    """COMMIT, to its end even when the send is cancelled meanwhile (then ``Interrupted``
+    says whether the server has the records)."""
+    commit = asyncio.ensure_future(connection.commit())
+    try:
+        await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await commit
+        done = commit.done() and not commit.cancelled() and commit.exception() is None
+        raise Interrupted(np.arange(records if done else 0, dtype=np.int64)) from None
+
+
+class PostgresSink:
+    name = "postgres"
+
+    def __init__(self, settings: PostgresSinkFields, tables: dict[str, str]) -> None:
+        self.settings = settings
+        self.tables = tables  # channel -> table name
+        for table in tables.values():  # PostgreSQL would cut a longer name, silently
+            name = settings.table_prefix + table
+            if len(name.encode()) > MAX_NAME_BYTES:
+                raise ConfigError(
+                    f"SYNTHSTREAM_SINKS__POSTGRES__TABLE_PREFIX: the table {name!r} is longer "
+                    f"than PostgreSQL's {MAX_NAME_BYTES} bytes; accepted: a shorter prefix"
+                )
+        self.limits = SinkLimits(max_records=settings.max_records)
+        self._connection: Any = None
+        self._lock = asyncio.Lock()  # one connection, one transaction at a time
+        self._ready: dict[str, list[str]] = {}  # table -> its columns, once created
+
+    @property
+    def where(self) -> str:
+        """The DSN without its password (for messages)."""
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        try:
+            parts = conninfo_to_dict(self.settings.dsn)
+        except Exception:  # (a bad DSN is reported by connect)
+            return "postgresql"
+        parts.pop("password", None)
+        return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+
+    async def _connect(self) -> Any:
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        if self._connection is None or self._connection.closed:
+            s = self.settings
+            extra = {"password": s.password.get_secret_value()} if s.password else {}
+            conninfo = make_conninfo(s.dsn, connect_timeout=max(1, round(s.connect_timeout_s)),
+                                     **extra)  # fmt: skip
+            try:
+                self._connection = await psycopg.AsyncConnection.connect(conninfo)
+            except psycopg.OperationalError as exc:
+                if not (s.create_database and "does not exist" in str(exc)
+                        and "database" in str(exc)):  # fmt: skip
+                    raise
+                await self._create_database(conninfo)
+                self._connection = await psycopg.AsyncConnection.connect(conninfo)
+        return self._connection
+
+    async def _create_database(self, conninfo: str) -> None:
+        """CREATE DATABASE for a DSN whose database is missing, from the server's
+        ``postgres`` database (a database cannot be made inside a transaction)."""
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        name = str(conninfo_to_dict(conninfo).get("dbname") or "")
+        admin = make_conninfo(conninfo, dbname="postgres")
+        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as connection:
+            try:
+                await connection.execute(f"CREATE DATABASE {quoted(name)}")
+            except psycopg.errors.DuplicateDatabase:  # another process made it meanwhile
+                return
+        log.info("postgres_database_created", database=name)
+
+    async def open(self) -> None:
+        import psycopg
+
+        with contextlib.suppress(psycopg.OperationalError):  # the start-up probe says it
+            await self._connect()
+
+    async def check(self) -> str:
+        import psycopg
+
+        try:
+            connection = await self._connect()
+            async with connection.cursor() as cursor:
+                await cursor.execute("SELECT version()")
+                row = await cursor.fetchone()
+            await connection.commit()
+        except psycopg.Error as exc:
+            self._connection = None
+            raise SinkError(f"{self.where}: {str(exc).strip().splitlines()[0]}") from exc
+        version = str(row[0]).split(" on ")[0] if row else "PostgreSQL"
+        return f"{self.where}: {version}"
+
+    async def _ensure(self, cursor: Any, table: str, data: pa.Table) -> None:
+        if table in self._ready:
+            return
+        s = self.settings
+        name = f"{quoted(s.schema_name)}.{quoted(table)}"
+        columns = ", ".join(f"{quoted(f.name)} {sql_type(f.type)}" for f in data.schema)
+        if s.create_tables:
+            await cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(s.schema_name)}")
+            await cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        self._ready[table] = data.column_names
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        import psycopg
+
+        table = self.settings.table_prefix + self.tables[batch.stream]
+        data = flat(schema.table(batch))
+        payload = csv_bytes(data)
+        target = f"{quoted(self.settings.schema_name)}.{quoted(table)}"
+        columns = ", ".join(quoted(c) for c in data.column_names)
+        committing = False
+        async with self._lock:
+            try:
+                connection = await self._connect()
+                async with connection.cursor() as cursor:
+                    await self._ensure(cursor, table, data)
+                    copy_sql = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
+                    async with cursor.copy(copy_sql) as copy:
+                        await copy.write(payload)
+                committing = True
+                await _commit(connection, len(batch))
+            except asyncio.CancelledError:  # the deadline before the commit: rolled back
+                await self._forget()
+                raise Interrupted(np.empty(0, dtype=np.int64)) from None
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+                    psycopg.errors.SyntaxError, psycopg.errors.UndefinedColumn,
+                    psycopg.errors.InsufficientPrivilege) as exc:  # fmt: skip
+                await self._rollback()
+                message = str(exc).strip().splitlines()[0]
+                raise FatalError(f"postgres {table}: {message}",
+                                 reason=f"postgres_{type(exc).__name__}") from exc  # fmt: skip
+            except psycopg.Error as exc:
+                await self._forget()
+                text = str(exc).strip()
+                message = text.splitlines()[0] if text else type(exc).__name__
+                raise RetryableError(f"postgres: {message}", reason="connect",
+                                     unknown_outcome=committing) from exc  # fmt: skip
+
+    async def _rollback(self) -> None:
+        import psycopg
+
+        try:
+            await self._connection.rollback()
+        except psycopg.Error:
+            await self._forget()
+
+    async def _forget(self) -> None:
+        """Drop a connection that failed: the next send connects again."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def aclose(self) -> None:
+        await self._forget()
