@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 from producer import errors
 from producer.encoding import encode_jsonl
 from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits, finish_in_thread
+from sinks.base import SinkLimits, finish_in_thread, flat
 from sinks.errors import FatalError, Interrupted, PartialFailure
 from sinks.fields import FileSinkFields
 
@@ -172,7 +171,7 @@ class FileSink:
         if fmt == "jsonl":
             _append_whole(current, encode_jsonl(schema, batch))
         elif fmt == "csv":
-            table = _flat(schema.table(batch))
+            table = flat(schema.table(batch))
             out = pa.BufferOutputStream()
             header = current.bytes_written == 0
             pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=header))
@@ -243,21 +242,6 @@ def _append_whole(current: _Open, data: bytes) -> None:
             current.handle.seek(start)
         raise
     current.bytes_written += len(data)
-
-
-def _flat(table: pa.Table) -> pa.Table:
-    """CSV has no nested or dictionary columns: ``metadata.in_weather_event`` and so on;
-    lists (a transaction's products) become JSON text in their cell."""
-    while any(pa.types.is_struct(f.type) for f in table.schema):
-        table = table.flatten()
-    for i, f in enumerate(table.schema):
-        if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
-            text = [None if v is None else orjson.dumps(v).decode() for v in table[i].to_pylist()]
-            table = table.set_column(i, f.name, pa.array(text, pa.string()))
-    for i, f in enumerate(table.schema):
-        if pa.types.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-    return table
 
 
 def check_writable(folder: Path) -> None:

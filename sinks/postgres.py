@@ -18,7 +18,6 @@ import contextlib
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import structlog
@@ -26,6 +25,7 @@ import structlog
 from producer.errors import ConfigError
 from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
+from sinks.base import flat as flat_table
 from sinks.errors import FatalError, Interrupted, RetryableError, SinkError
 from sinks.fields import PostgresSinkFields
 
@@ -54,18 +54,10 @@ def sql_type(kind: pa.DataType) -> str:
 
 
 def flat(table: pa.Table) -> pa.Table:
-    """Struct columns as columns of their own (``metadata.version`` -> ``metadata_version``),
-    lists as JSON text: what COPY's CSV can carry."""
-    while any(pa.types.is_struct(field.type) for field in table.schema):
-        table = table.flatten()
-    names = [name.replace(".", "_") for name in table.column_names]
-    columns = []
-    for column in table.columns:
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            texts = [None if v is None else orjson.dumps(v).decode() for v in column.to_pylist()]
-            column = pa.chunked_array([pa.array(texts, pa.string())])
-        columns.append(column)
-    return pa.Table.from_arrays(columns, names=names)
+    """What COPY's CSV can carry (``sinks.base.flat``), with column names PostgreSQL need
+    not quote: ``metadata.version`` is ``metadata_version``."""
+    table = flat_table(table)
+    return table.rename_columns([name.replace(".", "_") for name in table.column_names])
 
 
 def quoted(name: str) -> str:
@@ -77,13 +69,7 @@ def csv_bytes(table: pa.Table) -> bytes:
     every value quoted (an empty string stays one), timestamps in ISO 8601 with their zone."""
     sink = pa.BufferOutputStream()
     options = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
-    casts = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        kind = field.type
-        if pa.types.is_dictionary(kind):
-            column = column.cast(kind.value_type)
-        casts.append(column)
-    pacsv.write_csv(pa.Table.from_arrays(casts, names=table.column_names), sink, options)
+    pacsv.write_csv(table, sink, options)
     return bytes(sink.getvalue())
 
 
