@@ -43,6 +43,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.ecommerce
 	$(BIN)/python -m bench.kafka
 	$(BIN)/python -m bench.postgres
+	$(BIN)/python -m bench.s3
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.incidents
 

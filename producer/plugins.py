@@ -43,6 +43,7 @@ BUILT_IN_SINKS = {
     "kafka": "sinks.settings:KafkaSinkSettings",
     "kinesis": "sinks.settings:KinesisSinkSettings",
     "postgres": "sinks.settings:PostgresSinkSettings",
+    "s3": "sinks.settings:S3SinkSettings",
     "null": "sinks.settings:NullSinkSettings",
 }
 

@@ -129,5 +129,29 @@ class PostgresSinkFields(SinkSettings):
     max_records: int = Field(10_000, ge=1, description="Records per COPY transaction.")
 
 
+class S3SinkFields(SinkSettings):
+    """S3 objects through aioboto3 (LocalStack locally): an object per send and event hour."""
+
+    bucket: str = Field("synthstream", min_length=3, description="The bucket.")
+    prefix: str = Field("synthstream", description="Put before <stream>/dt=.../hour=.../.")
+    endpoint_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
+    )
+    region: str = Field("us-east-1", description="AWS region (or AWS_DEFAULT_REGION).")
+    access_key_id: SecretStr | None = Field(
+        None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
+    )
+    secret_access_key: SecretStr | None = Field(None, description="Never logged.")
+    create_bucket: bool = Field(False, description="Create the bucket if it is missing.")
+    format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="Object format.")
+    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        "snappy", description="Parquet compression."
+    )
+    multipart_bytes: int = Field(
+        16 * 2**20, ge=5 * 2**20, description="Objects above this go up in parts this big."
+    )
+    max_records: int = Field(100_000, ge=1, description="Records per send (objects per hour).")
+
+
 class NullSinkFields(SinkSettings):
     """Nothing: every record counts as delivered (benchmarks, dry runs)."""

@@ -14,6 +14,7 @@ from sinks.fields import (
     KinesisSinkFields,
     NullSinkFields,
     PostgresSinkFields,
+    S3SinkFields,
     StdoutSinkFields,
 )
 
@@ -95,6 +96,19 @@ class PostgresSinkSettings(PostgresSinkFields):
         from sinks.postgres import PostgresSink
 
         return PostgresSink(self, context.destinations)
+
+
+class S3SinkSettings(S3SinkFields):
+    """S3 objects through aioboto3 (LocalStack locally): an object per send and event hour."""
+
+    KIND: ClassVar[str] = "s3"
+    DESCRIPTION: ClassVar[str] = "S3 objects (aioboto3) by stream, day and hour"
+    NETWORK: ClassVar[bool] = True
+
+    def build(self, context: SinkContext) -> Sink:
+        from sinks.s3 import S3Sink
+
+        return S3Sink(self, context.destinations, context.suffix)
 
 
 class NullSinkSettings(NullSinkFields):

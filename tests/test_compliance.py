@@ -45,7 +45,7 @@ from tests.test_end_to_end import delivered_series, log_events, scrape_until
 from tests.test_kafka import consume
 from tests.test_kinesis import read_all
 
-SINKS = ("stdout", "file", "http", "kafka", "kinesis", "postgres")
+SINKS = ("stdout", "file", "http", "kafka", "kinesis", "postgres", "s3")
 
 
 @dataclass
@@ -78,6 +78,21 @@ def rows_of(url: str, table: str) -> list[str]:
         if found is None or found[0] is None:
             return []
         return [row[0] for row in connection.execute(f'SELECT message_id FROM "{table}"')]
+
+
+def objects_of(url: str, prefix: str) -> list[bytes]:
+    """Every line of every object under ``prefix`` of the synthstream bucket."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    lines: list[bytes] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket="synthstream",
+                                                                 Prefix=prefix):  # fmt: skip
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket="synthstream", Key=item["Key"])["Body"].read()
+            lines += body.splitlines()
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +135,17 @@ def destination(sink: str, tmp_path: Path, request: pytest.FixtureRequest,
             return [orjson.loads(m.value)["message_id"] for m in messages]
 
         dest.read = read_kafka
+        yield dest
+    elif sink == "s3":
+        url = request.getfixturevalue("kinesis_url")  # (the same LocalStack serves S3)
+        prefix = name
+        dest = Destination(sink, {"SYNTHSTREAM_SINKS__S3__ENDPOINT_URL": url,
+                                  "SYNTHSTREAM_SINKS__S3__ACCESS_KEY_ID": "test",
+                                  "SYNTHSTREAM_SINKS__S3__SECRET_ACCESS_KEY": "test",
+                                  "SYNTHSTREAM_SINKS__S3__CREATE_BUCKET": "true",
+                                  "SYNTHSTREAM_SINKS__S3__PREFIX": prefix},
+                           lambda _out: _ids(objects_of(url, f"{prefix}/bme280/")))  # fmt: skip
+        dest.extra["prefix"] = prefix
         yield dest
     elif sink == "postgres":
         url = request.getfixturevalue("database")
@@ -202,7 +228,7 @@ def test_a_stop_under_backpressure_ends_in_time_and_counts_exactly(
     ingest_args = ("--latency-ms", "50") if sink == "http" else ()
     with destination(sink, tmp_path, request, *ingest_args) as dest:
         small = {f"sinks__{name}__max_records": "100"
-                 for name in ("file", "stdout", "kafka", "kinesis", "postgres")}  # fmt: skip
+                 for name in ("file", "stdout", "kafka", "kinesis", "postgres", "s3")}  # fmt: skip
         env = environment(dest, delivery__queue_records="500", delivery__shutdown_timeout_s="1",
                           bme280__devices="50", bme280__rate__interval_s="1",
                           bme280__faults__drop_rate="0", bme280__faults__duplicate_rate="0",
@@ -359,6 +385,9 @@ def test_every_example_spec_runs_through_the_sink_exactly(
         elif sink == "postgres":
             url = dest.env["SYNTHSTREAM_SINKS__POSTGRES__DSN"]
             held[name] = rows_of(url, dest.extra["prefix"] + name)
+        elif sink == "s3":
+            url = dest.env["SYNTHSTREAM_SINKS__S3__ENDPOINT_URL"]
+            held[name] = _ids(objects_of(url, f"{dest.extra['prefix']}/{name}/"))
         elif sink == "kinesis":
             url = dest.env["SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL"]
             held[name] = [orjson.loads(r["Data"])["message_id"]
