@@ -1,6 +1,6 @@
 """One compliance suite for every sink, each against its real destination: stdout (a pipe),
 file (a folder, and a filesystem that fills), http (the reference endpoint), kafka (a Tansu
-broker), kinesis (LocalStack).
+broker), kinesis and s3 (LocalStack), postgres (PostgreSQL from scripts/postgres).
 
 Every case runs ``synthstream run`` as a user does and then reads what the destination holds.
 Each asserts the accounting identity of the summary, and that the unique ``message_id``s the
