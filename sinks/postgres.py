@@ -5,7 +5,9 @@ created from the channel's Arrow schema when missing: text, bigint, double preci
 boolean, timestamptz; a struct's fields become columns of their own (``metadata_version``),
 a list is jsonb. A ``send`` is one transaction: the batch's Arrow table written as CSV by
 pyarrow (column by column, no row objects in Python) into ``COPY ... FROM STDIN``, then
-COMMIT; the records count as delivered when the commit returns. A connection that fails
+COMMIT; the records count as delivered when the commit returns (the session asks for
+``synchronous_commit`` on: a commit answered is a commit on disk, whatever the server's
+default). A connection that fails
 before the commit is retried with backoff; one that fails during it leaves the outcome
 unknown (the batch may be there: sent again, counted as redelivered). A row PostgreSQL
 refuses (a type it cannot read) fails the batch for good, with the server's message.
@@ -126,13 +128,18 @@ class PostgresSink:
             conninfo = make_conninfo(s.dsn, connect_timeout=max(1, round(s.connect_timeout_s)),
                                      **extra)  # fmt: skip
             try:
-                self._connection = await psycopg.AsyncConnection.connect(conninfo)
+                connection = await psycopg.AsyncConnection.connect(conninfo)
             except psycopg.OperationalError as exc:
                 if not (s.create_database and "does not exist" in str(exc)
                         and "database" in str(exc)):  # fmt: skip
                     raise
                 await self._create_database(conninfo)
-                self._connection = await psycopg.AsyncConnection.connect(conninfo)
+                connection = await psycopg.AsyncConnection.connect(conninfo)
+            # A COMMIT the server answers is on disk, whatever its default: with
+            # synchronous_commit off, a crash loses commits it had already acknowledged.
+            await connection.execute("SET synchronous_commit TO on")
+            await connection.commit()
+            self._connection = connection
         return self._connection
 
     async def _create_database(self, conninfo: str) -> None:

@@ -5,8 +5,12 @@ down at start is waited for, and what it then holds is what was delivered."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.conftest import next_event
-from tests.services import free_port, postgres
+from tests.services import free_port, postgres, stop_group, wait_for_line
 from tests.test_end_to_end import log_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,3 +140,70 @@ def test_a_missing_database_is_created(server: int) -> None:
         held = connection.execute("SELECT count(*) FROM bme280").fetchone()
     assert held is not None
     assert held[0] == delivered["delivered"] > 0
+
+
+def start_server(command: str, folder: str, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "postgres"), command, folder, str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    wait_for_line(proc, "ready to accept connections", f"PostgreSQL ({command})")
+    return proc
+
+
+def test_a_server_crash_mid_run_loses_nothing_that_was_delivered() -> None:
+    """The server (synchronous_commit off, as many test servers are) crashes mid-run and comes
+    back after recovery: every record counted as delivered is in the table."""
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="synthstream-pg-crash-")
+    server = start_server("start", folder, port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
+                "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
+                "SYNTHSTREAM_BME280__DEVICES": "200", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
+                "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5",
+                "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "100"})  # fmt: skip
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--sinks", "postgres", "--metrics-port", "0",
+         "--duration", "12"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert producer.stderr is not None
+        next_event(producer.stderr, "synthstream_started")
+        with psycopg.connect(dsn(port)) as connection:  # wait until rows arrive, then crash
+            deadline = time.monotonic() + 30
+            while True:
+                found = connection.execute("SELECT to_regclass('bme280')").fetchone()
+                rows = None
+                if found and found[0]:
+                    rows = connection.execute("SELECT count(*) FROM bme280").fetchone()
+                if rows is not None and rows[0] > 200:
+                    break
+                assert time.monotonic() < deadline, "no rows arrived"
+                connection.rollback()
+                time.sleep(0.1)
+        pid = int((Path(folder) / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)  # an immediate shutdown: no checkpoint, recovery later
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
+        server = start_server("resume", folder, port)
+        rest = producer.stderr.read()
+        assert producer.wait(timeout=60) == 0, rest[-2000:]
+        events = log_events(rest)
+        counts = events["synthstream_finished"]["streams"]["bme280"]
+        assert "send_retry" in events, "the crash was felt"
+        assert counts["sinks"]["postgres"]["failed"] == 0
+        held = query(port, "SELECT count(*) FROM bme280")[0][0]
+        assert held == counts["sinks"]["postgres"]["delivered"] > 0
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+        if producer.stderr is not None:
+            producer.stderr.close()
+        stop_group(server, 30)
+        if server.stdout is not None:
+            server.stdout.close()
+        shutil.rmtree(folder, ignore_errors=True)
