@@ -66,16 +66,22 @@ def measure(stream: str, tree: Mapping[str, object]) -> tuple[int, float, float]
 
 
 def main() -> None:
+    """Each measured three times in turn (this machine's figures move from one minute to the
+    next); the best of each is printed."""
+    bme = {"streams": "bme280", "bme280": {"devices": 10_000, "rate": {"interval_s": 1}}}
     with tempfile.TemporaryDirectory() as folder:
         spec = Path(folder) / "bench.yaml"
         spec.write_text(SPEC)
-        measure("bench", {"specs": [str(spec)]})  # warm-up: imports, caches
-        n_spec, gen_spec, enc_spec = measure("bench", {"specs": [str(spec)]})
-    bme = {"streams": "bme280", "bme280": {"devices": 10_000, "rate": {"interval_s": 1}}}
-    measure("bme280", bme)
-    n_bme, gen_bme, enc_bme = measure("bme280", bme)
+        tree = {"specs": [str(spec)]}
+        measure("bench", tree)  # warm-up: imports, caches
+        measure("bme280", bme)
+        runs = [(measure("bench", tree), measure("bme280", bme)) for _ in range(3)]
+    n_spec, gen_spec, enc_spec = (runs[0][0][0], max(r[0][1] for r in runs),
+                                  max(r[0][2] for r in runs))  # fmt: skip
+    n_bme, gen_bme, enc_bme = (runs[0][1][0], max(r[1][1] for r in runs),
+                               max(r[1][2] for r in runs))  # fmt: skip
     print("spec stream (10 fields, 10,000 entities) vs built-in BME280 (10,000 devices),")
-    print(f"{WINDOWS} one-minute windows each, one core, no faults")
+    print(f"{WINDOWS} one-minute windows each, one core, no faults, best of 3 taken in turn")
     print(f"{'stream':<28} {'records':>10} {'generated/s':>13} {'JSON/s':>11}")
     print(f"{'spec (10 fields)':<28} {n_spec:>10,} {gen_spec:>13,.0f} {enc_spec:>11,.0f}")
     print(f"{'bme280 (built-in)':<28} {n_bme:>10,} {gen_bme:>13,.0f} {enc_bme:>11,.0f}")

@@ -435,7 +435,6 @@ class SpecSchema:
         # For jsonl: each key with what precedes it, each id's and word's JSON text.
         self._keys = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":"
                       for i, name in enumerate(names)]  # fmt: skip
-        self._last_texts = np.array([b"false}\n", b"true}\n"], dtype=object)
         self._label_texts = {n: np.array([orjson.dumps(label) for label in labels],
                                          dtype=object)  # (the last: None, null)
                              for n, labels in self.labels.items()}  # fmt: skip
@@ -443,6 +442,17 @@ class SpecSchema:
         self.ids = np.array([spec.entities.id.format(stream=self.stream, index=i)
                              for i in range(count)], dtype=object)  # fmt: skip
         self._id_texts = np.array([orjson.dumps(i) for i in self.ids.tolist()], dtype=object)
+        # For jsonl: each id with the keys around it (``{"id":"x-1","timestamp":"``) as a
+        # row of bytes, when they all have one width; the message id's keys likewise.
+        heads = [self._keys[0] + t + self._keys[1] + b'"' for t in self._id_texts.tolist()]
+        self._id_block: npt.NDArray[np.uint8] | None = None
+        if len({len(h) for h in heads}) == 1 and all(h[-1:] != b"\x00" for h in heads):
+            self._id_block = np.frombuffer(b"".join(heads), dtype=np.uint8).reshape(
+                len(heads), len(heads[0]))  # fmt: skip
+        before, after = self._keys[-2] + b'"', b'"' + self._keys[-1]
+        self._tail_at, self._tail_width = len(before), len(before) + 36 + len(after)
+        self._tail_template = np.frombuffer(before + b"-" * 36 + after, dtype=np.uint8)
+        self._dup_texts = np.array([b"false}\n", b"true}\n"], dtype=object)
         self.arrow = arrow_schema([
             (self.id_field, pa.string()), (self.time_field, pa.timestamp("ms", tz="UTC")),
             *[(n, self.types[n]) for n in self.values],
@@ -500,18 +510,43 @@ class SpecSchema:
         if n == 0:
             return b""
         keys = self._keys
-        columns = [_keyed_texts(keys[0], self._id_texts[batch.entity].tolist()),
-                   _keyed_values(keys[1], self._times(batch))]  # fmt: skip
+        head = self._head(batch)
+        if head is not None:  # ids of one width, ISO times: one fixed-width block a record
+            columns = [head]
+        else:
+            columns = [_keyed_texts(keys[0], self._id_texts[batch.entity].tolist()),
+                       _keyed_values(keys[1], self._times(batch))]  # fmt: skip
         for key, name in zip(keys[2:], self.values, strict=False):
             columns.append(self._keyed(key, name, batch.columns[name]))
-        columns.append(_keyed_values(keys[-2], batch.message_ids().astype("U36").tolist()))
-        last = self._last_texts[batch.is_duplicate.astype(np.int64)].tolist()
-        columns.append(_keyed_texts(keys[-1], last))
+        # The message id (36 characters) with the keys around it, as a fixed-width block.
+        uuids = batch.message_ids().view(np.uint8).reshape(n, 36)
+        tail = np.empty((n, self._tail_width), dtype=np.uint8)
+        tail[:] = self._tail_template
+        tail[:, self._tail_at : self._tail_at + 36] = uuids
+        columns.append(tail.view(f"S{self._tail_width}").ravel().tolist())
+        columns.append(self._dup_texts[batch.is_duplicate.astype(np.int64)].tolist())
         stride = len(columns)
         pieces: list[bytes] = [b""] * (n * stride)
         for i, texts in enumerate(columns):
             pieces[i::stride] = texts
         return b"".join(pieces)
+
+    def _head(self, batch: RecordBatch) -> list[bytes] | None:
+        """``{"id":"...","timestamp":"..."`` of each record as one fixed-width block, when
+        every id has one width and the times are ISO (24 characters in years 1000-9999)."""
+        if self._id_block is None or self.time_format != "iso":
+            return None
+        ms = batch.reported_ms
+        if ms.min() < _YEAR_1000_MS or ms.max() >= _YEAR_10000_MS:
+            return None
+        n, width = len(batch), self._id_block.shape[1]
+        stamps = np.datetime_as_string(ms.astype("datetime64[ms]"), timezone="UTC")
+        block = np.empty((n, width + 25), dtype=np.uint8)
+        block[:, :width] = self._id_block[batch.entity]
+        block[:, width : width + 24] = stamps.astype("S24").view(np.uint8).reshape(n, 24)
+        block[:, width + 24] = ord('"')
+        texts: list[bytes] = block.view(f"S{width + 25}").ravel().tolist()
+        return texts
 
     def _keyed(self, key: bytes, name: str, column: Values) -> list[bytes]:
         """A column's ``"key":value`` JSON texts."""
@@ -519,8 +554,16 @@ class SpecSchema:
         if v.spec.format is None and v.spec.words is not None:  # codes: texts made once
             codes = np.where(column < 0, len(v.labels), column).astype(np.int64)
             return _keyed_texts(key, self._label_texts[name][codes].tolist())
+        kind = self.types[name]
+        if kind != pa.string() and column.dtype.kind in "fiub":  # numbers: orjson reads numpy
+            numbers = np.asarray(column)
+            if kind == pa.float64():  # (NaN and inf are null, as for Python floats)
+                return _keyed_array(key, numbers.astype(np.float64, copy=False))
+            if numbers.dtype.kind != "f" or not np.isnan(numbers).any():  # no nulls
+                whole = numbers.astype(np.int64) if kind == pa.int64() else numbers != 0
+                return _keyed_array(key, whole)
         values = self._python(name, column)
-        if self.types[name] == pa.string():  # any text: each its own (quotes, commas)
+        if kind == pa.string():  # any text: each its own (quotes, commas)
             return _keyed_texts(key, [orjson.dumps(value) for value in values])
         return _keyed_values(key, values)  # numbers, booleans, nulls
 
@@ -543,10 +586,21 @@ class SpecSchema:
         return pa.Table.from_arrays(arrays, schema=self.arrow)
 
 
+_YEAR_1000_MS = -30_610_224_000_000  # 1000-01-01T00:00:00Z
+_YEAR_10000_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+
+
 def _keyed_values(key: bytes, values: list[Any]) -> list[bytes]:
     """``key`` and the JSON text of each value, from one orjson call: for values whose text
     holds no comma (numbers, booleans, nulls, and strings such as times and UUIDs)."""
     return (key + orjson.dumps(values)[1:-1].replace(b",", b"\x00" + key)).split(b"\x00")
+
+
+def _keyed_array(key: bytes, values: npt.NDArray[Any]) -> list[bytes]:
+    """``_keyed_values`` of a numpy column (orjson writes numpy numbers as it writes Python's,
+    2.5x as fast without the list)."""
+    text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+    return (key + text.replace(b",", b"\x00" + key)).split(b"\x00")
 
 
 def _keyed_texts(key: bytes, texts: list[bytes]) -> list[bytes]:
