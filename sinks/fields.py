@@ -92,8 +92,8 @@ class KafkaSinkFields(SinkSettings):
     max_records: int = Field(5_000, ge=1, description="Records per send call.")
 
 
-class KinesisSinkFields(SinkSettings):
-    """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
+class AwsFields(SinkSettings):
+    """Where an AWS service is and who calls it (Kinesis, S3)."""
 
     endpoint_url: str | None = Field(
         None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
@@ -103,6 +103,11 @@ class KinesisSinkFields(SinkSettings):
         None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
     )
     secret_access_key: SecretStr | None = Field(None, description="Never logged.")
+
+
+class KinesisSinkFields(AwsFields):
+    """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
+
     create_streams: bool = Field(True, description="Create a missing stream at start.")
     shards: int = Field(
         1, ge=1, description="Shards of a created stream (1 MB/s, 1,000 rec/s each)."
@@ -129,19 +134,11 @@ class PostgresSinkFields(SinkSettings):
     max_records: int = Field(10_000, ge=1, description="Records per COPY transaction.")
 
 
-class S3SinkFields(SinkSettings):
+class S3SinkFields(AwsFields):
     """S3 objects through aioboto3 (LocalStack locally): an object per send and event hour."""
 
     bucket: str = Field("synthstream", min_length=3, description="The bucket.")
     prefix: str = Field("synthstream", description="Put before <stream>/dt=.../hour=.../.")
-    endpoint_url: str | None = Field(
-        None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
-    )
-    region: str = Field("us-east-1", description="AWS region (or AWS_DEFAULT_REGION).")
-    access_key_id: SecretStr | None = Field(
-        None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
-    )
-    secret_access_key: SecretStr | None = Field(None, description="Never logged.")
     create_bucket: bool = Field(False, description="Create the bucket if it is missing.")
     format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="Object format.")
     compression: Literal["snappy", "zstd", "gzip", "none"] = Field(

@@ -16,13 +16,13 @@ import contextlib
 import hashlib
 from typing import Any
 
-import aioboto3
 import numpy as np
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.encoding import json_documents
 from producer.records import RecordBatch, Schema
+from sinks.aws import open_client
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
 from sinks.fields import KinesisSinkFields
@@ -50,17 +50,7 @@ class KinesisSink:
 
     async def _connect(self) -> Any:
         if self._client is None:
-            s = self.settings
-            credentials = {}
-            if s.access_key_id is not None and s.secret_access_key is not None:
-                credentials = {
-                    "aws_access_key_id": s.access_key_id.get_secret_value(),
-                    "aws_secret_access_key": s.secret_access_key.get_secret_value(),
-                }
-            session = aioboto3.Session(region_name=s.region, **credentials)
-            self._client = await self._exit.enter_async_context(
-                session.client("kinesis", endpoint_url=s.endpoint_url)
-            )
+            self._client = await open_client(self.settings, "kinesis", self._exit)
         return self._client
 
     async def _ensure(self, stream: str) -> None:

@@ -20,7 +20,6 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import aioboto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -31,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from producer.encoding import encode_jsonl
 from producer.records import RecordBatch, Schema
 from producer.timeline import HOUR_MS
+from sinks.aws import open_client
 from sinks.base import SinkLimits, flat
 from sinks.errors import Interrupted, PartialFailure, RetryableError, SinkError
 from sinks.fields import S3SinkFields
@@ -84,17 +84,7 @@ class S3Sink:
 
     async def _connect(self) -> Any:
         if self._client is None:
-            s = self.settings
-            credentials = {}
-            if s.access_key_id is not None and s.secret_access_key is not None:
-                credentials = {
-                    "aws_access_key_id": s.access_key_id.get_secret_value(),
-                    "aws_secret_access_key": s.secret_access_key.get_secret_value(),
-                }
-            session = aioboto3.Session(region_name=s.region, **credentials)
-            self._client = await self._exit.enter_async_context(
-                session.client("s3", endpoint_url=s.endpoint_url)
-            )
+            self._client = await open_client(self.settings, "s3", self._exit)
         return self._client
 
     async def _ensure_bucket(self) -> None:
