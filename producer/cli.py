@@ -389,7 +389,8 @@ def _list(fmt: str) -> int:
 
 def _spec(args: argparse.Namespace, clock: Clock) -> int:
     """``spec check``: each file's streams or its first error; ``spec preview``: records."""
-    from producer.specs.format import json_schema, load_spec
+    from producer.specs.format import json_schema
+    from producer.specs.loading import load_spec
 
     if args.action == "schema":
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")

@@ -56,7 +56,7 @@ from sinks.settings import FileSinkSettings
 def spec_streams(paths: tuple[str, ...]) -> dict[str, SpecStreamSettings]:
     """The streams declared in spec files, each as its stream settings (a name twice is an
     error naming both files)."""
-    from producer.specs.format import load_spec
+    from producer.specs.loading import load_spec
 
     found: dict[str, SpecStreamSettings] = {}
     origin: dict[str, str] = {}

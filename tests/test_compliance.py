@@ -326,7 +326,7 @@ def test_every_example_spec_runs_through_the_sink_exactly(
 ) -> None:
     """The streams of every file in examples/specs/ at once, two minutes of event time, to
     the real destination: for each stream it holds exactly the records called delivered."""
-    from producer.specs.format import load_spec
+    from producer.specs.loading import load_spec
 
     streams = {name: spec for path in EXAMPLES for name, spec in load_spec(path).streams.items()}
     with destination(sink, tmp_path, request) as dest:

@@ -19,7 +19,8 @@ from producer.encoding import encode_jsonl, json_documents
 from producer.faults import Faults
 from producer.records import RecordBatch
 from producer.settings import FaultSettings
-from producer.specs.format import Machine, load_spec
+from producer.specs.format import Machine
+from producer.specs.loading import load_spec
 from producer.streams import build_stream
 
 ROOT = Path(__file__).resolve().parent.parent

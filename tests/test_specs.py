@@ -23,7 +23,7 @@ from producer.encoding import encode_jsonl
 from producer.errors import ConfigError
 from producer.geography import load_cities
 from producer.records import RecordBatch
-from producer.specs.format import load_spec
+from producer.specs.loading import load_spec
 from producer.streams import build_stream
 from tests.test_columnar import oracle
 

@@ -22,19 +22,15 @@ from __future__ import annotations
 import json
 import re
 import string
-import typing
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from producer.errors import ConfigError
 from producer.settings import FaultSettings, Model, RateSettings
-from producer.specs.expressions import ExpressionError, compile_expression, field_order
+from producer.specs.expressions import ExpressionError, compile_expression
 
 if TYPE_CHECKING:
-    import yaml
+    pass
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
@@ -524,137 +520,6 @@ def json_schema() -> dict[str, Any]:
             "title": "synthstream spec file"}  # fmt: skip
 
 
-# --------------------------------------------------------------------------- loading
-
-
-def load_spec(path: Path) -> SpecFile:
-    """Read and check a spec file, or ``ConfigError``: ``FILE:LINE:COL: what; accepted``."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the spec ({exc.strerror or exc})") from None
-    import yaml  # only when a spec is read: start-up stays lean
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "not YAML"
-        raise ConfigError(f"{where}: {problem}; accepted: a YAML mapping with 'streams'") from None
-    if node is None:
-        raise ConfigError(f"{path}:1:1: the file is empty; accepted: a mapping with 'streams'")
-    marks: Marks = {}
-    data = _plain(node, (), marks)
-    try:
-        spec = SpecFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_located(path, exc, marks)) from None
-    for name, stream in spec.streams.items():
-        _check_expressions(path, name, stream, marks)
-        _check_formats(path, name, stream, marks)
-        _resolve_references(path, name, spec, marks)
-    return spec
-
-
-def _resolve_references(path: Path, name: str, spec: SpecFile, marks: Marks) -> None:
-    """Every ``ref`` names a stream of the file; the stream learns each target's id format
-    and entity count (so an id it writes always exists there)."""
-    stream = spec.streams[name]
-    places = {("entities", "attributes"): stream.entities.attributes, ("fields",): stream.fields}
-    for prefix, values in places.items():
-        for field, value in values.items():
-            if value.ref is None:
-                continue
-            target = spec.streams.get(value.ref)
-            if target is None:
-                line, col = marks.get(("streams", name, *prefix, field, "ref"), (1, 1))
-                known = ", ".join(spec.streams)
-                raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
-                                  f"{field}.ref: no stream {value.ref!r} in the file; "
-                                  f"accepted: {known}")  # fmt: skip
-            stream.references[value.ref] = (target.entities.id, target.entities.count)
-
-
-Marks = dict[tuple[Any, ...], tuple[int, int]]  # a value's path -> (line, column)
-
-
-def _plain(node: yaml.Node, path: tuple[Any, ...], marks: Marks) -> Any:
-    """The data of a YAML node, with the line and column of every value by its path."""
-    import yaml
-
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            # A key is a name as written: YAML 1.1 would read ``on``, ``no`` or ``1`` (a state,
-            # a country, a choice) as true, false or a number.
-            key = (key_node.value if isinstance(key_node, yaml.ScalarNode)
-                   else yaml.SafeLoader(" ").construct_object(key_node))  # fmt: skip
-            marks[(*path, key, "<key>")] = (key_node.start_mark.line + 1,
-                                            key_node.start_mark.column + 1)  # fmt: skip
-            out[key] = _plain(value_node, (*path, key), marks)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), marks) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(" ").construct_object(node)
-
-
-def _located(path: Path, exc: ValidationError, marks: Marks) -> str:
-    error = exc.errors()[0]
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    dotted = ".".join(str(p) for p in loc) or "(top)"
-    kind = error["type"]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        where = marks.get((*loc, "<key>")) or _nearest(loc, marks)
-        parent = _model_at(loc[:-1])
-        accepted = ", ".join(parent) if parent else "see the format reference"
-        return f"{path}:{where[0]}:{where[1]}: unknown key {loc[-1]!r}; accepted: {accepted}"
-    where = _nearest(loc, marks)
-    if kind == "missing":
-        return f"{path}:{where[0]}:{where[1]}: {dotted} is missing; accepted: " + (
-            ", ".join(_model_at(loc[:-1])) or "see the format reference"
-        )
-    if "; accepted: " not in message and kind != "value_error":  # a check says what it wants
-        message += f"; accepted: {_accepted(error)}"
-    return f"{path}:{where[0]}:{where[1]}: {dotted}: {message}"
-
-
-def _nearest(loc: tuple[Any, ...], marks: Marks) -> tuple[int, int]:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in marks:
-            return marks[loc[:end]]
-    return (1, 1)
-
-
-def _accepted(error: Mapping[str, Any]) -> str:
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        return str(ctx["expected"])
-    for bound, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
-        if bound in ctx:
-            return f"a number {symbol} {ctx[bound]}"
-    return str(error["type"]).replace("_", " ")
-
-
-def _model_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model at ``loc`` accepts (for "unknown key" errors)."""
-    model: Any = SpecFile
-    parts = list(loc)
-    while parts:
-        fields = getattr(model, "model_fields", None)
-        if fields is None or parts[0] not in fields:
-            return []
-        annotation = fields[parts.pop(0)].annotation
-        if typing.get_origin(annotation) is dict:  # a dict of models: skip the key
-            annotation = typing.get_args(annotation)[1]
-            if parts:
-                parts.pop(0)
-        model = annotation
-    return list(getattr(model, "model_fields", {}))
-
-
 def value_type(spec: ValueSpec, boolean: bool) -> str:
     """What a value is before any ``format``: text, int, bool or float (``boolean``: its
     expression is a comparison)."""
@@ -665,60 +530,3 @@ def value_type(spec: ValueSpec, boolean: bool) -> str:
     if boolean and spec.walk is None:
         return "bool"
     return "float"
-
-
-_SAMPLES: dict[str, Any] = {"text": "text", "int": 1, "bool": True, "float": 1.5}
-
-
-def _check_formats(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:
-    """Every ``format`` can write a value of its field's type."""
-    for prefix, specs in ((("entities", "attributes"), stream.entities.attributes),
-                          (("fields",), stream.fields)):  # fmt: skip
-        for field, spec in specs.items():
-            if spec.format is None:
-                continue
-            boolean = spec.expr is not None and compile_expression(
-                spec.expr, stream.readable(), categories=stream.categories()).boolean  # fmt: skip
-            kind = value_type(spec, boolean)
-            try:
-                spec.format.format(_SAMPLES[kind])
-            except (ValueError, TypeError) as exc:
-                line, col = marks.get(("streams", name, *prefix, field, "format"), (1, 1))
-                raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
-                                  f"{field}.format: {spec.format!r} cannot write a {kind} "
-                                  f"({exc}); accepted: {FORMAT_ACCEPTED}") from None  # fmt: skip
-
-
-def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:
-    """Every expression compiles against the names it may read, without a cycle."""
-    readable = stream.readable()
-    categories = stream.categories()
-    attribute_words = {a: w for a, s in stream.entities.attributes.items() if (w := s.words)}
-    compiled = {}
-    places = [("entities", "attributes"), ("fields",)]
-    values = [stream.entities.attributes, stream.fields]
-    for prefix, specs in zip(places, values, strict=True):
-        for field, spec in specs.items():
-            starts = spec.walk.start if spec.walk and isinstance(spec.walk.start, str) else None
-            text = spec.expr or starts
-            if text is None:
-                continue
-            if prefix == ("entities", "attributes") or starts is not None:
-                # Attributes, and where a walk starts, are per entity: they read attributes.
-                allowed = {a for a, s in stream.entities.attributes.items() if s.numeric}
-                words = attribute_words
-            else:
-                allowed, words = readable, categories
-            try:
-                others = {k: v for k, v in words.items() if k != field}
-                compiled[field] = compile_expression(text, allowed - {field}, categories=others)
-            except ExpressionError as exc:
-                line, col = marks.get(("streams", name, *prefix, field), (1, 1))
-                inner = str(exc)
-                raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
-                                  f"{field}: {inner}") from None  # fmt: skip
-    try:
-        field_order({field: expression.names for field, expression in compiled.items()})
-    except ExpressionError as exc:
-        line, col = marks.get(("streams", name), (1, 1))
-        raise ConfigError(f"{path}:{line}:{col}: streams.{name}: {exc}") from None
