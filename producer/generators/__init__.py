@@ -217,6 +217,35 @@ def weighted_choice_rows(u: F64, weights: F64) -> I64:
     return out
 
 
+POISSON_EXACT = 60.0  # above this mean a rounded normal (its error is under 1 % there)
+
+
+def poisson(u1: F64, u2: F64, mean: F64 | float, most: int | None = None) -> F64:
+    """Poisson counts from uniforms: the inverse CDF at ``u1`` for means up to
+    ``POISSON_EXACT``, a rounded normal (from ``u1``, ``u2``) above; a negative mean is 0.
+    With ``most``, counts stop there (the inverse CDF alone: small means, bounded counts)."""
+    m = np.broadcast_to(np.maximum(np.asarray(mean, dtype=np.float64), 0.0), u1.shape)
+    out = np.zeros(u1.shape)
+    small = m <= POISSON_EXACT if most is None else np.ones(u1.shape, dtype=np.bool_)
+    if small.any():
+        lam, u = m[small], u1[small]
+        pmf = np.exp(-lam)
+        cdf, k = pmf.copy(), np.zeros(lam.shape)
+        for i in range(1, most + 1 if most is not None else int(POISSON_EXACT * 3) + 30):
+            more = u > cdf
+            if not more.any():
+                break
+            k += more
+            pmf = pmf * lam / i
+            cdf = cdf + pmf
+        out[small] = k
+    if not small.all():
+        lam = m[~small]
+        z = rng.box_muller(u1[~small], u2[~small])
+        out[~small] = np.maximum(0.0, np.round(lam + np.sqrt(lam) * z))
+    return out
+
+
 def lognormal(keys: U64, index: int, median: F64 | float, sigma: float) -> F64:
     """Log-normal draws with the given median, from draws ``index`` and ``index + 1``."""
     z = rng.box_muller(rng.uniform(keys, index), rng.uniform(keys, index + 1))

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
+from producer.generators import poisson
 from producer.rng import U64
 
 Column = npt.NDArray[np.float64]
@@ -301,34 +302,6 @@ def _random(name: str, args: list[Evaluator], draw: int) -> Evaluator:
         return out
 
     return sample
-
-
-POISSON_EXACT = 60.0  # above this mean a rounded normal (its error is under 1 % there)
-
-
-def poisson(u1: Column, u2: Column, mean: Column | float) -> Column:
-    """Poisson counts from uniforms: the inverse CDF at ``u1`` for means up to
-    ``POISSON_EXACT``, a rounded normal (from ``u1``, ``u2``) above; a negative mean is 0."""
-    m = np.broadcast_to(np.maximum(np.asarray(mean, dtype=np.float64), 0.0), u1.shape)
-    out = np.zeros(u1.shape)
-    small = m <= POISSON_EXACT
-    if small.any():
-        lam, u = m[small], u1[small]
-        pmf = np.exp(-lam)
-        cdf, k = pmf.copy(), np.zeros(lam.shape)
-        for i in range(1, int(POISSON_EXACT * 3) + 30):  # far in the tail of a mean of 60
-            more = u > cdf
-            if not more.any():
-                break
-            k += more
-            pmf = pmf * lam / i
-            cdf = cdf + pmf
-        out[small] = k
-    if not small.all():
-        lam = m[~small]
-        z = rng.box_muller(u1[~small], u2[~small])
-        out[~small] = np.maximum(0.0, np.round(lam + np.sqrt(lam) * z))
-    return out
 
 
 def field_order(reads: Mapping[str, frozenset[str]]) -> list[str]:

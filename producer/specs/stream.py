@@ -24,6 +24,7 @@ from producer.generators import (
     Generator,
     Source,
     levels,
+    poisson,
     rank_within_entity,
     sensor_source,
     weighted_choice,
@@ -34,7 +35,7 @@ from producer.plugins import SensorStreamSettings, StreamContext
 from producer.rates import Due
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
-from producer.specs.expressions import Expression, compile_expression, field_order, poisson
+from producer.specs.expressions import Expression, compile_expression, field_order
 from producer.specs.format import (
     CITY_COLUMNS,
     StreamSpec,

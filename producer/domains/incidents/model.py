@@ -31,6 +31,7 @@ from producer import rng
 from producer.domains.incidents.city import City, staff
 from producer.generators import (
     lognormal,
+    poisson,
     weighted_choice,
     weighted_choice_rows,
 )
@@ -313,7 +314,7 @@ class IncidentModel:
         # dispatched are the first ones whose dispatch comes before that moment.
         units = units_sent(keys, units, o.units_min, resolved - dispatch)
         mean_casualties = np.array([t[7] for t in INCIDENT_TYPES])[kind] * (0.5 + severity * 0.5)
-        casualties = _poisson(u[:, 10], mean_casualties)
+        casualties = poisson(u[:, 10], u[:, 10], mean_casualties, most=11).astype(np.int64)
         medical = kind == TYPE_CODES.index("MEDICAL")  # one patient, now and then two
         casualties = np.where(medical, 1 + (u[:, 10] > 0.93), casualties)
         fire = np.isin(kind, [0, 1, 2])
@@ -358,21 +359,6 @@ def units_sent(keys: U64, planned: I64, least: int, room: I64) -> I64:
         going &= (j < planned) & (raw < room)
         sent += going
     return sent
-
-
-def _poisson(u: F64, mean: F64) -> I64:
-    """Small Poisson counts by inversion (means up to a few), vectorised."""
-    k = np.zeros(u.size, dtype=np.int64)
-    p = np.exp(-mean)
-    cdf = p.copy()
-    for i in range(1, 12):
-        more = u > cdf
-        if not more.any():
-            break
-        k += more
-        p = p * mean / i
-        cdf = cdf + p
-    return k
 
 
 def incident_numbers(year: int | I64, seq: I64) -> list[str]:
