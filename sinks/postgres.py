@@ -104,7 +104,7 @@ class PostgresSink:
         self.limits = SinkLimits(max_records=settings.max_records)
         self._connection: Any = None
         self._lock = asyncio.Lock()  # one connection, one transaction at a time
-        self._ready: dict[str, list[str]] = {}  # table -> its columns, once created
+        self._ready: set[str] = set()  # tables known to exist
 
     @property
     def where(self) -> str:
@@ -187,7 +187,7 @@ class PostgresSink:
         if s.create_tables:
             await cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(s.schema_name)}")
             await cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-        self._ready[table] = data.column_names
+        self._ready.add(table)
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         import psycopg

@@ -76,7 +76,6 @@ class S3Sink:
         self._exit = contextlib.AsyncExitStack()
         self._client: Any = None
         self._bucket_ready = False
-        self.objects = 0
 
     @property
     def where(self) -> str:
@@ -141,7 +140,6 @@ class S3Sink:
                 body = encode(schema, part, s.format, s.compression)
                 await self._put(key, body)
                 acked.append(index)
-                self.objects += 1
         except asyncio.CancelledError:  # the shutdown deadline: what S3 has is delivered
             raise Interrupted(_joined(acked)) from None
         except (ClientError, BotoCoreError) as exc:

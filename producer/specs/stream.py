@@ -38,6 +38,7 @@ from producer.rng import F64, I64, U64
 from producer.specs.expressions import Expression, compile_expression, field_order
 from producer.specs.format import (
     CITY_COLUMNS,
+    TIME_NAMES,
     StreamSpec,
     ValueSpec,
     city_values,
@@ -324,6 +325,7 @@ class SpecGenerator:
                 codes = city_column("timezone")[codes]
             self.zones = ZoneTable(zone_names)
             self.zone = np.maximum(codes, 0)  # (a null zone: the first)
+        self.times = [t for t in TIME_NAMES if any(t in v.reads for v in self.fields.values())]
         self.machines = {f: _Machine(v, n) for f, v in self.fields.items()
                          if v.spec.machine is not None}  # fmt: skip
         self.schema: Schema = SpecSchema(self)
@@ -335,12 +337,16 @@ class SpecGenerator:
         keys = rng.combine(rng.combine(self.keys[local], time_ms), step)
         columns: dict[str, Values] = {a: v[local] for a, v in self.entity_columns.items()}
         by_rank: list[I64] | None = None  # made once, for walks and machines
-        wall = time_ms if self.zones is None else self.zones.local_ms(self.zone[local], time_ms)
-        columns["hour"] = (wall % DAY_MS) / HOUR_MS
-        columns["weekday"] = weekday(wall).astype(np.float64)
-        months = wall.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
-        columns["month"] = (months % 12 + 1).astype(np.float64)
-        hidden = ["hour", "weekday", "month", *self.spec.episodes]
+        if self.times:  # only the time names some field reads, in local time
+            wall = time_ms if self.zones is None else self.zones.local_ms(self.zone[local], time_ms)
+            if "hour" in self.times:
+                columns["hour"] = (wall % DAY_MS) / HOUR_MS
+            if "weekday" in self.times:
+                columns["weekday"] = weekday(wall).astype(np.float64)
+            if "month" in self.times:
+                months = wall.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+                columns["month"] = (months % 12 + 1).astype(np.float64)
+        hidden = [*self.times, *self.spec.episodes]
         entity = self.entity_ids[local]
         for salt, (name, episode) in enumerate(self.spec.episodes.items()):
             slot = HOUR_MS if episode.per == "hour" else DAY_MS
