@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +87,33 @@ def test_every_built_in_channel_lands_as_a_typed_table_with_exactly_what_was_del
     assert leap[1].isoformat().startswith("2024-03-01T00:29")
 
 
-def test_a_server_down_at_start_is_waited_for_and_then_holds_what_was_delivered() -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
-    env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
-                "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
-                "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5"})  # fmt: skip
-    producer = subprocess.Popen(
+@contextmanager
+def producing(port: int, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """``synthstream run --sinks postgres`` against ``port`` in the background, JSON logs on
+    its stderr pipe; killed (if still running) and closed at the end."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    full.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
+                 "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
+                 "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5"})  # fmt: skip
+    full.update({f"SYNTHSTREAM_{k.upper()}": v for k, v in env.items()})
+    proc = subprocess.Popen(
         [sys.executable, "-m", "producer", "run", "--sinks", "postgres", "--metrics-port", "0",
-         "--backfill", "--start", "2024-05-01T00:00:00", "--end", "2024-05-01T00:05:00",
-         "--wait-for-sinks", "60"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+         *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=full,
     )  # fmt: skip
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_a_server_down_at_start_is_waited_for_and_then_holds_what_was_delivered() -> None:
+    port = free_port()
+    window = ("--backfill", "--start", "2024-05-01T00:00:00", "--end", "2024-05-01T00:05:00")
+    with producing(port, *window, "--wait-for-sinks", "60") as producer:
         assert producer.stderr is not None
         next_event(producer.stderr, "sink_unreachable")  # it waits, and says so
         with postgres(port):
@@ -108,12 +123,6 @@ def test_a_server_down_at_start_is_waited_for_and_then_holds_what_was_delivered(
             delivered = finished["sinks"]["postgres"]["delivered"]
             assert delivered == finished["generated"] - finished["dropped_by_fault"] > 0
             assert query(port, "SELECT count(*) FROM bme280")[0][0] == delivered
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait()
-        if producer.stderr is not None:
-            producer.stderr.close()
 
 
 def test_a_table_name_postgresql_would_cut_is_refused_at_start() -> None:
@@ -157,52 +166,40 @@ def test_a_server_crash_mid_run_loses_nothing_that_was_delivered() -> None:
     port = free_port()
     folder = tempfile.mkdtemp(prefix="synthstream-pg-crash-")
     server = start_server("start", folder, port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
-    env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
-                "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
-                "SYNTHSTREAM_BME280__DEVICES": "200", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1",
-                "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5",
-                "SYNTHSTREAM_DELIVERY__MAX_ATTEMPTS": "100"})  # fmt: skip
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "producer", "run", "--sinks", "postgres", "--metrics-port", "0",
-         "--duration", "12"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    args = ("--duration", "12")
+    settings = {"bme280__devices": "200", "bme280__rate__interval_s": "1",
+                "delivery__max_attempts": "100"}  # fmt: skip
     try:
-        assert producer.stderr is not None
-        next_event(producer.stderr, "synthstream_started")
-        with psycopg.connect(dsn(port)) as connection:  # wait until rows arrive, then crash
-            deadline = time.monotonic() + 30
-            while True:
-                found = connection.execute("SELECT to_regclass('bme280')").fetchone()
-                rows = None
-                if found and found[0]:
-                    rows = connection.execute("SELECT count(*) FROM bme280").fetchone()
-                if rows is not None and rows[0] > 200:
-                    break
-                assert time.monotonic() < deadline, "no rows arrived"
-                connection.rollback()
-                time.sleep(0.1)
-        pid = int((Path(folder) / "data" / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGQUIT)  # an immediate shutdown: no checkpoint, recovery later
-        server.wait(timeout=30)
-        if server.stdout is not None:
-            server.stdout.close()
-        server = start_server("resume", folder, port)
-        rest = producer.stderr.read()
-        assert producer.wait(timeout=60) == 0, rest[-2000:]
-        events = log_events(rest)
-        counts = events["synthstream_finished"]["streams"]["bme280"]
-        assert "send_retry" in events, "the crash was felt"
-        assert counts["sinks"]["postgres"]["failed"] == 0
-        held = query(port, "SELECT count(*) FROM bme280")[0][0]
-        assert held == counts["sinks"]["postgres"]["delivered"] > 0
+        with producing(port, *args, **settings) as producer:
+            assert producer.stderr is not None
+            next_event(producer.stderr, "synthstream_started")
+            with psycopg.connect(dsn(port)) as connection:  # wait until rows arrive, then crash
+                deadline = time.monotonic() + 30
+                while True:
+                    found = connection.execute("SELECT to_regclass('bme280')").fetchone()
+                    rows = None
+                    if found and found[0]:
+                        rows = connection.execute("SELECT count(*) FROM bme280").fetchone()
+                    if rows is not None and rows[0] > 200:
+                        break
+                    assert time.monotonic() < deadline, "no rows arrived"
+                    connection.rollback()
+                    time.sleep(0.1)
+            pid = int((Path(folder) / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)  # an immediate shutdown: no checkpoint, recovery later
+            server.wait(timeout=30)
+            if server.stdout is not None:
+                server.stdout.close()
+            server = start_server("resume", folder, port)
+            rest = producer.stderr.read()
+            assert producer.wait(timeout=60) == 0, rest[-2000:]
+            events = log_events(rest)
+            counts = events["synthstream_finished"]["streams"]["bme280"]
+            assert "send_retry" in events, "the crash was felt"
+            assert counts["sinks"]["postgres"]["failed"] == 0
+            held = query(port, "SELECT count(*) FROM bme280")[0][0]
+            assert held == counts["sinks"]["postgres"]["delivered"] > 0
     finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait()
-        if producer.stderr is not None:
-            producer.stderr.close()
         stop_group(server, 30)
         if server.stdout is not None:
             server.stdout.close()
