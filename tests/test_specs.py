@@ -319,7 +319,8 @@ def test_spec_check_and_preview_through_the_cli(tmp_path: Path) -> None:
     assert refused.stderr.count("\n") == 1, refused.stderr
     assert f"{bad}:6:10: streams.fleet.fields.b:" in refused.stderr
     assert "Traceback" not in refused.stderr
-    preview = subprocess.run([*run, "preview", str(FLEET), "-n", "4", "--seed", "3"],
+    preview = subprocess.run([*run, "preview", str(FLEET), "-n", "4", "--seed", "3", "--start",
+                              "2025-03-30T00:00:00"],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     assert preview.returncode == 0, preview.stderr
     rows = [orjson.loads(line) for line in preview.stdout.splitlines()]
