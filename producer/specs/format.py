@@ -22,15 +22,12 @@ from __future__ import annotations
 import json
 import re
 import string
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from producer.settings import FaultSettings, Model, RateSettings
 from producer.specs.expressions import ExpressionError, compile_expression
-
-if TYPE_CHECKING:
-    pass
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
