@@ -184,7 +184,14 @@ def backfill(env: dict[str, str], end: str = "2024-05-01T00:10:00") -> subproces
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> tuple[str, dict[str, Any]]:
-    out, err = proc.communicate(timeout=timeout)
+    """The run's stdout and log events; a run past ``timeout`` is killed (its pipes closed,
+    so no later test inherits a running producer) and fails with the end of its log."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"no end within {timeout} s: {err.decode()[-1500:]}") from None
     return out.decode(), log_events(err.decode())
 
 
