@@ -74,7 +74,8 @@ def _apply_variants(
         if variant == "date_format":
             date_style = (date_style + 1 + pick % 3) % 4
         key = schema.partition_key
-        row[key] = _name_style(str(row[key]), name_style)
+        if key in row:  # (a change's key is inside its before and after)
+            row[key] = _name_style(str(row[key]), name_style)
         if schema.time_field in row:
             row[schema.time_field] = _date_style(row[schema.time_field], date_style)
         for optional in schema.optional_fields:
@@ -90,6 +91,22 @@ class JsonLines(Protocol):
     same bytes); used when no fault asked to change a document."""
 
     def jsonl(self, batch: RecordBatch) -> bytes: ...
+
+
+@runtime_checkable
+class KeyedRows(Protocol):
+    """A schema whose records' keys are not one field of their rows (a change's key is in
+    its before or after)."""
+
+    def keys_of(self, rows: list[dict[str, Any]]) -> list[bytes]: ...
+
+
+def record_keys(schema: Schema, rows: list[dict[str, Any]]) -> list[bytes]:
+    """Each record's key (the Kafka message key, the Kinesis partition key)."""
+    if isinstance(schema, KeyedRows):
+        return schema.keys_of(rows)
+    key = schema.partition_key
+    return [str(row[key]).encode() for row in rows]
 
 
 def _unmarked(batch: RecordBatch) -> bool:

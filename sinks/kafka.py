@@ -3,10 +3,13 @@
 Each record goes to its stream's topic with the stream's partition key as the message key
 (so a device's readings stay in order on one partition), the JSON reading as the value, the
 event time as the message timestamp, and ``message_id``, ``event_time`` and ``is_duplicate``
-as headers. A ``send`` counts as delivered only when every message's future has resolved;
-messages whose futures failed with a retriable error are handed back to the engine's retry
-path, others fail for good with reason ``kafka_<ErrorName>``. A broker that is down at start
-is not a bad setting: the producer is started again on the next send.
+as headers; a change (``producer.cdc``) is keyed by its primary key and a delete is
+followed by a tombstone (the key with no value), so a compacted topic forgets the row; the
+delete counts as delivered when both are acknowledged. A ``send`` counts as delivered only
+when every message's future has resolved; messages whose futures failed with a retriable
+error are handed back to the engine's retry path, others fail for good with reason
+``kafka_<ErrorName>``. A broker that is down at start is not a bad setting: the producer is
+started again on the next send.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from producer.encoding import json_documents
+from producer.cdc import DELETE, ChangeSchema
+from producer.encoding import json_documents, record_keys
 from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
 from sinks.errors import Interrupted, PartialFailure, RetryableError
@@ -141,25 +145,35 @@ class KafkaSink:
             raise RetryableError(f"kafka unreachable: {exc}", reason="connect") from exc
         topic = self.topics[batch.stream]
         rows = schema.rows(batch)
-        keys = [str(row[schema.partition_key]).encode() for row in rows]
-        docs = json_documents(schema, batch, rows)
+        keys = record_keys(schema, rows)
+        values: list[bytes | None] = list(json_documents(schema, batch, rows))
+        owner = list(range(len(values)))  # the record of each message
+        if isinstance(schema, ChangeSchema):  # a tombstone after each delete, as Debezium's
+            deletes = set(np.flatnonzero(batch.columns["op"] == DELETE).tolist())
+            if deletes:
+                owner = [m for i in range(len(values)) for m in ([i, i] if i in deletes else [i])]
+                values = [None if k and owner[k - 1] == i else values[i]
+                          for k, i in enumerate(owner)]  # fmt: skip
+                keys = [keys[i] for i in owner]
         futures: list[asyncio.Future[Any] | BaseException] = []
         try:
-            outcomes = await self._produce(producer, topic, docs, keys, batch, futures)
+            outcomes = await self._produce(producer, topic, values, keys, owner, batch, futures)
         except asyncio.CancelledError:  # the shutdown deadline: say what the broker took
             # Messages handed to the producer go out whatever we do (its close flushes them):
             # wait a little for their acknowledgements, so that they count.
             handed = [f for f in futures if not isinstance(f, BaseException)]
             if handed:
                 await asyncio.wait(handed, timeout=ACK_WAIT_S)
-            acked = [i for i, f in enumerate(futures) if not isinstance(f, BaseException)
-                     and f.done() and not f.cancelled() and f.exception() is None]  # fmt: skip
+            missed = {owner[m] for m, f in enumerate(futures) if isinstance(f, BaseException)
+                      or not f.done() or f.cancelled() or f.exception() is not None}  # fmt: skip
+            missed.update(owner[len(futures) :])  # (never handed over)
+            acked = sorted(set(owner[: len(futures)]) - missed)
             raise Interrupted(np.asarray(acked, dtype=np.int64)) from None
         results = iter(outcomes)
-        retry: list[int] = []
-        rejected: dict[str, list[int]] = {}
+        retry: dict[int, None] = {}
+        rejected: dict[str, dict[int, None]] = {}
         last = ""
-        for i, future in enumerate(futures):
+        for m, future in enumerate(futures):
             result = future if isinstance(future, BaseException) else next(results)
             if not isinstance(result, BaseException):
                 continue
@@ -167,26 +181,30 @@ class KafkaSink:
             if isinstance(result, KafkaError) and (result.retriable or isinstance(
                 result, KafkaTimeoutError
             )):  # fmt: skip
-                retry.append(i)
+                retry[owner[m]] = None
             else:
-                rejected.setdefault(f"kafka_{type(result).__name__}", []).append(i)
+                rejected.setdefault(f"kafka_{type(result).__name__}", {})[owner[m]] = None
         if retry or rejected:
+            given_up = {i for found in rejected.values() for i in found}
             raise PartialFailure(
-                last, failed=np.asarray(retry, dtype=np.int64), reason="kafka",
-                rejected={k: np.asarray(v, dtype=np.int64) for k, v in rejected.items()},
+                last, reason="kafka",
+                failed=np.asarray([i for i in retry if i not in given_up], dtype=np.int64),
+                rejected={k: np.asarray(list(v), dtype=np.int64) for k, v in rejected.items()},
             )  # fmt: skip
 
     async def _produce(
-        self, producer: Any, topic: str, docs: list[bytes], keys: list[bytes],
-        batch: RecordBatch, futures: list[asyncio.Future[Any] | BaseException],
+        self, producer: Any, topic: str, values: list[bytes | None], keys: list[bytes],
+        owner: list[int], batch: RecordBatch,
+        futures: list[asyncio.Future[Any] | BaseException],
     ) -> list[Any]:  # fmt: skip
         """Hand every message to the producer (``futures`` fills as it goes), then wait for
-        the broker's acknowledgements."""
+        the broker's acknowledgements. ``owner`` is each message's record."""
         stamps = batch.iso_times()
         ids = batch.message_ids()
         times = batch.time_ms.tolist()
         duplicate = batch.is_duplicate.tolist()
-        for i, doc in enumerate(docs):
+        for m, value in enumerate(values):
+            i = owner[m]
             headers = [
                 ("message_id", bytes(ids[i])),
                 ("event_time", stamps[i].encode()),
@@ -195,7 +213,7 @@ class KafkaSink:
             try:
                 futures.append(
                     await producer.send(
-                        topic, value=doc, key=keys[i],
+                        topic, value=value, key=keys[m],
                         headers=headers, timestamp_ms=times[i],
                     )
                 )  # fmt: skip

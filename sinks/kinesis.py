@@ -20,7 +20,7 @@ import numpy as np
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from producer.encoding import json_documents
+from producer.encoding import json_documents, record_keys
 from producer.records import RecordBatch, Schema
 from sinks.aws import open_client
 from sinks.base import SinkLimits
@@ -88,7 +88,7 @@ class KinesisSink:
         """Entries (document, partition key) and each one's size as Kinesis counts it: the
         engine forms sends of at most ``max_records`` entries and ``max_bytes``."""
         rows = schema.rows(batch)
-        keys = [str(row[schema.partition_key]) for row in rows]
+        keys = [key.decode() for key in record_keys(schema, rows)]
         docs = json_documents(schema, batch, rows)
         entries = list(zip(docs, keys, strict=True))
         return entries, [len(doc) + len(key) for doc, key in entries]

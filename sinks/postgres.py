@@ -11,6 +11,11 @@ default). A connection that fails
 before the commit is retried with backoff; one that fails during it leaves the outcome
 unknown (the batch may be there: sent again, counted as redelivered). A row PostgreSQL
 refuses (a type it cannot read) fails the batch for good, with the server's message.
+
+A change channel (``producer.cdc``) is applied, not appended: its table has the rows' columns
+and a primary key, and a send upserts each key's last row (``INSERT ... ON CONFLICT DO
+UPDATE``) and deletes the keys whose last change is a delete, in one transaction (changes
+of a key come in order: the engine keeps a key's sends in sequence).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import structlog
 
+from producer.cdc import DELETE, ChangeSchema
 from producer.errors import ConfigError
 from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits
@@ -86,6 +92,13 @@ async def _commit(connection: Any, records: int) -> None:
             await commit
         done = commit.done() and not commit.cancelled() and commit.exception() is None
         raise Interrupted(np.arange(records if done else 0, dtype=np.int64)) from None
+
+
+async def _copy(cursor: Any, target: str, data: pa.Table) -> None:
+    columns = ", ".join(quoted(c) for c in data.column_names)
+    sql = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
+    async with cursor.copy(sql) as copy:
+        await copy.write(csv_bytes(data))
 
 
 class PostgresSink:
@@ -178,34 +191,82 @@ class PostgresSink:
         version = str(row[0]).split(" on ")[0] if row else "PostgreSQL"
         return f"{self.where}: {version}"
 
-    async def _ensure(self, cursor: Any, table: str, data: pa.Table) -> None:
+    async def _ensure(
+        self, cursor: Any, table: str, data: pa.Table, key: tuple[str, ...] = ()
+    ) -> None:  # fmt: skip
         if table in self._ready:
             return
         s = self.settings
         name = f"{quoted(s.schema_name)}.{quoted(table)}"
         columns = ", ".join(f"{quoted(f.name)} {sql_type(f.type)}" for f in data.schema)
+        if key:
+            columns += f", PRIMARY KEY ({', '.join(quoted(k) for k in key)})"
         if s.create_tables:
             await cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(s.schema_name)}")
             await cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
         self._ready.add(table)
 
+    async def _append(self, cursor: Any, table: str, batch: RecordBatch, schema: Schema) -> None:
+        data = flat(schema.table(batch))
+        await self._ensure(cursor, table, data)
+        await _copy(cursor, self._target(table), data)
+
+    async def _apply(self, cursor: Any, table: str, batch: RecordBatch,
+                     schema: ChangeSchema) -> None:  # fmt: skip
+        """Each key's last change: its row upserted, or the key deleted."""
+        key = schema.table_spec.key
+        last: dict[tuple[Any, ...], Any] = {}
+        for op, before, after in zip(batch.columns["op"].tolist(), batch.columns["before"],
+                                     batch.columns["after"], strict=True):  # fmt: skip
+            row = after if op != DELETE else before
+            pk = tuple(row[k] for k in key)
+            last.pop(pk, None)  # (a key's place is its last change's)
+            last[pk] = None if op == DELETE else after
+        data = flat(schema.row_table([row for row in last.values() if row is not None]))
+        await self._ensure(cursor, table, data, key)
+        target = self._target(table)
+        if data.num_rows:
+            await cursor.execute(f"CREATE TEMP TABLE _synthstream_rows (LIKE {target}) "
+                                 "ON COMMIT DROP")  # fmt: skip
+            await _copy(cursor, "_synthstream_rows", data)
+            columns = ", ".join(quoted(c) for c in data.column_names)
+            update = ", ".join(f"{quoted(c)} = EXCLUDED.{quoted(c)}"
+                               for c in data.column_names if c not in key)  # fmt: skip
+            conflict = f"DO UPDATE SET {update}" if update else "DO NOTHING"
+            keys = ", ".join(quoted(k) for k in key)
+            await cursor.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM "
+                                 f"_synthstream_rows ON CONFLICT ({keys}) {conflict}")  # fmt: skip
+        gone = [pk for pk, row in last.items() if row is None]
+        if gone:
+            doomed = pa.table({k: pa.array([pk[i] for pk in gone], data.schema.field(k).type)
+                               for i, k in enumerate(key)})  # fmt: skip
+            await cursor.execute(f"CREATE TEMP TABLE _synthstream_gone AS SELECT "
+                                 f"{', '.join(quoted(k) for k in key)} FROM {target} "
+                                 "WITH NO DATA")  # fmt: skip
+            await _copy(cursor, "_synthstream_gone", doomed)
+            match = " AND ".join(f"t.{quoted(k)} = g.{quoted(k)}" for k in key)
+            await cursor.execute(f"DELETE FROM {target} t USING _synthstream_gone g "
+                                 f"WHERE {match}")  # fmt: skip
+            await cursor.execute("DROP TABLE _synthstream_gone")
+
+    def _target(self, table: str) -> str:
+        return f"{quoted(self.settings.schema_name)}.{quoted(table)}"
+
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         import psycopg
 
-        table = self.settings.table_prefix + self.tables[batch.stream]
-        data = flat(schema.table(batch))
-        payload = csv_bytes(data)
-        target = f"{quoted(self.settings.schema_name)}.{quoted(table)}"
-        columns = ", ".join(quoted(c) for c in data.column_names)
+        name = (schema.table_spec.name if isinstance(schema, ChangeSchema)
+                else self.tables[batch.stream])  # fmt: skip
+        table = self.settings.table_prefix + name
         committing = False
         async with self._lock:
             try:
                 connection = await self._connect()
                 async with connection.cursor() as cursor:
-                    await self._ensure(cursor, table, data)
-                    copy_sql = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
-                    async with cursor.copy(copy_sql) as copy:
-                        await copy.write(payload)
+                    if isinstance(schema, ChangeSchema):
+                        await self._apply(cursor, table, batch, schema)
+                    else:
+                        await self._append(cursor, table, batch, schema)
                 committing = True
                 await _commit(connection, len(batch))
             except asyncio.CancelledError:  # the deadline before the commit: rolled back

@@ -85,6 +85,12 @@ class SingleChannel:
     def entities(self) -> dict[str, int]:
         return {self.stream: int(self.generator.entity_ids.size)}
 
+    def snapshot(self, t: int) -> dict[str, RecordBatch]:
+        """A record of every entity at ``t`` (what a table of them holds then)."""
+        n = int(self.generator.entity_ids.size)
+        due = Due(np.arange(n, dtype=np.int64), np.full(n, t, dtype=np.int64))
+        return {self.stream: self.generator.generate(due)} if n else {}
+
 
 def earliest(batches: dict[str, RecordBatch], limit: int) -> dict[str, RecordBatch]:
     """The ``limit`` earliest records over all channels (ties: channel order)."""

@@ -300,6 +300,21 @@ class Episode(Model):
         return (float(self.duration_s), float(self.duration_s))
 
 
+class TableSpec(Model):
+    """The stream's entities as a table: each record is a change of a row (change data
+    capture, the Debezium envelope)."""
+
+    name: str | None = Field(None, description="The table's name: the stream's unless set.")
+    key: list[str] | None = Field(
+        None, min_length=1,
+        description="The primary key: fields of the record (the entity's id unless set).",
+    )  # fmt: skip
+    delete: str | None = Field(
+        None, description="An expression: a record for which it is true deletes its row (a "
+        "later record of the key creates it again).",
+    )  # fmt: skip
+
+
 class StreamSpec(Model):
     """One declared stream: its entities, fields, rate, and where it goes."""
 
@@ -324,6 +339,10 @@ class StreamSpec(Model):
         description="The field that keys each record (the Kafka message key, the Kinesis "
         "partition key: what keeps order): the entity's id unless set.",
     )
+    table: TableSpec | None = Field(
+        None, description="Read the entities as a table: the records become changes of its "
+        "rows (before, after, op), a snapshot of every row opening the run.",
+    )  # fmt: skip
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
     faults: FaultSettings = FaultSettings()
     http_path: str | None = None
@@ -367,6 +386,12 @@ class StreamSpec(Model):
         if self.key is not None and self.key not in [self.entities.id_field, *written]:
             raise ValueError(f"key {self.key!r} is not a field of the record; accepted: "
                              f"{', '.join([self.entities.id_field, *written])}")  # fmt: skip
+        if self.table is not None and self.table.key is not None:
+            record = [self.entities.id_field, self.time_field, *written]
+            for column in self.table.key:
+                if column not in record:
+                    raise ValueError(f"table.key {column!r} is not a field of the record; "
+                                     f"accepted: {', '.join(record)}")  # fmt: skip
         counts = [n for n, f in fields.items() if f.count is not None]
         for name, spec in {**attributes, **fields}.items():
             if spec.per is not None and (name in attributes or spec.per not in counts):

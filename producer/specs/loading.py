@@ -197,6 +197,13 @@ def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) 
                 inner = str(exc)
                 raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
                                   f"{field}: {inner}") from None  # fmt: skip
+    if stream.table is not None and stream.table.delete is not None:
+        try:
+            compile_expression(stream.table.delete, readable, categories=categories)
+        except ExpressionError as exc:
+            line, col = marks.get(("streams", name, "table", "delete"), (1, 1))
+            raise ConfigError(f"{path}:{line}:{col}: streams.{name}.table.delete: {exc}"
+                              ) from None  # fmt: skip
     try:
         field_order({field: expression.names for field, expression in compiled.items()})
     except ExpressionError as exc:

@@ -50,6 +50,8 @@ from producer.timeline import DAY_MS, HOUR_MS, weekday
 from producer.zones import ZoneTable
 
 Values = npt.NDArray[Any]
+DELETES = "table:delete"  # a table's column: the records that delete their row
+_DELETE_SALT = rng.text_key("spec-table", "delete")
 
 
 class SpecStreamSettings(SensorStreamSettings):
@@ -76,8 +78,18 @@ class SpecStreamSettings(SensorStreamSettings):
         def generator(entity_ids: I64, keys: U64) -> Generator:
             return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key)
 
-        return sensor_source(context.name, self.entities, self.rate, context.seed,
-                             context.shard, generator)  # fmt: skip
+        source = sensor_source(context.name, self.entities, self.rate, context.seed,
+                               context.shard, generator)  # fmt: skip
+        table = self.spec.table
+        if table is None:
+            return source
+        from producer.cdc import ChangeSource, Table
+
+        key = tuple(table.key or [self.spec.entities.id_field])
+        delete = DELETES if table.delete is not None else None
+        return ChangeSource(source, {context.name: Table(table.name or context.name, key,
+                                                         delete=delete,
+                                                         stamp=self.spec.time_field)})  # fmt: skip
 
     def fault_stages(self, key: int, schema: Schema) -> list[Any]:
         return [EpisodeTruth(tuple(self.spec.episodes))] if self.spec.episodes else []
@@ -328,6 +340,9 @@ class SpecGenerator:
         self.times = [t for t in TIME_NAMES if any(t in v.reads for v in self.fields.values())]
         self.machines = {f: _Machine(v, n) for f, v in self.fields.items()
                          if v.spec.machine is not None}  # fmt: skip
+        self.deletes: Expression | None = None  # a table's: which records delete their row
+        if spec.table is not None and spec.table.delete is not None:
+            self.deletes = compile_expression(spec.table.delete, readable, categories=words)
         self.schema: Schema = SpecSchema(self)
 
     def generate(self, due: Due) -> RecordBatch:
@@ -379,6 +394,8 @@ class SpecGenerator:
                     own = rng.combine(self.keys[local], columns[s.per].astype(np.int64))
                 raw = values.draw(own, columns)
             columns[name] = values.finish(raw, keys)
+        if self.deletes is not None:
+            columns[DELETES] = self.deletes.evaluate(columns, rng.combine(keys, _DELETE_SALT)) > 0
         np.add.at(self.steps, local, 1)
         out = {k: v for k, v in columns.items() if k not in hidden}
         batch = RecordBatch(self.stream, entity, time_ms, keys, out)
