@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from producer.plugins import StreamSettings
 from producer.settings import NumberList
 from producer.timeline import SCENARIO_FACTORS
-
-if TYPE_CHECKING:
-    pass
-
 
 ECOMMERCE_SCENARIOS = ("normal_traffic", "peak_traffic", "fraud_testing", "maintenance_mode")
 # Each scenario's traffic, as one of the run-wide scenarios.
