@@ -40,7 +40,7 @@ def changes(end: int, steps: list[int], shard: str = "0/1", spec: Path = CUSTOME
             entities: int = 400) -> list[Change]:  # fmt: skip
     """The customers' changes over [T0, end), advanced in ``steps`` (repeating the last)."""
     path = Path(tempfile.mkdtemp()) / spec.name
-    path.write_text(spec.read_text().replace("count: 5000", f"count: {entities}"))
+    path.write_text(spec.read_text().replace("count: 1000", f"count: {entities}"))
     overrides: dict[str, object] = {"specs": [str(path)], "seed": 3, "shard": shard}
     stream = build_stream("customers", load_settings(overrides, environ={}))
     made, t, i = [], T0, 0

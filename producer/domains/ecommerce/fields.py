@@ -68,6 +68,14 @@ class EcommerceFields(StreamSettings):
         "product-updates, fraud-alerts, analytics-results.",
     )  # fmt: skip
     kinesis_stream: str = Field("{type}", description="Kinesis stream per record type.")
+    cdc: bool = Field(
+        False, description="Also the products table as change data capture: a channel "
+        "products in the Debezium envelope (snapshot, price/stock/rating updates, a delete "
+        "when a product is discontinued).",
+    )  # fmt: skip
+
+    def channels(self, stream: str) -> tuple[str, ...]:
+        return (*self.CHANNELS, "products") if self.cdc else self.CHANNELS
 
     @property
     def entities(self) -> int:

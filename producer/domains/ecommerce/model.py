@@ -29,6 +29,16 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
+from producer.domains.ecommerce.analytics import Analytics
+from producer.domains.ecommerce.catalog import (
+    DISCONTINUE_P,
+    PRODUCTS,
+    SLOT_MS,
+    ProductRowSchema,
+    ProductTable,
+    available,
+    state,
+)
 from producer.domains.ecommerce.fields import EcommerceFields
 from producer.domains.ecommerce.schemas import (
     AlertSchema,
@@ -117,7 +127,7 @@ from producer.rates import FixedInterval
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
 from producer.settings import Shard
-from producer.timeline import DAY_MS, HOUR_MS
+from producer.timeline import HOUR_MS
 
 
 def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
@@ -177,8 +187,8 @@ class EcommerceSource:
         self.transactions = Pending()
         self.alerts = Pending()
         self.window_ms = settings.analytics_window_s * 1000
-        self.acc: dict[int, F64] = {}  # window -> (scope, [sessions, orders, revenue, fraud])
-        self.analytics_key = rng.text_key(seed, STREAM, "analytics")
+        self.analytics = Analytics(self.users.region, self.window_ms,
+                                   rng.text_key(seed, STREAM, "analytics"))  # fmt: skip
         text = Texts(self.users, self.products, self.window_ms)
         self.schemas: dict[str, ShopSchema] = {
             TRANSACTIONS: TransactionSchema(text),
@@ -187,6 +197,9 @@ class EcommerceSource:
             ALERTS: AlertSchema(text),
             ANALYTICS: AnalyticsSchema(text),
         }
+        self.table = ProductTable(self.products, self.prices, p_ids) if settings.cdc else None
+        if self.table is not None:
+            self.schemas[PRODUCTS] = ProductRowSchema(text)
         self.channels: dict[str, Schema] = dict(self.schemas)
 
     # ------------------------------------------------------------------ model
@@ -245,14 +258,17 @@ class EcommerceSource:
         picked: I64 = np.where(resale, RESALE[(u[:, 4] * 2).astype(np.int64) % 2], category)
         return picked, event >= 0
 
-    def _products(self, session: I64, slot: I64, ctx: dict[str, Any]) -> I64:
+    def _products(self, session: I64, slot: I64, ctx: dict[str, Any], when: I64) -> I64:
         keys = rng.combine(ctx["keys"][session], 1000 + slot)
         pattern, fraud = ctx["pattern"][session], ctx["fraud"][session]
         category, in_season = self._categories(
             ctx["user"][session], keys, ctx["local"][session],
             fraud & (pattern == CATEGORY), fraud & (pattern == VELOCITY),
         )  # fmt: skip
-        return self.products.choose(category, rng.uniform(keys, 8), in_season)
+        picked = self.products.choose(category, rng.uniform(keys, 8), in_season)
+        if self.table is None:
+            return picked
+        return available(self.products, self.table.discontinued, picked, when)
 
     def _new_sessions(self, t0: int, t1: int) -> None:
         local, arrival, keys = self.sessions.arrivals(t0, t1)
@@ -353,7 +369,7 @@ class EcommerceSource:
         slot = np.where(etype == REMOVE, cart[sess] - 1, slot)
         slot = np.where(velocity[sess] & (etype == PURCHASE), 200 + pos, slot)
         has = slot >= 0
-        product[has] = self._products(sess[has], slot[has], ctx)
+        product[has] = self._products(sess[has], slot[has], ctx, times[has])
         durations_s = np.maximum(1, gap // 1000)
 
         # Transactions: one per purchase event.
@@ -366,7 +382,8 @@ class EcommerceSource:
         for j in range(MAX_ITEMS):
             kept = (~velocity[ts]) & (j < bought)
             if kept.any():
-                items[kept, j] = self._products(ts[kept], np.full(int(kept.sum()), j), ctx)
+                items[kept, j] = self._products(ts[kept], np.full(int(kept.sum()), j), ctx,
+                                                times[buy][kept])  # fmt: skip
             qk = rng.uniform(rng.combine(tkeys, 10 + j), 0)
             quantity[:, j] = np.where(items[:, j] >= 0, 1 + weighted_choice(qk, QUANTITIES), 0)
         fast = velocity[ts]
@@ -441,72 +458,8 @@ class EcommerceSource:
         order = np.argsort(cols["time_ms"], kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         product, t = cols["product"], cols["time_ms"]
-        cols["price"] = self.prices.at(product, t)
+        cols.update(state(self.products, self.prices, product, t, cols["key"]))
         cols["previous_price"] = self.prices.at(product, t - 1)
-        u = rng.uniform_block(cols["key"], 2)
-        base = 40 + (self.products.popularity[product] * 30).astype(np.int64)
-        cols["stock"] = np.floor(base * (0.2 + 2 * u[:, 0])).astype(np.int64)
-        days = (t - 1_577_836_800_000) // DAY_MS  # reviews grow steadily since 2020
-        cols["reviews"] = self.products.reviews[product] + np.maximum(days, 0) * (
-            1 + product % 3) // 7  # fmt: skip
-        cols["rating"] = np.round(np.clip(self.products.rating[product] + (u[:, 1] - 0.5) * 0.2,
-                                          1.0, 5.0), 1)  # fmt: skip
-        return cols
-
-    # ------------------------------------------------------------------ analytics
-    def _account(self, txns: dict[str, npt.NDArray[Any]] | None,
-                 events: dict[str, npt.NDArray[Any]] | None) -> None:  # fmt: skip
-        """Add released sessions and transactions to their analytics windows."""
-        w = self.window_ms
-        scopes = len(SCOPES)
-        for cols, column in ((events, 0), (txns, 1)):
-            if cols is None:
-                continue
-            mask = cols["type"] == PAGE if column == 0 else np.ones(cols["time_ms"].size, bool)
-            if not mask.any():
-                continue
-            window = cols["time_ms"][mask] // w
-            region = self.users.region[cols["user"][mask]]
-            values = [np.ones(window.size)]
-            if column == 1:
-                # Revenue in whole cents: exact sums, whatever order the windows come in.
-                cents = np.round(cols["total_amount"][mask] * 100)
-                values = [np.ones(window.size), cents,
-                          (cols["pattern"][mask] >= 0).astype(np.float64)]  # fmt: skip
-            for win in np.unique(window).tolist():
-                acc = self.acc.setdefault(win, np.zeros((scopes, 4)))
-                here = window == win
-                for v, value in enumerate(values):
-                    col = column + v
-                    sums = np.bincount(region[here], value[here], minlength=scopes - 1)
-                    acc[: scopes - 1, col] += sums
-                    acc[scopes - 1, col] += sums.sum()
-
-    def _analytics(self, t0: int, t1: int) -> dict[str, npt.NDArray[Any]] | None:
-        w = self.window_ms
-        ends = np.arange(-(-t0 // w) * w, t1, w, dtype=np.int64)
-        ends = ends[ends > 0]
-        if not ends.size:
-            return None
-        rows: dict[str, list[Any]] = {k: [] for k in ("time_ms", "metric", "scope", "value",
-                                                      "sample")}  # fmt: skip
-        for end in ends.tolist():
-            acc = self.acc.pop(end // w - 1, np.zeros((len(SCOPES), 4)))
-            sessions, orders, cents, fraud = acc.T
-            revenue = cents / 100
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = (revenue, orders, revenue / orders, orders / sessions, fraud / orders)
-            samples = (orders, orders, orders, sessions, orders)
-            for m, (value, sample) in enumerate(zip(values, samples, strict=True)):
-                rows["time_ms"].extend([end] * len(SCOPES))
-                rows["metric"].extend([m] * len(SCOPES))
-                rows["scope"].extend(range(len(SCOPES)))
-                rows["value"].extend(value.tolist())
-                rows["sample"].extend(sample.tolist())
-        cols = {k: np.asarray(v) for k, v in rows.items()}
-        window = cols["time_ms"] // w
-        cols["key"] = rng.combine(rng.combine(self.analytics_key, window),
-                                  cols["metric"] * 8 + cols["scope"])  # fmt: skip
         return cols
 
     # ------------------------------------------------------------------ Source
@@ -527,8 +480,10 @@ class EcommerceSource:
             ALERTS: self.alerts.release(t1),
             UPDATES: self._product_updates(t0, t1),
         }
-        self._account(released[TRANSACTIONS], released[EVENTS])
-        released[ANALYTICS] = self._analytics(t0, t1)
+        if self.table is not None:
+            released[PRODUCTS] = self.table.records(t0, t1, released[UPDATES])
+        self.analytics.account(released[TRANSACTIONS], released[EVENTS])
+        released[ANALYTICS] = self.analytics.results(t0, t1)
         # In channel order, as the engine's look-ahead breaks ties with --max-records.
         made = {ch: released.get(ch) for ch in self.channels}
         batches = {ch: self._batch(ch, cols) for ch, cols in made.items() if cols is not None}
@@ -544,6 +499,12 @@ class EcommerceSource:
         skip = {"time_ms", "key"}
         return RecordBatch(channel, entity.astype(np.int64), cols["time_ms"], cols["key"],
                            {k: v for k, v in cols.items() if k not in skip})  # fmt: skip
+
+    def snapshot(self, t: int) -> dict[str, RecordBatch]:
+        """The products table's rows at ``t`` (CDC on; see ``catalog.py``)."""
+        return (
+            {} if self.table is None else {PRODUCTS: self._batch(PRODUCTS, self.table.snapshot(t))}
+        )
 
     def next_due(self, t: int) -> int:
         w = self.window_ms
@@ -561,18 +522,23 @@ class EcommerceSource:
         updates = self.repricing.target_rate(t) if self.settings.product_updates_per_hour else 0.0
         if self.other_updates:
             updates += self.product_arrivals.target_rate(t)
-        return {
+        rates = {
             TRANSACTIONS: txns,
             EVENTS: self.settings.user_events_per_hour / self.settings.transactions_per_hour * txns,
             UPDATES: updates,
             ALERTS: txns * self.settings.effective_fraud_rate,
             ANALYTICS: len(METRICS) * len(SCOPES) / self.settings.analytics_window_s,
         }
+        if self.table is not None:  # its updates, and two changes a stretch off the catalog
+            rates[PRODUCTS] = updates + self.product_ids.size * 2 * DISCONTINUE_P / SLOT_MS * 1000
+        return rates
 
     def entities(self) -> dict[str, int]:
         users = int(self.user_ids.size)
-        return {TRANSACTIONS: users, EVENTS: users, UPDATES: int(self.product_ids.size),
-                ALERTS: users, ANALYTICS: len(METRICS) * len(SCOPES)}  # fmt: skip
+        products = int(self.product_ids.size)
+        tables = {PRODUCTS: products} if self.table is not None else {}
+        return {TRANSACTIONS: users, EVENTS: users, UPDATES: products, ALERTS: users,
+                ANALYTICS: len(METRICS) * len(SCOPES), **tables}  # fmt: skip
 
     def describe(self, report: dict[str, Any]) -> None:
         """The seed's ``stats``: users and products by kind, the realised fraud rate."""

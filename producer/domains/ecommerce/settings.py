@@ -22,4 +22,11 @@ class EcommerceSettings(EcommerceFields):
     def build(self, context: StreamContext) -> Source:
         from producer.domains.ecommerce.model import EcommerceSource  # the model loads when used
 
-        return EcommerceSource(self, context.seed, context.shard)
+        source = EcommerceSource(self, context.seed, context.shard)
+        if not self.cdc:
+            return source
+        from producer.cdc import ChangeSource, Table
+        from producer.domains.ecommerce.catalog import PRODUCTS
+
+        table = Table(PRODUCTS, ("product_id",), delete="discontinued", stamp="updated_at")
+        return ChangeSource(source, {PRODUCTS: table})

@@ -1,0 +1,201 @@
+"""The catalog as a table (``SYNTHSTREAM_ECOMMERCE__CDC=true``): each product's row as it
+changes, for change data capture.
+
+A product's row is its state (price, stock, rating, reviews) at its last change. It changes
+with every product update, and products leave the catalog for a while: in each 90-day slot a
+product is discontinued with probability 5 %, at a uniform moment, for 14 to 60 days (within
+the slot). The ``products`` channel has a record at each update (the row as it is after it),
+one at each discontinuation (a delete of the row) and one at each relisting (the row made
+again, at that moment's price); an update while a product is off the catalog deletes what
+does not exist and changes nothing. ``producer.cdc`` turns those records into changes. While
+CDC is on, sessions do not view or buy a product that is off the catalog (they take the
+next product of its category), so every transaction's products are rows of the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from producer import rng
+from producer.domains.ecommerce.schemas import ShopSchema, _number, _text
+from producer.domains.ecommerce.shop import CATEGORY_NAMES, Products
+from producer.domains.ecommerce.traffic import Prices
+from producer.records import RecordBatch, arrow_schema, timestamp_array
+from producer.rng import I64, U64
+from producer.timeline import DAY_MS
+
+PRODUCTS = "products"  # the table's channel (and its topic, Kinesis stream, table)
+SLOT_MS = 90 * DAY_MS
+DISCONTINUE_P = 0.05  # a product's chance to leave the catalog in a slot
+OFF_MIN_MS, OFF_MAX_MS = 14 * DAY_MS, 60 * DAY_MS
+_SALT = rng.text_key("ecommerce", "discontinued")
+_RELIST = 0x5E1157  # a relisting's record key, from its product's and its moment's
+STATE_FROM_MS = 1_577_836_800_000  # reviews grow steadily from 2020 on
+Columns = dict[str, npt.NDArray[Any]]
+
+
+class Discontinued:
+    """When each product is off the catalog: at most one stretch per 90-day slot."""
+
+    def __init__(self, products: Products) -> None:
+        self.keys = products.keys
+
+    def _stretch(self, product: I64, slot: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:
+        u = rng.uniform_block(rng.combine(rng.combine(self.keys[product], _SALT), slot), 3)
+        length = OFF_MIN_MS + (u[:, 1] * (OFF_MAX_MS - OFF_MIN_MS)).astype(np.int64)
+        start = slot * SLOT_MS + (u[:, 2] * (SLOT_MS - length)).astype(np.int64)
+        return u[:, 0] < DISCONTINUE_P, start, start + length
+
+    def off(self, product: I64, t: I64) -> npt.NDArray[np.bool_]:
+        """Whether each product is off the catalog at its time."""
+        hit, start, end = self._stretch(product, t // SLOT_MS)
+        off: npt.NDArray[np.bool_] = hit & (t >= start) & (t < end)
+        return off
+
+    def moments(self, products: I64, t0: int, t1: int) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
+        """The discontinuations and relistings of ``products`` in [t0, t1), in time order:
+        (product, time, whether it is a discontinuation)."""
+        product, time, leaving = [products[:0]], [products[:0]], [np.zeros(0, np.bool_)]
+        for slot in range(t0 // SLOT_MS, (t1 - 1) // SLOT_MS + 1):
+            hit, start, end = self._stretch(products, np.full(products.size, slot, np.int64))
+            for when, away in ((start, True), (end, False)):
+                mine = hit & (when >= t0) & (when < t1)
+                product.append(products[mine])
+                time.append(when[mine])
+                leaving.append(np.full(int(mine.sum()), away))
+        p, t, off = np.concatenate(product), np.concatenate(time), np.concatenate(leaving)
+        order = np.lexsort((p, t))
+        return p[order], t[order], off[order]
+
+
+def available(products: Products, discontinued: Discontinued, picked: I64, t: I64) -> I64:
+    """``picked`` products, each one off the catalog at its time replaced by the next of its
+    category that is on it (a category with one product keeps it)."""
+    out = picked.copy()
+    for _ in range(16):  # (each round moves on one product; sixteen off in a row: none)
+        off = discontinued.off(out, t)
+        if not off.any():
+            break
+        idx = np.flatnonzero(off)
+        category = products.category[out[idx]]
+        for c in np.unique(category).tolist():
+            members = products.members[c]
+            rows = idx[category == c]
+            at = np.searchsorted(members, out[rows])
+            out[rows] = members[(at + 1) % members.size]
+    return out
+
+
+def state(products: Products, prices: Prices, product: I64, t: I64,
+          keys: U64) -> dict[str, npt.NDArray[Any]]:  # fmt: skip
+    """A product's row at ``t``: price, stock, reviews and rating (stock and the rating's
+    wobble drawn from ``keys``)."""
+    u = rng.uniform_block(keys, 2)
+    base = 40 + (products.popularity[product] * 30).astype(np.int64)
+    days = (t - STATE_FROM_MS) // DAY_MS
+    return {
+        "price": prices.at(product, t),
+        "stock": np.floor(base * (0.2 + 2 * u[:, 0])).astype(np.int64),
+        "reviews": products.reviews[product] + np.maximum(days, 0) * (1 + product % 3) // 7,
+        "rating": np.round(np.clip(products.rating[product] + (u[:, 1] - 0.5) * 0.2, 1.0, 5.0),
+                           1),
+    }  # fmt: skip
+
+
+class ProductTable:
+    """The ``products`` channel of a shard's products (see the module's docstring)."""
+
+    def __init__(self, products: Products, prices: Prices, shard_products: I64) -> None:
+        self.products, self.prices, self.mine = products, prices, shard_products
+        self.discontinued = Discontinued(products)
+
+    def records(self, t0: int, t1: int, updates: Columns | None) -> Columns | None:
+        """The channel's columns for [t0, t1), from the window's product updates."""
+        product, t, leaving = self.discontinued.moments(self.mine, t0, t1)
+        keys = rng.combine(rng.combine(self.products.keys[product], t), _RELIST)
+        parts = [{"time_ms": t, "product": product, "key": keys,
+                  **state(self.products, self.prices, product, t, keys),
+                  "discontinued": leaving}]  # fmt: skip
+        if updates is not None:
+            up = {k: updates[k] for k in ("time_ms", "product", "price", "stock", "reviews",
+                                          "rating")}  # fmt: skip
+            up["key"] = rng.combine(updates["key"], _RELIST + 1)
+            up["discontinued"] = self.discontinued.off(up["product"], up["time_ms"])
+            parts.append(up)
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if not cols["time_ms"].size:
+            return None
+        order = np.argsort(cols["time_ms"], kind="stable")
+        return {k: v[order] for k, v in cols.items()}
+
+    def snapshot(self, t: int) -> dict[str, npt.NDArray[Any]]:
+        """The rows at ``t``: every product of the shard that is on the catalog."""
+        at = np.full(self.mine.size, t, dtype=np.int64)
+        on = ~self.discontinued.off(self.mine, at)
+        product, at = self.mine[on], at[on]
+        keys = rng.combine(rng.combine(self.products.keys[product], at), _RELIST + 2)
+        return {"time_ms": at, "product": product, "key": keys,
+                **state(self.products, self.prices, product, at, keys),
+                "discontinued": np.zeros(product.size, dtype=np.bool_)}  # fmt: skip
+
+
+class ProductRowSchema(ShopSchema):
+    """A product's row: what the ``products`` table holds (``updated_at``: its last change)."""
+
+    ARROW = arrow_schema(
+        [
+            ("product_id", pa.string()),
+            ("name", pa.string()),
+            ("category", pa.string()),
+            ("price", pa.float64()),
+            ("stock_quantity", pa.int64()),
+            ("rating", pa.float64()),
+            ("review_count", pa.int64()),
+            ("is_seasonal", pa.bool_()),
+            ("updated_at", pa.timestamp("ms", tz="UTC")),
+            ("message_id", pa.string()),
+            ("is_duplicate", pa.bool_()),
+        ]
+    )
+
+    stream = PRODUCTS
+    partition_key = "product_id"
+    optional_fields: tuple[str, ...] = ("rating",)
+    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {}
+    kinds = None
+    time_field = "updated_at"
+
+    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
+        c = batch.columns
+        p = self.text.catalog
+        return [
+            {
+                "product_id": self.product_ids[prod], "name": p.names[prod],
+                "category": CATEGORY_NAMES[p.category[prod]], "price": price,
+                "stock_quantity": stock, "rating": rating, "review_count": reviews,
+                "is_seasonal": bool(p.seasonal[prod]), "updated_at": ts,
+                "message_id": mid, "is_duplicate": dup,
+            }
+            for prod, ts, price, stock, rating, reviews, mid, dup in zip(
+                batch.entity.tolist(), batch.iso_times(), c["price"].tolist(),
+                c["stock"].tolist(), c["rating"].tolist(), c["reviews"].tolist(),
+                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        p = self.text.catalog
+        product = batch.entity
+        return [
+            _text(self.product_ids[product]), _text(np.asarray(p.names, dtype=object)[product]),
+            _text(self.categories[product]), _number(c["price"]),
+            pa.array(c["stock"], pa.int64()), _number(c["rating"]),
+            pa.array(c["reviews"], pa.int64()), pa.array(p.seasonal[product].astype(np.bool_)),
+            timestamp_array(batch.reported_ms), *self.ids(batch),
+        ]  # fmt: skip

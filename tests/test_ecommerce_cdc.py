@@ -1,0 +1,149 @@
+"""E-commerce's products table as change data capture (``SYNTHSTREAM_ECOMMERCE__CDC=true``,
+``producer/domains/ecommerce/catalog.py``): a snapshot, an update at each product update, a
+delete when a product is discontinued and a create when it is listed again; no session views
+or buys a product that is not in the table at that moment. Applied to a real PostgreSQL, the
+table equals the state the change records replay to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from producer.config import load_settings
+from producer.encoding import encode_jsonl
+from producer.records import RecordBatch
+from producer.streams import build_stream
+from tests.services import postgres
+from tests.test_end_to_end import log_events
+
+T0 = round(datetime(2024, 2, 20, tzinfo=UTC).timestamp() * 1000)  # over a leap day, and
+DAY = 86_400_000  # the 90-day slots' boundary of 2024-03-29
+KEY = "product_id"
+SMALL = {"products": 200, "transactions_per_hour": 15, "user_events_per_hour": 200,
+         "product_updates_per_hour": 30, "users": 500}  # fmt: skip
+Record = dict[str, Any]
+
+
+def records(end: int, step: int, cdc: bool = True, shard: str = "0/1",
+            channels: tuple[str, ...] = ("products",)) -> dict[str, list[Record]]:  # fmt: skip
+    """The JSON records of ``channels`` over [T0, end), advanced ``step`` at a time (and
+    which channels there were: their names, with no records)."""
+    overrides: dict[str, object] = {"streams": ["ecommerce"], "seed": 5, "shard": shard,
+                                    "ecommerce": {**SMALL, "cdc": cdc}}  # fmt: skip
+    stream = build_stream("ecommerce", load_settings(overrides, environ={}))
+    made: dict[str, list[RecordBatch]] = {}
+    t = T0
+    while t < end:
+        for channel, batch in stream.source.advance(t, min(t + step, end), None).items():
+            made.setdefault(channel, []).append(batch)
+        t = min(t + step, end)
+    return {
+        channel: [orjson.loads(line) for line in encode_jsonl(
+            stream.source.channels[channel], RecordBatch.concat(batches)).splitlines()]
+        if channel in channels else []
+        for channel, batches in made.items()
+    }  # fmt: skip
+
+
+def ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def test_the_products_table_has_valid_histories_and_sessions_only_sell_listed_products() -> None:
+    made = records(T0 + 50 * DAY, 10 * DAY, channels=("products", "transactions", "user-events"))
+    changes = made["products"]
+    ops = Counter(c["op"] for c in changes)
+    assert all(ops[op] > 0 for op in "rcud"), ops
+    assert ops["r"] < SMALL["products"], "a product off the catalog at the start has no row"
+    last: dict[str, Record | None] = {}
+    for change in changes:
+        row = change["after"] or change["before"]
+        key = row[KEY]
+        assert change["before"] == last.get(key), "before is the row as it was"
+        assert change["source"]["table"] == "products"
+        assert (change["op"] == "r") == (change["ts_ms"] == T0) == change["source"]["snapshot"]
+        if change["op"] in "rc":
+            assert last.get(key) is None
+        if change["op"] == "u":
+            assert change["before"] is not None
+        if change["op"] != "d":
+            assert ms(change["after"]["updated_at"]) == change["ts_ms"]
+        last[key] = change["after"]
+    # Replayed in time order with the sales: every product viewed or bought is a row.
+    listed: set[str] = set()
+    timeline = [(c["ts_ms"], 0, c) for c in changes]
+    timeline += [(ms(t["timestamp"]), 1, t) for t in made["transactions"]]
+    timeline += [(ms(e["timestamp"]), 1, e) for e in made["user-events"] if e.get("product_id")]
+    bought = 0
+    for _t, kind, record in sorted(timeline, key=lambda x: (x[0], x[1])):
+        if kind == 0:
+            row = record["after"] or record["before"]
+            (listed.discard if record["op"] == "d" else listed.add)(row[KEY])
+            continue
+        ids = [p["product_id"] for p in record.get("products", [])] or [record["product_id"]]
+        assert set(ids) <= listed, (record, sorted(set(ids) - listed))
+        bought += len(ids)
+    assert bought > 500
+
+
+def test_the_table_is_the_same_in_any_chunking_and_cdc_off_has_no_table() -> None:
+    end = T0 + 40 * DAY
+    whole = records(end, 40 * DAY)["products"]
+    assert records(end, 3_600_000 * 29)["products"] == whole
+    shards = [records(end, 40 * DAY, shard=f"{i}/2")["products"] for i in range(2)]
+    assert sorted(c["message_id"] for s in shards for c in s) == sorted(
+        c["message_id"] for c in whole
+    )
+    plain = records(T0 + DAY, DAY, cdc=False, channels=())
+    assert "transactions" in plain
+    assert "products" not in plain
+
+
+def test_a_backfill_applied_to_postgres_equals_the_replayed_changes(tmp_path: Path) -> None:
+    with postgres() as (_psql, port):
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+        env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_STREAMS": "ecommerce",
+                    "SYNTHSTREAM_ECOMMERCE__SINKS": "postgres,file",
+                    "SYNTHSTREAM_ECOMMERCE__CDC": "true",
+                    "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn,
+                    "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out"),
+                    **{f"SYNTHSTREAM_ECOMMERCE__{k.upper()}": str(v)
+                       for k, v in SMALL.items()}})  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "producer", "run", "--metrics-port", "0", "--progress",
+             "off", "--backfill", "--start", "2024-03-01", "--end", "2024-04-20"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        counts = log_events(result.stderr)["synthstream_finished"]["streams"]
+        files = sorted((tmp_path / "out").rglob("products*.jsonl"))
+        changes = [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+        assert len(changes) == counts["products"]["sinks"]["file"]["delivered"] > 0
+        state: dict[str, Record] = {}
+        for change in changes:
+            row = change["after"] or change["before"]
+            if change["op"] == "d":
+                state.pop(row[KEY], None)
+            else:
+                state[row[KEY]] = change["after"]
+        assert {"r", "u", "d", "c"} <= {c["op"] for c in changes}
+        with psycopg.connect(dsn) as connection:
+            cursor = connection.execute("SELECT * FROM products")
+            names = [d.name for d in cursor.description or []]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            sold = connection.execute("SELECT count(*) FROM transactions").fetchone()
+    for row in rows:
+        stamp = row["updated_at"].astimezone(UTC).isoformat(timespec="milliseconds")
+        row["updated_at"] = stamp.replace("+00:00", "Z")
+    assert {row[KEY]: row for row in rows} == state, "the table is the state the changes say"
+    assert sold is not None
+    assert sold[0] == counts["transactions"]["sinks"]["postgres"]["delivered"] > 0
