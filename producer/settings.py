@@ -110,6 +110,24 @@ class FaultSettings(Model):
     source_overlaps: NumberList = Field(
         [0.4, 0.5, 0.3], description="Share of each source's records also in another source."
     )
+    cdc_replay_rate: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="A table's changes: chance per hour of a connector restart that sends "
+        "the last cdc_replay_s of changes again (as duplicates).",
+    )  # fmt: skip
+    cdc_replay_s: float = Field(60.0, gt=0, le=3600, description="What a restart replays.")
+    cdc_reorder_rate: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="A table's updates held back up to cdc_reorder_max_s: later changes of "
+        "their key overtake them (their seq goes back).",
+    )  # fmt: skip
+    cdc_reorder_max_s: float = Field(30.0, gt=0, le=86_400, description="Bound of a reordering.")
+    cdc_late_delete_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="A table's deletes held back up to cdc_late_delete_max_s."
+    )
+    cdc_late_delete_max_s: float = Field(
+        300.0, gt=0, le=86_400, description="Bound of a late delete."
+    )
     ground_truth: bool = Field(
         False,
         description="Write every injected fault (message_id, kind, stream, parameters) to "

@@ -436,4 +436,11 @@ def built_in_stages(s: FaultSettings, key: int, schema: Schema | None, held: Hel
     stages.append(DropsAndDuplicates(s))
     if s.late_rate > 0 or s.late_keep_key_order:
         stages.append(Late(s, held))
+    if getattr(schema, "table_spec", None) is not None:  # a table's changes (producer.cdc)
+        from producer.faults.cdc import ChangeDelays, Replays
+
+        if s.cdc_reorder_rate > 0 or s.cdc_late_delete_rate > 0:
+            stages.append(ChangeDelays(s, held))
+        if s.cdc_replay_rate > 0:
+            stages.append(Replays(s, key))
     return stages
