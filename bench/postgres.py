@@ -9,6 +9,14 @@ minimal client of the same library does, with no engine, faults, metrics or acco
 Each into a fresh table; the better of two runs each, taken in turn. Target (#19): the sink
 at 0.8x the bare loop or better, and at least 100,000 rows/s.
 
+Changes (CDC): the customers example (``examples/specs/customers.yaml``) with 20,000
+customers over a month: its snapshot, then creates, updates and deletes, applied to a table
+with a primary key. The sink, as above (each send upserts every key's last row through COPY
+into a temporary table and ``INSERT ... ON CONFLICT``, and deletes the keys whose last change
+is a delete); the bare loop, what a minimal consumer does: each change in order as an
+``INSERT ... ON CONFLICT (key) DO UPDATE`` or a ``DELETE`` (psycopg's ``executemany``, in
+pipeline mode), 10,000 changes a transaction. Both tables are compared at the end.
+
     python -m bench.postgres
 """
 
@@ -90,6 +98,116 @@ def bare(url: str, table: str, chunks: list[pa.Table]) -> tuple[int, float]:
         return rows, time.perf_counter() - began
 
 
+CUSTOMERS = ROOT / "examples" / "specs" / "customers.yaml"
+CDC_START, CDC_END = "2024-02-01", "2024-03-01"
+CDC_COUNT = 20_000
+
+
+def customers_spec() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="synthstream-bench-")) / "customers.yaml"
+    path.write_text(CUSTOMERS.read_text().replace("count: 1000", f"count: {CDC_COUNT}"))
+    return path
+
+
+def changes_through_the_sink(url: str, prefix: str, spec: Path) -> tuple[int, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": url,
+                "SYNTHSTREAM_SINKS__POSTGRES__TABLE_PREFIX": prefix})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "producer", "run", "--spec", str(spec), "--sinks", "postgres",
+         "--backfill", "--start", CDC_START, "--end", CDC_END, "--metrics-port", "0",
+         "--progress", "off"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    finished = orjson.loads(out.stderr.strip().splitlines()[-1])
+    rows = finished["streams"]["customers"]["sinks"]["postgres"]["delivered"]
+    return rows, float(finished["elapsed_s"])
+
+
+def change_rows(spec: Path) -> tuple[list[dict[str, object]], pa.Schema]:
+    """The same run's changes (faults as in the run: they are a pure function of the seed)."""
+    from producer.encoding import encode_jsonl
+
+    stream = build_stream("customers", load_settings({"specs": [str(spec)]}, environ={}))
+    t0 = round(datetime.fromisoformat(CDC_START).replace(tzinfo=UTC).timestamp() * 1000)
+    t1 = round(datetime.fromisoformat(CDC_END).replace(tzinfo=UTC).timestamp() * 1000)
+    channel = stream.channels[0]
+    made = []
+    for t in range(t0, t1, 86_400_000):
+        batch = stream.source.advance(t, t + 86_400_000, None).get("customers")
+        if batch is not None and len(batch):
+            made.append(channel.faults.apply(batch, t + 86_400_000).batch)
+    flushed = channel.faults.apply(None, 2**62).batch
+    if len(flushed):
+        made.append(flushed)
+    schema = stream.source.channels["customers"]
+    whole = RecordBatch.concat(made)
+    rows = [orjson.loads(line) for line in encode_jsonl(schema, whole).splitlines()]
+    arrow = schema.row_arrow  # type: ignore[attr-defined]
+    return rows, arrow
+
+
+def bare_changes(url: str, table: str, changes: list[dict[str, object]],
+                 arrow: pa.Schema) -> tuple[int, float]:  # fmt: skip
+    key = "customer_id"
+    columns = [f.name for f in arrow]
+    with psycopg.connect(url) as connection:
+        defs = ", ".join(f"{quoted(f.name)} {sql_type(f.type)}" for f in arrow)
+        connection.execute(f"CREATE TABLE {quoted(table)} ({defs}, PRIMARY KEY ({key}))")
+        connection.commit()
+        names = ", ".join(quoted(c) for c in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        update = ", ".join(f"{quoted(c)} = EXCLUDED.{quoted(c)}" for c in columns if c != key)
+        upsert = (f"INSERT INTO {quoted(table)} ({names}) VALUES ({marks}) "
+                  f"ON CONFLICT ({key}) DO UPDATE SET {update}")  # fmt: skip
+        delete = f"DELETE FROM {quoted(table)} WHERE {key} = %s"
+        began = time.perf_counter()
+        for i in range(0, len(changes), CHUNK):
+            with connection.cursor() as cursor, connection.pipeline():
+                for change in changes[i : i + CHUNK]:
+                    if change["op"] == "d":
+                        cursor.execute(delete, (change["before"][key],))  # type: ignore[index]
+                    else:
+                        row = change["after"]
+                        cursor.execute(upsert, [row[c] for c in columns])  # type: ignore[index]
+            connection.commit()
+        return len(changes), time.perf_counter() - began
+
+
+def same_table(url: str, a: str, b: str) -> bool:
+    with psycopg.connect(url) as connection:
+        diff = connection.execute(f"SELECT count(*) FROM ((TABLE {quoted(a)} EXCEPT TABLE "
+                                  f"{quoted(b)}) UNION ALL (TABLE {quoted(b)} EXCEPT TABLE "
+                                  f"{quoted(a)})) d").fetchone()  # fmt: skip
+        size = connection.execute(f"SELECT count(*) FROM {quoted(a)}").fetchone()
+    return diff is not None and diff[0] == 0 and size is not None and size[0] > 0
+
+
+def cdc(url: str) -> None:
+    spec = customers_spec()
+    changes, arrow = change_rows(spec)
+    sink_runs, bare_runs = [], []
+    for i in range(2):
+        sink_runs.append(changes_through_the_sink(url, f"cdc{i}_", spec))
+        bare_runs.append(bare_changes(url, f"bare_cdc{i}", changes, arrow))
+    sink_rows, sink_s = min(sink_runs, key=lambda r: r[1])
+    bare_rows, bare_s = min(bare_runs, key=lambda r: r[1])
+    print(
+        f"\nChanges: customers example, {CDC_COUNT:,} rows, {CDC_START} .. {CDC_END}, "
+        "best of 2 each"
+    )
+    print(f"{'path':<34} {'changes':>10} {'seconds':>8} {'changes/s':>10}")
+    print(f"{'postgres sink (synthstream run)':<34} {sink_rows:>10,} {sink_s:>8.2f} "
+          f"{sink_rows / sink_s:>10,.0f}")  # fmt: skip
+    print(f"{'bare upsert/delete per change':<34} {bare_rows:>10,} {bare_s:>8.2f} "
+          f"{bare_rows / bare_s:>10,.0f}")  # fmt: skip
+    ratio = (sink_rows / sink_s) / (bare_rows / bare_s)
+    print(
+        f"sink / bare: {ratio:.2f}x; the same changes: {sink_rows == bare_rows}; "
+        f"the same table: {same_table(url, 'cdc0_customers', 'bare_cdc0')}"
+    )
+
+
 def main() -> None:
     port = free_port()
     folder = tempfile.mkdtemp(prefix="synthstream-bench-pg-")
@@ -122,6 +240,7 @@ def main() -> None:
             f"sink / bare: {ratio:.2f}x (target >= 0.8x, and >= 100,000 rows/s); "
             f"rows in the table = delivered: {held is not None and held[0] == sink_runs[0][0]}"
         )
+        cdc(url)
     finally:
         server.terminate()
         server.wait(timeout=30)

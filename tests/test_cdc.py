@@ -185,6 +185,14 @@ def test_a_backfill_applied_to_postgres_equals_the_replayed_changes_and_kafka_re
         assert held == expected, "the table is the state the changes say"
         assert {"r", "c", "u", "d"} <= {r["op"] for r in records}
         messages = asyncio.run(read_topic(bootstrap, "customers", delivered["kafka"]))
+        consumer = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "cdc_replay.py"), "--bootstrap", bootstrap,
+             "--topic", "customers"], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert consumer.returncode == 0, consumer.stderr
+    rows = [orjson.loads(line) for line in consumer.stdout.splitlines()]
+    assert {row[KEY]: row for row in rows} == expected, "the example consumer builds the table"
+    assert f"{delivered['kafka']:,} changes" in consumer.stderr
     values = [None if m.value is None else orjson.loads(m.value) for m in messages]
     assert sum(v is not None for v in values) == delivered["kafka"]
     for m, value in zip(messages, values, strict=True):
