@@ -100,10 +100,21 @@ class ChangeSchema:
             arrow = self.inner.table(batch).schema
             self.row_arrow = pa.schema([arrow.field(name) for name in columns])
 
+    def widen(self, rows: list[Row | None]) -> pa.Schema:
+        """The row schema, with any column these rows have that it has not (a schema change
+        mid-stream: the ``cdc_schema_change`` fault) added at its end, for good."""
+        assert self.row_arrow is not None
+        known = set(self.row_arrow.names)
+        new = {name for row in rows if row is not None for name in row} - known
+        for name in sorted(new):
+            values = pa.array([row.get(name) for row in rows if row is not None])
+            self.row_arrow = self.row_arrow.append(pa.field(name, values.type))
+        return self.row_arrow
+
     def row_table(self, rows: list[Row | None]) -> pa.Table:
         """Rows of the table (None for none) as an Arrow table of its typed columns."""
-        assert self.row_arrow is not None
-        return pa.Table.from_arrays(_row_arrays(self.row_arrow, rows), schema=self.row_arrow)
+        arrow = self.widen(rows)
+        return pa.Table.from_arrays(_row_arrays(arrow, rows), schema=arrow)
 
     def keys_of(self, rows: list[Row]) -> list[bytes]:
         """Each change's primary key as its message key: the value for a one-column key
@@ -137,8 +148,9 @@ class ChangeSchema:
         ]  # fmt: skip
 
     def table(self, batch: RecordBatch) -> pa.Table:
-        assert self.row_arrow is not None
         c = batch.columns
+        self.widen([*c["before"].tolist(), *c["after"].tolist()])
+        assert self.row_arrow is not None
         rows = pa.struct(list(self.row_arrow))
         n = len(batch)
         source = pa.StructArray.from_arrays(

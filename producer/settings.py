@@ -128,11 +128,24 @@ class FaultSettings(Model):
     cdc_late_delete_max_s: float = Field(
         300.0, gt=0, le=86_400, description="Bound of a late delete."
     )
+    cdc_schema_change_at: datetime | None = Field(
+        None, description="A table's schema change: from this moment (ISO 8601, UTC without "
+        "a zone) its rows have one more column, cdc_added_column.",
+    )  # fmt: skip
+    cdc_added_column: str = Field(
+        "loyalty_points", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The added column's name (an integer from the row's key).",
+    )  # fmt: skip
     ground_truth: bool = Field(
         False,
         description="Write every injected fault (message_id, kind, stream, parameters) to "
         "<file sink dir>/<stream>.ground-truth.jsonl.",
     )
+
+    @field_validator("cdc_schema_change_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @field_validator("anomaly_kinds", "malformed_kinds", "quality_issue_kinds")
     @classmethod

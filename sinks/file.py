@@ -98,6 +98,7 @@ class _Open:
     parquet: TableFile | None = None
     bytes_written: int = 0
     statistics: tuple[str, ...] = ()
+    columns: list[str] | None = None  # CSV and Parquet: the file's columns
 
 
 class FileSink:
@@ -164,20 +165,31 @@ class FileSink:
         ):
             self._finish(stream)
             current = None
+        fmt = self.settings.format
+        table = None if fmt == "jsonl" else schema.table(batch)
+        if (
+            current is not None
+            and table is not None
+            and current.columns is not None
+            and current.columns != table.schema.names
+        ):  # a table's schema change (cdc_schema_change): a new file with its columns
+            self._finish(stream)
+            current = None
         if current is None:
             current = self._start(stream, window_ms)
             current.statistics = (schema.time_field, schema.partition_key)
-        fmt = self.settings.format
-        if fmt == "jsonl":
+        if table is None:
             _append_whole(current, encode_jsonl(schema, batch))
-        elif fmt == "csv":
-            table = flat(schema.table(batch))
+            return
+        current.columns = table.schema.names
+        if fmt == "csv":
+            data = flat(table)
             out = pa.BufferOutputStream()
             header = current.bytes_written == 0
-            pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=header))
+            pacsv.write_csv(data, out, pacsv.WriteOptions(include_header=header))
             _append_whole(current, out.getvalue().to_pybytes())
         else:
-            self._write_row_group(current, schema.table(batch))  # on disk before it counts
+            self._write_row_group(current, table)  # on disk before it counts
 
     def _start(self, stream: str, first_ms: int) -> _Open:
         seq = self._seq.get(stream, 0) + 1

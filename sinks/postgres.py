@@ -117,7 +117,7 @@ class PostgresSink:
         self.limits = SinkLimits(max_records=settings.max_records)
         self._connection: Any = None
         self._lock = asyncio.Lock()  # one connection, one transaction at a time
-        self._ready: set[str] = set()  # tables known to exist
+        self._ready: dict[str, set[str]] = {}  # tables known to exist, and their columns
 
     @property
     def where(self) -> str:
@@ -194,7 +194,16 @@ class PostgresSink:
     async def _ensure(
         self, cursor: Any, table: str, data: pa.Table, key: tuple[str, ...] = ()
     ) -> None:  # fmt: skip
-        if table in self._ready:
+        known = self._ready.get(table)
+        if known is not None:
+            added = [f for f in data.schema if f.name not in known]
+            if added and self.settings.create_tables:  # a table's schema change mid-stream
+                target = self._target(table)
+                for f in added:
+                    await cursor.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS "
+                                         f"{quoted(f.name)} {sql_type(f.type)}")  # fmt: skip
+                    log.info("postgres_column_added", table=table, column=f.name)
+                known.update(f.name for f in added)
             return
         s = self.settings
         name = f"{quoted(s.schema_name)}.{quoted(table)}"
@@ -204,7 +213,7 @@ class PostgresSink:
         if s.create_tables:
             await cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(s.schema_name)}")
             await cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-        self._ready.add(table)
+        self._ready[table] = set(data.schema.names)
 
     async def _append(self, cursor: Any, table: str, batch: RecordBatch, schema: Schema) -> None:
         data = flat(schema.table(batch))
@@ -295,8 +304,10 @@ class PostgresSink:
             await self._forget()
 
     async def _forget(self) -> None:
-        """Drop a connection that failed: the next send connects again."""
+        """Drop a connection that failed: the next send connects again (and makes sure of
+        its tables again: what a rolled-back transaction created is gone)."""
         connection, self._connection = self._connection, None
+        self._ready.clear()
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+import pyarrow.parquet as pq
 
+from tests.services import postgres
 from tests.test_end_to_end import log_events
 
 KEY = "account_id"
@@ -39,15 +42,17 @@ FAULTS = ("{ground_truth: true, drop_rate: 0, duplicate_rate: 0, cdc_replay_rate
           "cdc_late_delete_rate: 0.5, cdc_late_delete_max_s: 7200}")  # fmt: skip
 
 
-def run(tmp_path: Path, faults: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
+def run(tmp_path: Path, faults: str, sinks: str = "file",
+        **settings: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
     spec = tmp_path / "accounts.yaml"
     spec.write_text(SPEC + f"    faults: {faults}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
     env.update({"SYNTHSTREAM_LOG__FORMAT": "json",
-                "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out")})  # fmt: skip
+                "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out"), **settings})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "producer", "run", "--metrics-port", "0", "--progress", "off",
-         "--spec", str(spec), "--sinks", "file", "--backfill", "--start", "2024-02-28",
+         "--spec", str(spec), "--sinks", sinks, "--backfill", "--start", "2024-02-28",
          "--end", "2024-03-02"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
@@ -108,3 +113,48 @@ def test_without_cdc_faults_no_seq_goes_back(tmp_path: Path) -> None:
     late = {t["message_id"] for t in truth if t["kind"] == "late"}
     assert late
     assert {c["message_id"] for c in regressions(changes)} <= late
+
+
+def test_a_schema_change_adds_a_column_to_rows_files_and_the_postgres_table(
+    tmp_path: Path,
+) -> None:
+    at = "2024-03-01T22:00:00"
+    at_ms = 1_709_330_400_000
+    faults = f"{{ground_truth: true, drop_rate: 0, cdc_schema_change_at: '{at}'}}"
+    with postgres() as (_psql, port):
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        counts, changes, truth = run(tmp_path / "a", faults, "file,postgres",
+                                     SYNTHSTREAM_SINKS__POSTGRES__DSN=dsn)  # fmt: skip
+        with psycopg.connect(dsn) as connection:
+            cursor = connection.execute("SELECT * FROM accounts")
+            names = [d.name for d in cursor.description or []]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    (change,) = [t for t in truth if t["kind"] == "cdc_schema_change"]
+    assert change["column"] == "loyalty_points"
+    assert change["event_time_ms"] >= at_ms
+    last: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    for c in changes:
+        key = (c["after"] or c["before"])[KEY]
+        if not c["is_duplicate"]:
+            assert c["before"] == last.get(key), "before is the row as it was sent"
+        if c["after"] is not None:
+            assert ("loyalty_points" in c["after"]) == (c["ts_ms"] >= at_ms)
+        last[key] = c["after"]
+        if c["op"] == "d":
+            state.pop(key, None)
+        else:
+            state[key] = c["after"]
+    assert any(c["ts_ms"] < at_ms for c in changes)
+    assert "loyalty_points" in names, "the table has the column (ALTER TABLE ... ADD COLUMN)"
+    held = {r[KEY]: r.get("loyalty_points") for r in rows}
+    assert held == {k: v.get("loyalty_points") for k, v in state.items()}
+    assert None in held.values()
+    assert any(v is not None for v in held.values())
+    # Parquet: a new file from the change on, with the column.
+    counts, _, _ = run(tmp_path / "b", faults, SYNTHSTREAM_SINKS__FILE__FORMAT="parquet")
+    tables = [pq.read_table(f) for f in sorted((tmp_path / "b" / "out").rglob("*.parquet"))]
+    assert sum(t.num_rows for t in tables) == counts["sinks"]["file"]["delivered"]
+    widened = ["loyalty_points" in t.schema.field("after").type.names for t in tables]
+    assert widened[0] is False
+    assert widened[-1] is True

@@ -9,12 +9,19 @@ its ground truth:
                      key may overtake it, and its ``seq`` then goes back
     cdc_late_delete  a delete held back up to ``cdc_late_delete_max_s``: its key may be
                      created again before the delete arrives
+    cdc_schema_change
+                     from ``cdc_schema_change_at`` on, every row a change writes has one more
+                     column, ``cdc_added_column`` (an integer from the row's key); a
+                     ``before`` has it when the key's last row had it (the ground truth:
+                     the first change that carries it)
 
 They run after the generic stages (late records included), so the order they make is the
 order sinks see.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -127,3 +134,43 @@ class Replays:
         keep = np.flatnonzero((seen.time_ms >= self.last_ms - self.span) & ~seen.is_duplicate)
         self.recent = seen.take(keep) if keep.size else None
         return batch
+
+
+class AddedColumn:
+    """A table's schema change: one more column from a moment on (see the module)."""
+
+    order = 84
+    kinds = ("cdc_schema_change",)
+
+    def __init__(self, s: FaultSettings, key: tuple[str, ...]) -> None:
+        assert s.cdc_schema_change_at is not None
+        self.at = round(s.cdc_schema_change_at.timestamp() * 1000)
+        self.name, self.key = s.cdc_added_column, key
+        self.widened: set[tuple[Any, ...]] = set()  # keys whose last row has the column
+        self.announced = False
+
+    def apply(self, batch: RecordBatch, step: Step) -> RecordBatch:
+        late = np.flatnonzero(batch.time_ms >= self.at)
+        if not late.size:
+            return batch
+        befores, afters = batch.columns["before"].copy(), batch.columns["after"].copy()
+        for i in late.tolist():
+            after, before = afters[i], befores[i]
+            pk = tuple((after or before)[k] for k in self.key)
+            value = int(rng.text_key("cdc-added", *pk) % 1000)
+            if before is not None and pk in self.widened:
+                befores[i] = {**before, self.name: value}
+            if after is None:
+                self.widened.discard(pk)
+            else:
+                afters[i] = {**after, self.name: value}
+                self.widened.add(pk)
+        out = RecordBatch(batch.stream, batch.entity, batch.time_ms, batch.key,
+                          {**batch.columns, "before": befores, "after": afters},
+                          batch.is_duplicate, batch.skew_ms, batch.marks)  # fmt: skip
+        if not self.announced:
+            self.announced = True
+            first = late[np.argmin(batch.time_ms[late])]
+            step.truth.append(Truth("cdc_schema_change", out.take(np.array([first])),
+                                    {"column": self.name}))  # fmt: skip
+        return out

@@ -437,10 +437,12 @@ def built_in_stages(s: FaultSettings, key: int, schema: Schema | None, held: Hel
     if s.late_rate > 0 or s.late_keep_key_order:
         stages.append(Late(s, held))
     if getattr(schema, "table_spec", None) is not None:  # a table's changes (producer.cdc)
-        from producer.faults.cdc import ChangeDelays, Replays
+        from producer.faults.cdc import AddedColumn, ChangeDelays, Replays
 
         if s.cdc_reorder_rate > 0 or s.cdc_late_delete_rate > 0:
             stages.append(ChangeDelays(s, held))
+        if s.cdc_schema_change_at is not None:
+            stages.append(AddedColumn(s, schema.table_spec.key))  # type: ignore[union-attr]
         if s.cdc_replay_rate > 0:
             stages.append(Replays(s, key))
     return stages
