@@ -293,6 +293,12 @@ streams:
             ":4:18: streams.fleet.time_format: Input should be 'iso', 'epoch_ms' or 'epoch_s'; "
             "accepted: 'iso', 'epoch_ms' or 'epoch_s'",
         ),
+        (  # (PostgreSQL would cut a longer table name, silently)
+            GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
+            "streams.fleet.table.name: String should match pattern "
+            "'^[A-Za-z_][A-Za-z0-9_]{0,62}$'; accepted: text matching "
+            "^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        ),
     ],
 )
 def test_every_error_is_one_line_with_file_line_and_column(

@@ -304,7 +304,10 @@ class TableSpec(Model):
     """The stream's entities as a table: each record is a change of a row (change data
     capture, the Debezium envelope)."""
 
-    name: str | None = Field(None, description="The table's name: the stream's unless set.")
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="The table's name (a SQL name of at most 63 bytes): the stream's unless set.",
+    )  # fmt: skip
     key: list[str] | None = Field(
         None, min_length=1,
         description="The primary key: fields of the record (the entity's id unless set).",

@@ -127,6 +127,8 @@ def _accepted(error: Mapping[str, Any]) -> str:
     for bound, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if bound in ctx:
             return f"a number {symbol} {ctx[bound]}"
+    if "pattern" in ctx:
+        return f"text matching {ctx['pattern']}"
     return str(error["type"]).replace("_", " ")
 
 
