@@ -2,14 +2,15 @@
 changes, for change data capture.
 
 A product's row is its state (price, stock, rating, reviews) at its last change. It changes
-with every product update, and products leave the catalog for a while: in each 90-day slot a
-product is discontinued with probability 5 %, at a uniform moment, for 14 to 60 days (within
-the slot). The ``products`` channel has a record at each update (the row as it is after it),
-one at each discontinuation (a delete of the row) and one at each relisting (the row made
-again, at that moment's price); an update while a product is off the catalog deletes what
-does not exist and changes nothing. ``producer.cdc`` turns those records into changes. While
-CDC is on, sessions do not view or buy a product that is off the catalog (they take the
-next product of its category), so every transaction's products are rows of the table.
+with every product update, and products leave the catalog for a while: in each 90-day slot
+a product is discontinued with probability 5 %, at a uniform moment, for 14 to 60 days (a
+stretch may run into the next slot; two that overlap are one). The ``products`` channel has
+a record at each update (the row as it is after it), one at each discontinuation (a delete
+of the row) and one at each relisting (the row made again, at that moment's price); an
+update while a product is off the catalog deletes what does not exist and changes nothing.
+``producer.cdc`` turns those records into changes. While CDC is on, sessions do not view or
+buy a product that is off the catalog (they take the next product of its category), so
+every transaction's products are rows of the table.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ Columns = dict[str, npt.NDArray[Any]]
 
 
 class Discontinued:
-    """When each product is off the catalog: at most one stretch per 90-day slot."""
+    """When each product is off the catalog: a stretch that starts in a 90-day slot (with
+    probability ``DISCONTINUE_P``) and may run into the next; two that overlap are one."""
 
     def __init__(self, products: Products) -> None:
         self.keys = products.keys
@@ -47,23 +49,28 @@ class Discontinued:
     def _stretch(self, product: I64, slot: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:
         u = rng.uniform_block(rng.combine(rng.combine(self.keys[product], _SALT), slot), 3)
         length = OFF_MIN_MS + (u[:, 1] * (OFF_MAX_MS - OFF_MIN_MS)).astype(np.int64)
-        start = slot * SLOT_MS + (u[:, 2] * (SLOT_MS - length)).astype(np.int64)
+        start = slot * SLOT_MS + (u[:, 2] * SLOT_MS).astype(np.int64)
         return u[:, 0] < DISCONTINUE_P, start, start + length
 
     def off(self, product: I64, t: I64) -> npt.NDArray[np.bool_]:
-        """Whether each product is off the catalog at its time."""
-        hit, start, end = self._stretch(product, t // SLOT_MS)
-        off: npt.NDArray[np.bool_] = hit & (t >= start) & (t < end)
+        """Whether each product is off the catalog at its time (a stretch of this slot's or
+        of the last one's covers it)."""
+        off = np.zeros(product.size, dtype=np.bool_)
+        for back in (0, 1):
+            hit, start, end = self._stretch(product, t // SLOT_MS - back)
+            off |= hit & (t >= start) & (t < end)
         return off
 
     def moments(self, products: I64, t0: int, t1: int) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
         """The discontinuations and relistings of ``products`` in [t0, t1), in time order:
         (product, time, whether it is a discontinuation)."""
         product, time, leaving = [products[:0]], [products[:0]], [np.zeros(0, np.bool_)]
-        for slot in range(t0 // SLOT_MS, (t1 - 1) // SLOT_MS + 1):
+        for slot in range(t0 // SLOT_MS - 1, (t1 - 1) // SLOT_MS + 1):
             hit, start, end = self._stretch(products, np.full(products.size, slot, np.int64))
             for when, away in ((start, True), (end, False)):
                 mine = hit & (when >= t0) & (when < t1)
+                # (a stretch that begins while another lasts, or ends inside one, is no change)
+                mine[mine] &= ~self.off(products[mine], when[mine] - 1 if away else when[mine])
                 product.append(products[mine])
                 time.append(when[mine])
                 leaving.append(np.full(int(mine.sum()), away))
