@@ -110,7 +110,7 @@ def test_a_backfill_run_again_puts_the_same_objects_in_place(url: str) -> None:
 
 def test_an_object_above_the_multipart_size_goes_up_in_parts(url: str) -> None:
     events = run(url, "multipart", "--backfill", "--start", "2024-05-01T00:00:00", "--end",
-                 "2024-05-01T01:00:00", bme280__devices="1000", bme280__rate__interval_s="1",
+                 "2024-05-01T00:02:00", bme280__devices="1000", bme280__rate__interval_s="1",
                  sinks__s3__multipart_bytes=str(5 * 2**20))  # fmt: skip
     delivered = events["synthstream_finished"]["streams"]["bme280"]["sinks"]["s3"]["delivered"]
     s3 = client(url)
