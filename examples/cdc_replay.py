@@ -5,7 +5,8 @@ Changes are Debezium-style envelopes (``before``, ``after``, ``op``, ``source.se
 the row's primary key; a tombstone (the key, no value) follows each delete. With
 ``--by-seq`` a change whose ``seq`` is not above the last one applied for its key is left
 out, as a consumer that guards against replays and reordering does (``cdc_replay``,
-``cdc_reorder``, ``cdc_late_delete`` faults); without it, changes apply in the order read.
+``cdc_reorder``, ``cdc_late_delete`` faults), and tombstones are left to compaction; without
+it, changes and tombstones apply in the order read.
 
     python examples/cdc_replay.py --bootstrap 127.0.0.1:9092 --topic customers > table.jsonl
 """
@@ -41,8 +42,9 @@ async def replay(bootstrap: str, topic: str, by_seq: bool) -> tuple[dict[bytes, 
         while [p for p in partitions if await consumer.position(p) < ends[p]]:
             for messages in (await consumer.getmany(timeout_ms=1000)).values():
                 for m in messages:
-                    if m.value is None:  # a tombstone: the row is gone
-                        state.pop(m.key, None)
+                    if m.value is None:  # a tombstone: the row is gone (by seq, its delete
+                        if not by_seq:  # said so already, and a late one must not win)
+                            state.pop(m.key, None)
                         continue
                     read += 1
                     change = orjson.loads(m.value)
