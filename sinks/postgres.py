@@ -61,6 +61,13 @@ def sql_type(kind: pa.DataType) -> str:
     return "text"
 
 
+def column_type(field: pa.Field) -> str:  # type: ignore[type-arg]
+    """A column's type: a list's JSON text (``flat``) is jsonb, the rest by Arrow type."""
+    if field.metadata and field.metadata.get(b"json"):
+        return "jsonb"
+    return sql_type(field.type)
+
+
 def flat(table: pa.Table) -> pa.Table:
     """What COPY's CSV can carry (``sinks.base.flat``), with column names PostgreSQL need
     not quote: ``metadata.version`` is ``metadata_version``."""
@@ -201,13 +208,13 @@ class PostgresSink:
                 target = self._target(table)
                 for f in added:
                     await cursor.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS "
-                                         f"{quoted(f.name)} {sql_type(f.type)}")  # fmt: skip
+                                         f"{quoted(f.name)} {column_type(f)}")  # fmt: skip
                     log.info("postgres_column_added", table=table, column=f.name)
                 known.update(f.name for f in added)
             return
         s = self.settings
         name = f"{quoted(s.schema_name)}.{quoted(table)}"
-        columns = ", ".join(f"{quoted(f.name)} {sql_type(f.type)}" for f in data.schema)
+        columns = ", ".join(f"{quoted(f.name)} {column_type(f)}" for f in data.schema)
         if key:
             columns += f", PRIMARY KEY ({', '.join(quoted(k) for k in key)})"
         if s.create_tables:

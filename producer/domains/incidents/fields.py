@@ -40,6 +40,10 @@ class IncidentsFields(StreamSettings):
     http_path: str = Field("/api/v1/incidents", description="Path of the http sink.")
     kafka_topic: str = Field("incidents", description="Topic (key: incident_number).")
     kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
+    cdc: bool = Field(
+        False, description="The lifecycle as changes of an incidents table (Debezium envelope, "
+        "key incident_number): created when reported, updated as it moves.",
+    )  # fmt: skip
 
     @property
     def entities(self) -> int:

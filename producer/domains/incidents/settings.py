@@ -20,4 +20,12 @@ class IncidentsSettings(IncidentsFields):
     def build(self, context: StreamContext) -> Source:
         from producer.domains.incidents.stream import IncidentsSource  # the model loads when used
 
-        return IncidentsSource(self, context.seed, context.shard, context.window)
+        source = IncidentsSource(self, context.seed, context.shard, context.window)
+        if not self.cdc:
+            return source
+        from producer.cdc import ChangeSource, Table
+        from producer.domains.incidents.stream import ROW_COLUMNS, IncidentRowSchema
+
+        source.channels["incidents"] = IncidentRowSchema(source)
+        table = Table("incidents", ("incident_number",), ROW_COLUMNS, stamp="timestamp")
+        return ChangeSource(source, {"incidents": table})

@@ -113,6 +113,11 @@ class IncidentsSource:
                                           if k not in ("time_ms", "key")})  # fmt: skip
         return {self.stream: batch}
 
+    def snapshot(self, t: int) -> dict[str, RecordBatch]:
+        """The incidents table at a run's start (CDC): empty, as the stream begins with the
+        incidents reported from then on."""
+        return {}
+
     def next_due(self, t: int) -> int:
         year, m = self.arrivals.cumulative(t)
         first = max(1, math.floor(m * self.arrivals.rate))
@@ -240,3 +245,26 @@ class IncidentEventSchema:
             uuid_array(batch.key), pa.array(batch.is_duplicate),
         ]  # fmt: skip
         return pa.Table.from_arrays(arrays, schema=EVENT_ARROW)
+
+
+# The incidents table's row (CDC): the incident as it stands, without the event's own fields.
+ROW_COLUMNS = (
+    "incident_number", "status_code", "timestamp", "type_code", "severity_code", "source_code",
+    "primary_station_code", "location_lat", "location_lng", "location_geohash", "units",
+    "casualty_count", "estimated_damage_amount",
+)  # fmt: skip
+
+
+class IncidentRowSchema(IncidentEventSchema):
+    """An incident's row after a lifecycle event: its units from dispatch on (an event names
+    them only at dispatch), its outcome once resolved."""
+
+    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
+        rows = super().rows(batch)
+        c = batch.columns
+        nearest = self.source.city.nearest
+        for i, row in enumerate(rows):
+            if row["units"] is None and int(c["stage"][i]) >= 1:
+                station, count = int(c["station"][i]), int(c["units"][i])
+                row["units"] = [self.codes[s] for s in nearest[station, :count]]
+        return rows
