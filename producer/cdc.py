@@ -93,6 +93,7 @@ class ChangeSchema:
         self.partition_key = table.key[0]
         self.measures: dict[str, tuple[float, float, float]] = {}
         self.row_arrow: pa.Schema | None = None  # learnt from the first rows made
+        self.added: dict[str, pa.DataType] = {}  # columns rows may gain (see may_add)
 
     # ---------------------------------------------------------------- rows of the table
     def learn(self, batch: RecordBatch, columns: tuple[str, ...]) -> None:
@@ -100,20 +101,23 @@ class ChangeSchema:
             arrow = self.inner.table(batch).schema
             self.row_arrow = pa.schema([arrow.field(name) for name in columns])
 
-    def widen(self, rows: list[Row | None]) -> pa.Schema:
-        """The row schema, with any column these rows have that it has not (a schema change
-        mid-stream: the ``cdc_schema_change`` fault) added at its end, for good."""
+    def may_add(self, name: str, kind: pa.DataType) -> None:
+        """A column rows may gain mid-stream (the ``cdc_schema_change`` fault says so)."""
+        self.added[name] = kind
+
+    def _arrow(self, rows: list[Row | None]) -> pa.Schema:
+        """The row schema for these rows: once a row has a column that may be added, the
+        table has it from then on (at the end; rows without it hold null). The rows are
+        only looked at when a column may be added, and only for those columns."""
         assert self.row_arrow is not None
-        known = set(self.row_arrow.names)
-        new = {name for row in rows if row is not None for name in row} - known
-        for name in sorted(new):
-            values = pa.array([row.get(name) for row in rows if row is not None])
-            self.row_arrow = self.row_arrow.append(pa.field(name, values.type))
+        for name in [n for n in self.added if n not in self.row_arrow.names]:
+            if any(row is not None and name in row for row in rows):
+                self.row_arrow = self.row_arrow.append(pa.field(name, self.added[name]))
         return self.row_arrow
 
     def row_table(self, rows: list[Row | None]) -> pa.Table:
         """Rows of the table (None for none) as an Arrow table of its typed columns."""
-        arrow = self.widen(rows)
+        arrow = self._arrow(rows)
         return pa.Table.from_arrays(_row_arrays(arrow, rows), schema=arrow)
 
     def keys_of(self, rows: list[Row]) -> list[bytes]:
@@ -149,9 +153,9 @@ class ChangeSchema:
 
     def table(self, batch: RecordBatch) -> pa.Table:
         c = batch.columns
-        self.widen([*c["before"].tolist(), *c["after"].tolist()])
-        assert self.row_arrow is not None
-        rows = pa.struct(list(self.row_arrow))
+        arrow = self._arrow([*c["before"], *c["after"]]) if self.added else self.row_arrow
+        assert arrow is not None
+        rows = pa.struct(list(arrow))
         n = len(batch)
         source = pa.StructArray.from_arrays(
             [pa.array([CONNECTOR] * n, pa.string()),
@@ -197,16 +201,17 @@ class ChangeLog:
         self.schema = schema
         self.last: dict[tuple[Any, ...], Row] = {}
         self.seq: dict[tuple[Any, ...], int] = {}  # (kept after a delete: a key's seq grows)
+        self.columns = schema.table_spec.columns  # the row's fields (from the first record)
 
     def changes(self, batch: RecordBatch, snapshot: bool = False) -> RecordBatch:
         """The changes the channel's records make, in their order (a delete of a key that
         does not exist, or a row as it was, changes nothing and is left out)."""
         schema, spec = self.schema, self.schema.table_spec
-        columns = spec.columns or tuple(
-            name for name in schema.inner.rows(batch.take(slice(0, 1)))[0] if name not in _HIDDEN
-        )
-        schema.learn(batch, columns)
         made = schema.inner.rows(batch)
+        if not self.columns:
+            self.columns = tuple(name for name in made[0] if name not in _HIDDEN)
+        columns = self.columns
+        schema.learn(batch, columns)
         deletes = (batch.columns[spec.delete].tolist() if spec.delete is not None
                    else [False] * len(batch))  # fmt: skip
         n = len(batch)

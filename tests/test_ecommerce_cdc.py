@@ -75,7 +75,7 @@ def test_the_products_table_has_valid_histories_and_sessions_only_sell_listed_pr
         if change["op"] == "u":
             assert change["before"] is not None
         if change["op"] != "d":
-            assert ms(change["after"]["updated_at"]) == change["ts_ms"]
+            assert ms(change["after"]["timestamp"]) == change["ts_ms"]
         last[key] = change["after"]
     # Replayed in time order with the sales: every product viewed or bought is a row.
     listed: set[str] = set()
@@ -142,8 +142,8 @@ def test_a_backfill_applied_to_postgres_equals_the_replayed_changes(tmp_path: Pa
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             sold = connection.execute("SELECT count(*) FROM transactions").fetchone()
     for row in rows:
-        stamp = row["updated_at"].astimezone(UTC).isoformat(timespec="milliseconds")
-        row["updated_at"] = stamp.replace("+00:00", "Z")
+        stamp = row["timestamp"].astimezone(UTC).isoformat(timespec="milliseconds")
+        row["timestamp"] = stamp.replace("+00:00", "Z")
     assert {row[KEY]: row for row in rows} == state, "the table is the state the changes say"
     assert sold is not None
     assert sold[0] == counts["transactions"]["sinks"]["postgres"]["delivered"] > 0

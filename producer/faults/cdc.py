@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from producer import rng
-from producer.cdc import DELETE, UPDATE
+from producer.cdc import DELETE, UPDATE, ChangeSchema
 from producer.faults.base import HOUR_MS, Held, Step, Truth
 from producer.records import RecordBatch
 from producer.settings import FaultSettings
@@ -142,10 +143,11 @@ class AddedColumn:
     order = 84
     kinds = ("cdc_schema_change",)
 
-    def __init__(self, s: FaultSettings, key: tuple[str, ...]) -> None:
+    def __init__(self, s: FaultSettings, schema: ChangeSchema) -> None:
         assert s.cdc_schema_change_at is not None
         self.at = round(s.cdc_schema_change_at.timestamp() * 1000)
-        self.name, self.key = s.cdc_added_column, key
+        self.name, self.key = s.cdc_added_column, schema.table_spec.key
+        schema.may_add(self.name, pa.int64())
         self.widened: set[tuple[Any, ...]] = set()  # keys whose last row has the column
         self.announced = False
 

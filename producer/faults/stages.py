@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from producer import rng
+from producer.cdc import ChangeSchema
 from producer.encoding import MALFORMED, MALFORMED_KINDS, SOURCE, SOURCES, VARIANT, VARIANTS
 from producer.faults.base import (
     DAY_MS,
@@ -20,6 +21,7 @@ from producer.faults.base import (
     marked,
     without,
 )
+from producer.faults.cdc import AddedColumn, ChangeDelays, Replays
 from producer.records import RecordBatch, Schema, uuid_strings
 from producer.rng import I64
 from producer.settings import FaultSettings
@@ -436,13 +438,11 @@ def built_in_stages(s: FaultSettings, key: int, schema: Schema | None, held: Hel
     stages.append(DropsAndDuplicates(s))
     if s.late_rate > 0 or s.late_keep_key_order:
         stages.append(Late(s, held))
-    if getattr(schema, "table_spec", None) is not None:  # a table's changes (producer.cdc)
-        from producer.faults.cdc import AddedColumn, ChangeDelays, Replays
-
+    if isinstance(schema, ChangeSchema):  # a table's changes
         if s.cdc_reorder_rate > 0 or s.cdc_late_delete_rate > 0:
             stages.append(ChangeDelays(s, held))
         if s.cdc_schema_change_at is not None:
-            stages.append(AddedColumn(s, schema.table_spec.key))  # type: ignore[union-attr]
+            stages.append(AddedColumn(s, schema))
         if s.cdc_replay_rate > 0:
             stages.append(Replays(s, key))
     return stages

@@ -1,7 +1,8 @@
 """The catalog as a table (``SYNTHSTREAM_ECOMMERCE__CDC=true``): each product's row as it
 changes, for change data capture.
 
-A product's row is its state (price, stock, rating, reviews) at its last change. It changes
+A product's row is its state (price, stock, rating, reviews) at its last change, in the
+fields of a product update (``ROW_COLUMNS``). It changes
 with every product update, and products leave the catalog for a while: in each 90-day slot
 a product is discontinued with probability 5 %, at a uniform moment, for 14 to 60 days (a
 stretch may run into the next slot; two that overlap are one). The ``products`` channel has
@@ -15,26 +16,28 @@ every transaction's products are rows of the table.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from producer import rng
-from producer.domains.ecommerce.schemas import ShopSchema, _number, _text
-from producer.domains.ecommerce.shop import CATEGORY_NAMES, Products
+from producer.domains.ecommerce.shop import Products
 from producer.domains.ecommerce.traffic import Prices
-from producer.records import RecordBatch, arrow_schema, timestamp_array
 from producer.rng import I64, U64
 from producer.timeline import DAY_MS
 
 PRODUCTS = "products"  # the table's channel (and its topic, Kinesis stream, table)
+# A row: a product update's fields but for the update's own (its id, type, previous price);
+# its timestamp is the row's last change. The channel's records are read as updates.
+ROW_COLUMNS = ("product_id", "name", "category", "price", "stock_quantity", "rating",
+               "review_count", "is_seasonal", "timestamp")  # fmt: skip
+_INVENTORY = 1  # (the update type its records carry: not part of the row)
 SLOT_MS = 90 * DAY_MS
 DISCONTINUE_P = 0.05  # a product's chance to leave the catalog in a slot
 OFF_MIN_MS, OFF_MAX_MS = 14 * DAY_MS, 60 * DAY_MS
 _SALT = rng.text_key("ecommerce", "discontinued")
-_RELIST = 0x5E1157  # a relisting's record key, from its product's and its moment's
+_ROW_SALT = 0x5E1157  # a row record's key, from its product's and its moment's (or update's)
 STATE_FROM_MS = 1_577_836_800_000  # reviews grow steadily from 2020 on
 Columns = dict[str, npt.NDArray[Any]]
 
@@ -123,14 +126,14 @@ class ProductTable:
     def records(self, t0: int, t1: int, updates: Columns | None) -> Columns | None:
         """The channel's columns for [t0, t1), from the window's product updates."""
         product, t, leaving = self.discontinued.moments(self.mine, t0, t1)
-        keys = rng.combine(rng.combine(self.products.keys[product], t), _RELIST)
-        parts = [{"time_ms": t, "product": product, "key": keys,
-                  **state(self.products, self.prices, product, t, keys),
-                  "discontinued": leaving}]  # fmt: skip
+        keys = rng.combine(rng.combine(self.products.keys[product], t), _ROW_SALT)
+        parts = [self._rows(t, product, keys, leaving)]
         if updates is not None:
             up = {k: updates[k] for k in ("time_ms", "product", "price", "stock", "reviews",
                                           "rating")}  # fmt: skip
-            up["key"] = rng.combine(updates["key"], _RELIST + 1)
+            up["type"] = np.full(up["product"].size, _INVENTORY, dtype=np.int8)
+            up["previous_price"] = up["price"]
+            up["key"] = rng.combine(updates["key"], _ROW_SALT + 1)
             up["discontinued"] = self.discontinued.off(up["product"], up["time_ms"])
             parts.append(up)
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -144,65 +147,17 @@ class ProductTable:
         at = np.full(self.mine.size, t, dtype=np.int64)
         on = ~self.discontinued.off(self.mine, at)
         product, at = self.mine[on], at[on]
-        keys = rng.combine(rng.combine(self.products.keys[product], at), _RELIST + 2)
-        return {"time_ms": at, "product": product, "key": keys,
-                **state(self.products, self.prices, product, at, keys),
-                "discontinued": np.zeros(product.size, dtype=np.bool_)}  # fmt: skip
+        keys = rng.combine(rng.combine(self.products.keys[product], at), _ROW_SALT + 2)
+        return self._rows(at, product, keys, np.zeros(product.size, dtype=np.bool_))
 
-
-class ProductRowSchema(ShopSchema):
-    """A product's row: what the ``products`` table holds (``updated_at``: its last change)."""
-
-    ARROW = arrow_schema(
-        [
-            ("product_id", pa.string()),
-            ("name", pa.string()),
-            ("category", pa.string()),
-            ("price", pa.float64()),
-            ("stock_quantity", pa.int64()),
-            ("rating", pa.float64()),
-            ("review_count", pa.int64()),
-            ("is_seasonal", pa.bool_()),
-            ("updated_at", pa.timestamp("ms", tz="UTC")),
-            ("message_id", pa.string()),
-            ("is_duplicate", pa.bool_()),
-        ]
-    )
-
-    stream = PRODUCTS
-    partition_key = "product_id"
-    optional_fields: tuple[str, ...] = ("rating",)
-    MEASURES: ClassVar[dict[str, tuple[float, float, float]]] = {}
-    kinds = None
-    time_field = "updated_at"
-
-    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
-        c = batch.columns
-        p = self.text.catalog
-        return [
-            {
-                "product_id": self.product_ids[prod], "name": p.names[prod],
-                "category": CATEGORY_NAMES[p.category[prod]], "price": price,
-                "stock_quantity": stock, "rating": rating, "review_count": reviews,
-                "is_seasonal": bool(p.seasonal[prod]), "updated_at": ts,
-                "message_id": mid, "is_duplicate": dup,
-            }
-            for prod, ts, price, stock, rating, reviews, mid, dup in zip(
-                batch.entity.tolist(), batch.iso_times(), c["price"].tolist(),
-                c["stock"].tolist(), c["rating"].tolist(), c["reviews"].tolist(),
-                batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip
-
-    def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
-        c = batch.columns
-        p = self.text.catalog
-        product = batch.entity
-        return [
-            _text(self.product_ids[product]), _text(np.asarray(p.names, dtype=object)[product]),
-            _text(self.categories[product]), _number(c["price"]),
-            pa.array(c["stock"], pa.int64()), _number(c["rating"]),
-            pa.array(c["reviews"], pa.int64()), pa.array(p.seasonal[product].astype(np.bool_)),
-            timestamp_array(batch.reported_ms), *self.ids(batch),
-        ]  # fmt: skip
+    def _rows(
+        self, t: I64, product: I64, keys: U64, discontinued: npt.NDArray[np.bool_]
+    ) -> Columns:
+        """Rows at their moments (a snapshot, a discontinuation, a relisting), in the
+        columns of a product update."""
+        cols = {"time_ms": t, "product": product, "key": keys,
+                **state(self.products, self.prices, product, t, keys),
+                "type": np.full(product.size, _INVENTORY, dtype=np.int8),
+                "discontinued": discontinued}  # fmt: skip
+        cols["previous_price"] = cols["price"]
+        return cols

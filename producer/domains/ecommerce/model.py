@@ -34,7 +34,6 @@ from producer.domains.ecommerce.catalog import (
     DISCONTINUE_P,
     PRODUCTS,
     SLOT_MS,
-    ProductRowSchema,
     ProductTable,
     available,
     state,
@@ -199,7 +198,7 @@ class EcommerceSource:
         }
         self.table = ProductTable(self.products, self.prices, p_ids) if settings.cdc else None
         if self.table is not None:
-            self.schemas[PRODUCTS] = ProductRowSchema(text)
+            self.schemas[PRODUCTS] = UpdateSchema(text)  # (its rows: catalog.ROW_COLUMNS)
         self.channels: dict[str, Schema] = dict(self.schemas)
 
     # ------------------------------------------------------------------ model

@@ -26,7 +26,7 @@ class EcommerceSettings(EcommerceFields):
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table
-        from producer.domains.ecommerce.catalog import PRODUCTS
+        from producer.domains.ecommerce.catalog import PRODUCTS, ROW_COLUMNS
 
-        table = Table(PRODUCTS, ("product_id",), delete="discontinued", stamp="updated_at")
+        table = Table(PRODUCTS, ("product_id",), ROW_COLUMNS, "discontinued", stamp="timestamp")
         return ChangeSource(source, {PRODUCTS: table})
