@@ -107,7 +107,7 @@ def test_the_table_is_the_same_in_any_chunking_and_cdc_off_has_no_table() -> Non
     assert "products" not in plain
 
 
-def test_a_backfill_applied_to_postgres_equals_the_replayed_changes(tmp_path: Path) -> None:
+def test_a_backfill_applied_to_postgres_gives_the_tables_the_changes_say(tmp_path: Path) -> None:
     with postgres() as (_psql, port):
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
@@ -125,28 +125,41 @@ def test_a_backfill_applied_to_postgres_equals_the_replayed_changes(tmp_path: Pa
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
         counts = log_events(result.stderr)["synthstream_finished"]["streams"]
-        files = sorted((tmp_path / "out").rglob("products*.jsonl"))
-        changes = [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
-        assert len(changes) == counts["products"]["sinks"]["file"]["delivered"] > 0
-        state: dict[str, Record] = {}
-        for change in changes:
-            row = change["after"] or change["before"]
-            if change["op"] == "d":
-                state.pop(row[KEY], None)
-            else:
-                state[row[KEY]] = change["after"]
-        assert {"r", "u", "d", "c"} <= {c["op"] for c in changes}
+        states = {table: replayed(tmp_path / "out", table, key, counts)
+                  for table, key in (("products", KEY), ("users", "user_id"))}  # fmt: skip
         with psycopg.connect(dsn) as connection:
-            cursor = connection.execute("SELECT * FROM products")
-            names = [d.name for d in cursor.description or []]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            tables: dict[str, list[Record]] = {}
+            for table in states:
+                cursor = connection.execute(f"SELECT * FROM {table}")
+                names = [d.name for d in cursor.description or []]
+                tables[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             sold = connection.execute("SELECT count(*) FROM transactions").fetchone()
-    for row in rows:
-        stamp = row["timestamp"].astimezone(UTC).isoformat(timespec="milliseconds")
-        row["timestamp"] = stamp.replace("+00:00", "Z")
-    assert {row[KEY]: row for row in rows} == state, "the table is the state the changes say"
+    for (table, state), key in zip(states.items(), (KEY, "user_id"), strict=True):
+        rows = tables[table]
+        for row in rows:
+            for column in ("timestamp", "signed_up_at"):
+                if column in row:
+                    stamp = row[column].astimezone(UTC).isoformat(timespec="milliseconds")
+                    row[column] = stamp.replace("+00:00", "Z")
+        assert {row[key]: row for row in rows} == state, f"{table} is what the changes say"
     assert sold is not None
     assert sold[0] == counts["transactions"]["sinks"]["postgres"]["delivered"] > 0
+
+
+def replayed(out: Path, table: str, key: str, counts: dict[str, Any]) -> dict[str, Record]:
+    """A table's rows as its change records in ``out`` say, checking they are all there."""
+    files = sorted(out.rglob(f"{table}*.jsonl"))
+    changes = [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+    assert len(changes) == counts[table]["sinks"]["file"]["delivered"] > 0
+    assert {"r", "u", "d", "c"} <= {c["op"] for c in changes}, table
+    state: dict[str, Record] = {}
+    for change in changes:
+        row = change["after"] or change["before"]
+        if change["op"] == "d":
+            state.pop(row[key], None)
+        else:
+            state[row[key]] = change["after"]
+    return state
 
 
 def test_products_are_off_the_catalog_as_often_at_a_slot_boundary_as_inside_a_slot() -> None:

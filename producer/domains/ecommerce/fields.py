@@ -69,13 +69,13 @@ class EcommerceFields(StreamSettings):
     )  # fmt: skip
     kinesis_stream: str = Field("{type}", description="Kinesis stream per record type.")
     cdc: bool = Field(
-        False, description="Also the products table as change data capture: a channel "
-        "products in the Debezium envelope (snapshot, price/stock/rating updates, a delete "
-        "when a product is discontinued).",
+        False, description="Also the products and users tables as change data capture: "
+        "channels products (price/stock/rating updates, a delete when discontinued) and users "
+        "(sign-ups, profile edits, loyalty tiers, closure as a delete) in the Debezium envelope.",
     )  # fmt: skip
 
     def channels(self, stream: str) -> tuple[str, ...]:
-        return (*self.CHANNELS, "products") if self.cdc else self.CHANNELS
+        return (*self.CHANNELS, "products", "users") if self.cdc else self.CHANNELS
 
     @property
     def entities(self) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
+from producer.domains.ecommerce.accounts import USERS, Accounts, UserSchema
 from producer.domains.ecommerce.analytics import Analytics
 from producer.domains.ecommerce.catalog import (
     DISCONTINUE_P,
@@ -197,9 +198,12 @@ class EcommerceSource:
             ANALYTICS: AnalyticsSchema(text),
         }
         self.table = ProductTable(self.products, self.prices, p_ids) if settings.cdc else None
+        self.accounts = Accounts(self.users, u_ids) if settings.cdc else None
         if self.table is not None:
             self.schemas[PRODUCTS] = UpdateSchema(text)  # (its rows: catalog.ROW_COLUMNS)
         self.channels: dict[str, Schema] = dict(self.schemas)
+        if self.accounts is not None:
+            self.channels[USERS] = UserSchema(self.users, seed)
 
     # ------------------------------------------------------------------ model
     def _solve_views(self, sessions_per_hour: float) -> float:
@@ -359,6 +363,8 @@ class EcommerceSource:
                              signature)  # fmt: skip
         ctx = {"keys": keys, "user": user, "fraud": fraud, "pattern": pattern,
                "local": self.calendar.local_ms(self.users.zone[user], start)}  # fmt: skip
+        # (CDC on: the account holding the seat when the session starts, see accounts.py)
+        account = None if self.accounts is None else self.accounts.ids(user, start)
 
         # Products of product views, cart adds and removals (the c-th cart add is the c-th
         # product viewed; adds beyond the views are recommendations).
@@ -414,10 +420,11 @@ class EcommerceSource:
                            weighted_choice(rng.uniform(tkeys, 15), PAYMENT_WEIGHTS))  # fmt: skip
         etxn = np.zeros(sess.size, dtype=np.uint64)
         etxn[buy] = tkeys
+        accounts = {} if account is None else {"account": account}
         self.events.add({
             "time_ms": times, "user": user[sess], "key": ekeys, "session": keys[sess],
             "type": etype, "product": product, "duration_seconds": durations_s,
-            "signature": signature[sess], "txn": etxn,
+            "signature": signature[sess], "txn": etxn, **{k: a[sess] for k, a in accounts.items()},
         })  # fmt: skip
         txn_pattern = np.where(is_fraud, pattern[ts], -1).astype(np.int8)
         self.transactions.add({
@@ -426,6 +433,7 @@ class EcommerceSource:
             "total_amount": np.round(subtotal + tax, 2), "city": city[ts], "latitude": lat[ts],
             "longitude": lon[ts], "signature": signature[ts], "payment": payment,
             "pattern": txn_pattern, "fraud_score": np.round(score, 3),
+            **{k: a[ts] for k, a in accounts.items()},
         })  # fmt: skip
         f = np.flatnonzero(is_fraud)
         if f.size:
@@ -434,7 +442,7 @@ class EcommerceSource:
                 "time_ms": tt[f] + _lognormal_ms(akeys, 15.0, 0.8), "user": user[ts][f],
                 "key": akeys, "txn": tkeys[f], "pattern": txn_pattern[f],
                 "fraud_score": np.round(score[f], 3), "amount": np.round(subtotal + tax, 2)[f],
-                "txn_time_ms": tt[f],
+                "txn_time_ms": tt[f], **{k: a[ts][f] for k, a in accounts.items()},
             })  # fmt: skip
 
     def _product_updates(self, t0: int, t1: int) -> dict[str, npt.NDArray[Any]] | None:
@@ -481,6 +489,8 @@ class EcommerceSource:
         }
         if self.table is not None:
             released[PRODUCTS] = self.table.records(t0, t1, released[UPDATES])
+        if self.accounts is not None:
+            released[USERS] = self.accounts.records(t0, t1)
         self.analytics.account(released[TRANSACTIONS], released[EVENTS])
         released[ANALYTICS] = self.analytics.results(t0, t1)
         # In channel order, as the engine's look-ahead breaks ties with --max-records.
@@ -500,10 +510,12 @@ class EcommerceSource:
                            {k: v for k, v in cols.items() if k not in skip})  # fmt: skip
 
     def snapshot(self, t: int) -> dict[str, RecordBatch]:
-        """The products table's rows at ``t`` (CDC on; see ``catalog.py``)."""
-        return (
-            {} if self.table is None else {PRODUCTS: self._batch(PRODUCTS, self.table.snapshot(t))}
-        )
+        """The products and users tables' rows at ``t`` (CDC on; ``catalog.py``,
+        ``accounts.py``)."""
+        if self.table is None or self.accounts is None:
+            return {}
+        return {PRODUCTS: self._batch(PRODUCTS, self.table.snapshot(t)),
+                USERS: self._batch(USERS, self.accounts.snapshot(t))}  # fmt: skip
 
     def next_due(self, t: int) -> int:
         w = self.window_ms
@@ -530,12 +542,14 @@ class EcommerceSource:
         }
         if self.table is not None:  # its updates, and two changes a stretch off the catalog
             rates[PRODUCTS] = updates + self.product_ids.size * 2 * DISCONTINUE_P / SLOT_MS * 1000
+        if self.accounts is not None:
+            rates[USERS] = self.accounts.target_rate()
         return rates
 
     def entities(self) -> dict[str, int]:
         users = int(self.user_ids.size)
         products = int(self.product_ids.size)
-        tables = {PRODUCTS: products} if self.table is not None else {}
+        tables = {PRODUCTS: products, USERS: users} if self.table is not None else {}
         return {TRANSACTIONS: users, EVENTS: users, UPDATES: products, ALERTS: users,
                 ANALYTICS: len(METRICS) * len(SCOPES), **tables}  # fmt: skip
 

@@ -105,6 +105,14 @@ class ShopSchema:
     def arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
         raise NotImplementedError
 
+    def user_ids(self, batch: RecordBatch) -> npt.NDArray[Any]:
+        """The user id of each record: its account's (CDC on, ``accounts.py``), else its
+        seat's."""
+        account = batch.columns.get("account")
+        if account is None:
+            return self.users[batch.entity]
+        return np.array([f"user_{a + 1:06d}" for a in account.tolist()], dtype=object)
+
     def ids(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
         """The last two columns of every shape: message_id and is_duplicate."""
         return [uuid_array(batch.key), pa.array(batch.is_duplicate)]
@@ -178,7 +186,7 @@ class EventSchema(ShopSchema):
                 "is_duplicate": dup,
             }
             for eid, user, sid, t, ts, p, ct, url, d, s, tx, mid, dup in zip(
-                _hex("evt_", batch.key, 16), self.users[batch.entity].tolist(),
+                _hex("evt_", batch.key, 16), self.user_ids(batch).tolist(),
                 _hex("sess_", c["session"], 12), types, batch.iso_times(), pid.tolist(),
                 cat.tolist(), urls, c["duration_seconds"].tolist(), c["signature"].tolist(),
                 txn_ids,
@@ -199,7 +207,7 @@ class EventSchema(ShopSchema):
         paid = np.flatnonzero(txn != NO_TXN)
         txn_ids[paid] = _hex("txn_", txn[paid], 12)
         return [
-            _text(_hex("evt_", batch.key, 16)), _text(self.users[batch.entity]),
+            _text(_hex("evt_", batch.key, 16)), _text(self.user_ids(batch)),
             _text(_hex("sess_", c["session"], 12)), _named(EVENT_TYPES, types),
             timestamp_array(batch.reported_ms),
             pa.array(self.product_ids[np.maximum(product, 0)], pa.string(), mask=~has),
@@ -274,7 +282,7 @@ class TransactionSchema(ShopSchema):
         names = products.names
         rows = []
         for i, (tid, user, sid, ts, mid, dup) in enumerate(zip(
-            _hex("txn_", batch.key, 12), self.users[batch.entity].tolist(),
+            _hex("txn_", batch.key, 12), self.user_ids(batch).tolist(),
             _hex("sess_", c["session"], 12), batch.iso_times(),
             batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
         )):  # fmt: skip
@@ -327,7 +335,7 @@ class TransactionSchema(ShopSchema):
         pattern = c["pattern"]
         n = len(batch)
         return [
-            _text(_hex("txn_", batch.key, 12)), _text(self.users[batch.entity]),
+            _text(_hex("txn_", batch.key, 12)), _text(self.user_ids(batch)),
             _text(_hex("sess_", c["session"], 12)), timestamp_array(batch.reported_ms),
             pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), lines),
             _number(c["subtotal"]), _number(c["tax"]),
@@ -386,7 +394,7 @@ class AlertSchema(ShopSchema):
             }
             for aid, tid, user, ts, tts, p, score, amount, mid, dup in zip(
                 _hex("alert_", batch.key, 12), _hex("txn_", c["txn"], 12),
-                self.users[batch.entity].tolist(), batch.iso_times(), txn_times.tolist(),
+                self.user_ids(batch).tolist(), batch.iso_times(), txn_times.tolist(),
                 c["pattern"].tolist(), c["fraud_score"].tolist(), c["amount"].tolist(),
                 batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(),
                 strict=True,
@@ -404,7 +412,7 @@ class AlertSchema(ShopSchema):
         txn_times = c["txn_time_ms"].astype(np.int64)
         return [
             _text(_hex("alert_", batch.key, 12)), _text(_hex("txn_", c["txn"], 12)),
-            _text(self.users[batch.entity]), timestamp_array(batch.reported_ms),
+            _text(self.user_ids(batch)), timestamp_array(batch.reported_ms),
             timestamp_array(txn_times), _named(FRAUD_PATTERNS, pattern),
             _number(score), _text(severity.astype(object)),
             _number(c["amount"]), reasons, _text(["open"] * n), *self.ids(batch),

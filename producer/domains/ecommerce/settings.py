@@ -26,7 +26,11 @@ class EcommerceSettings(EcommerceFields):
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table
-        from producer.domains.ecommerce.catalog import PRODUCTS, ROW_COLUMNS
+        from producer.domains.ecommerce import accounts, catalog
 
-        table = Table(PRODUCTS, ("product_id",), ROW_COLUMNS, "discontinued", stamp="timestamp")
-        return ChangeSource(source, {PRODUCTS: table})
+        return ChangeSource(source, {
+            catalog.PRODUCTS: Table(catalog.PRODUCTS, ("product_id",), catalog.ROW_COLUMNS,
+                                    "discontinued", stamp="timestamp"),
+            accounts.USERS: Table(accounts.USERS, ("user_id",), accounts.ROW_COLUMNS, "closed",
+                                  stamp="timestamp"),
+        })  # fmt: skip
