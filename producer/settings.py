@@ -110,6 +110,11 @@ class FaultSettings(Model):
     source_overlaps: NumberList = Field(
         [0.4, 0.5, 0.3], description="Share of each source's records also in another source."
     )
+    cdc_drop_rate: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="A table's changes dropped (drop_rate leaves tables alone, as a connector "
+        "delivers at least once; a lost change leaves the table unlike the state).",
+    )  # fmt: skip
     cdc_replay_rate: float = Field(
         0.0, ge=0.0, le=1.0,
         description="A table's changes: chance per hour of a connector restart that sends "

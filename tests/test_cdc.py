@@ -126,12 +126,12 @@ def test_changes_are_the_same_in_any_chunking_and_shards_partition_them() -> Non
 
 
 # ------------------------------------------------------------------ real PostgreSQL and Kafka
-def run(env: dict[str, str], *args: str) -> dict[str, Any]:
+def run(env: dict[str, str], *args: str, spec: Path = CUSTOMERS) -> dict[str, Any]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
     full.update({"SYNTHSTREAM_LOG__FORMAT": "json", **env})
     result = subprocess.run(
         [sys.executable, "-m", "producer", "run", "--metrics-port", "0", "--progress", "off",
-         "--spec", str(CUSTOMERS), *args],
+         "--spec", str(spec), *args],
         capture_output=True, text=True, env=full, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -170,8 +170,11 @@ def test_a_backfill_applied_to_postgres_equals_the_replayed_changes_and_kafka_re
                "SYNTHSTREAM_SINKS__POSTGRES__MAX_RECORDS": "700",  # several sends a key
                "SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out")}  # fmt: skip
+        # Tables lose no change unless asked: with some lost, the table is what was delivered.
+        spec = tmp_path / "customers.yaml"
+        spec.write_text(CUSTOMERS.read_text() + "    faults: {cdc_drop_rate: 0.002}\n")
         events = run(env, "--sinks", "postgres,kafka,file", "--backfill", "--start",
-                     "2024-02-01", "--end", "2024-03-15")  # fmt: skip
+                     "2024-02-01", "--end", "2024-03-15", spec=spec)  # fmt: skip
         counts = events["synthstream_finished"]["streams"]["customers"]
         delivered = {sink: c["delivered"] for sink, c in counts["sinks"].items()}
         assert counts["dropped_by_fault"] > 0

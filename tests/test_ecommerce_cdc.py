@@ -142,6 +142,9 @@ def test_a_backfill_applied_to_postgres_gives_the_tables_the_changes_say(tmp_pat
                     stamp = row[column].astimezone(UTC).isoformat(timespec="milliseconds")
                     row[column] = stamp.replace("+00:00", "Z")
         assert {row[key]: row for row in rows} == state, f"{table} is what the changes say"
+    # A table's changes are not dropped by the default profile's drops: each seat has a row.
+    assert counts["users"]["dropped_by_fault"] == 0 < counts["transactions"]["dropped_by_fault"]
+    assert len(tables["users"]) == SMALL["users"]
     assert sold is not None
     assert sold[0] == counts["transactions"]["sinks"]["postgres"]["delivered"] > 0
 

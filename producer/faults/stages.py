@@ -328,19 +328,19 @@ class DropsAndDuplicates:
     order = 70
     kinds = ("duplicate", "drop")
 
-    def __init__(self, s: FaultSettings) -> None:
-        self.s = s
+    def __init__(self, s: FaultSettings, drop_rate: float) -> None:
+        self.s, self.drop_rate = s, drop_rate
 
     def apply(self, batch: RecordBatch, step: Step) -> RecordBatch:
-        s = self.s
+        s, drop_rate = self.s, self.drop_rate
         # No draws for a rate of zero: the production profile's backfills stay lean.
         none = np.zeros(len(batch), dtype=np.bool_)
-        if s.drop_rate and s.duplicate_rate:  # both draws in one pass (a live tick's few)
+        if drop_rate and s.duplicate_rate:  # both draws in one pass (a live tick's few)
             u = rng.uniforms(batch.key, (_DROP_DRAW, _DUPLICATE_DRAW))
-            drop = u[:, 0] < s.drop_rate
+            drop = u[:, 0] < drop_rate
             dup = ~drop & (u[:, 1] < s.duplicate_rate)
         else:
-            drop = rng.uniform(batch.key, _DROP_DRAW) < s.drop_rate if s.drop_rate else none
+            drop = rng.uniform(batch.key, _DROP_DRAW) < drop_rate if drop_rate else none
             dup = ~drop & (rng.uniform(batch.key, _DUPLICATE_DRAW) < s.duplicate_rate
                            if s.duplicate_rate else none)  # fmt: skip
         any_drop = bool(drop.any())
@@ -435,10 +435,11 @@ def built_in_stages(s: FaultSettings, key: int, schema: Schema | None, held: Hel
         stages.append(Sources(s, measures))
     if s.outage_rate > 0:
         stages.append(Outages(s, key, held))
-    stages.append(DropsAndDuplicates(s))
+    table = isinstance(schema, ChangeSchema)  # a table's changes
+    stages.append(DropsAndDuplicates(s, s.cdc_drop_rate if table else s.drop_rate))
     if s.late_rate > 0 or s.late_keep_key_order:
         stages.append(Late(s, held))
-    if isinstance(schema, ChangeSchema):  # a table's changes
+    if isinstance(schema, ChangeSchema):
         if s.cdc_reorder_rate > 0 or s.cdc_late_delete_rate > 0:
             stages.append(ChangeDelays(s, held))
         if s.cdc_schema_change_at is not None:
