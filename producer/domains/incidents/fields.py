@@ -42,8 +42,25 @@ class IncidentsFields(StreamSettings):
     kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
     cdc: bool = Field(
         False, description="The lifecycle as changes of an incidents table (Debezium envelope, "
-        "key incident_number): created when reported, updated as it moves.",
+        "key incident_number): created when reported, updated as it moves; and of a table "
+        "incident_units (key incident_number, station_code): created when a unit is sent, "
+        "updated when it is cleared.",
     )  # fmt: skip
+
+    def channels(self, stream: str) -> tuple[str, ...]:
+        return (stream, "incident_units") if self.cdc else (stream,)
+
+    def destination(self, field: str, channel: str) -> str:
+        """The units table (CDC) goes next to the incidents: topic and Kinesis stream
+        ``incident_units`` (a name ending in ``incidents`` ends in ``incident_units``, any
+        other gets ``_units``), HTTP path ``<path>/units``; ``{type}`` is the channel."""
+        value: str = getattr(self, field)
+        if channel == "incident_units" and "{type}" not in value:
+            if field == "http_path":
+                return value.rstrip("/") + "/units"
+            stem = value.removesuffix("incidents")
+            return stem + "incident_units" if stem != value else value + "_units"
+        return super().destination(field, channel)
 
     @property
     def entities(self) -> int:

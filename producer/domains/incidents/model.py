@@ -349,6 +349,36 @@ def unit_delays_ms(keys: U64, j: I64, room: I64) -> I64:
     return delay
 
 
+def children(count: I64, keys: U64, salt: int) -> tuple[I64, I64, U64]:
+    """Rows of a child table: parent index and position of each, and a key per row."""
+    idx = np.repeat(np.arange(count.size), count)
+    j = np.arange(idx.size) - np.repeat(np.cumsum(count) - count, count)
+    return idx, j, rng.combine(keys[idx], salt + j)
+
+
+def unit_assignments(core: dict[str, Any], city: City, count: I64) -> dict[str, Any]:
+    """The units sent to the incidents (``count`` each, the nearest stations', the primary
+    first): incident index, position, key, station, role, when dispatched and cleared."""
+    c = core
+    idx, j, keys = children(count, c["keys"], 100)
+    u = rng.uniform_block(keys, 3)
+    station = city.nearest[c["station"][idx], j]
+    room = (c["resolved"] - c["dispatch"])[idx]
+    dispatched = c["dispatch"][idx] + unit_delays_ms(keys, j, room)
+    arrival, resolved = c["arrival"][idx], c["resolved"][idx]
+    cancelled = c["cancelled"][idx]
+    scene = np.maximum(resolved - np.maximum(arrival, dispatched), 0)
+    cleared = np.where(
+        cancelled | (j == 0), resolved,
+        np.maximum(arrival, dispatched) + (scene * (0.4 + 0.6 * u[:, 0])).astype(np.int64),
+    )  # fmt: skip
+    cleared = np.maximum(cleared, np.maximum(arrival, dispatched) + 1)
+    cleared = np.where(cancelled, resolved, cleared)
+    role = np.where(j == 0, 0, np.where((j == 2) & (c["severity"][idx] >= 2), 2, 1))
+    return {"incident": idx, "j": j, "keys": keys, "station": station, "role": role,
+            "dispatched": dispatched, "cleared": cleared}  # fmt: skip
+
+
 def units_sent(keys: U64, planned: I64, least: int, room: I64) -> I64:
     """How many of the planned units are dispatched before the incident is over: the least
     number always, more while their draws come before the end."""

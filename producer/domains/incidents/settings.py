@@ -24,8 +24,12 @@ class IncidentsSettings(IncidentsFields):
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table
-        from producer.domains.incidents.stream import ROW_COLUMNS, IncidentRowSchema
+        from producer.domains.incidents.stream import ROW_COLUMNS, UNIT_COLUMNS, UNITS
 
-        source.channels["incidents"] = IncidentRowSchema(source)
-        table = Table("incidents", ("incident_number",), ROW_COLUMNS, stamp="timestamp")
-        return ChangeSource(source, {"incidents": table})
+        source.tables()
+        return ChangeSource(source, {
+            "incidents": Table("incidents", ("incident_number",), ROW_COLUMNS,
+                               stamp="timestamp"),
+            UNITS: Table(UNITS, ("incident_number", "station_code"), UNIT_COLUMNS,
+                         stamp="timestamp"),
+        })  # fmt: skip

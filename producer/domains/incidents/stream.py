@@ -13,6 +13,7 @@ from producer import rng
 from producer.domains.incidents.city import City
 from producer.domains.incidents.fields import IncidentsFields
 from producer.domains.incidents.model import (
+    ASSIGNMENT_ROLES,
     SEVERITY_CODES,
     SOURCE_CODES,
     TYPE_CODES,
@@ -20,10 +21,9 @@ from producer.domains.incidents.model import (
     Options,
     arrivals_for,
     incident_numbers,
+    unit_assignments,
 )
-from producer.generators import (
-    Pending,
-)
+from producer.generators import Pending, earliest
 from producer.geography import geohash
 from producer.records import (
     Kinds,
@@ -39,6 +39,7 @@ from producer.timeline import HOUR_MS
 
 LIFECYCLE = ("REPORTED", "DISPATCHED", "ON_SCENE", "RESOLVED", "CANCELLED")
 LIFECYCLE_KINDS = tuple(stage.lower() for stage in LIFECYCLE)
+UNITS = "incident_units"  # (CDC) the units table's channel, topic and table
 
 
 class IncidentsSource:
@@ -64,6 +65,14 @@ class IncidentsSource:
         self.pending = Pending()
         self.schema = IncidentEventSchema(self)
         self.channels: dict[str, Schema] = {self.stream: self.schema}
+        self.units: Pending | None = None  # (CDC: ``tables``)
+
+    def tables(self) -> None:
+        """CDC: the incidents channel carries rows (``IncidentRowSchema``), and the units
+        sent are a table of their own: created when dispatched, updated when cleared."""
+        self.channels[self.stream] = IncidentRowSchema(self)
+        self.channels[UNITS] = UnitRowSchema(self)
+        self.units = Pending()
 
     def _mine(self, year: int, seq: I64) -> npt.NDArray[np.bool_]:
         if self.shard.count == 1:
@@ -100,18 +109,37 @@ class IncidentsSource:
                     "location_lng": c["lng"][idx], "units": c["units"][idx],
                     "casualties": c["casualties"][idx], "damage": c["damage"][idx],
                 })  # fmt: skip
+            if self.units is not None:
+                self._units(self.units, year, seq, c)
+
+    def _units(self, pending: Pending, year: int, seq: I64, c: dict[str, Any]) -> None:
+        a = unit_assignments(c, self.city, np.minimum(c["units"], len(self.city.codes)))
+        idx = a["incident"]
+        for stage, when in ((0, a["dispatched"]), (1, a["cleared"])):
+            pending.add({
+                "time_ms": when, "key": rng.combine(a["keys"], 600 + stage),
+                "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
+                "primary": c["station"][idx], "station": a["station"], "role": a["role"],
+                "dispatched": a["dispatched"], "cleared": a["cleared"],
+                "stage": np.full(idx.size, stage, dtype=np.int8),
+            })  # fmt: skip
 
     def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]:
         self._new(t0, t1)
-        cols = self.pending.release(t1)
-        if cols is None:
-            return {}
-        if limit is not None:
-            cols = {k: v[:limit] for k, v in cols.items()}
-        batch = RecordBatch(self.stream, cols["station"].astype(np.int64), cols["time_ms"],
-                            cols["key"], {k: v for k, v in cols.items()
-                                          if k not in ("time_ms", "key")})  # fmt: skip
-        return {self.stream: batch}
+        made = {self.stream: self.pending.release(t1)}
+        if self.units is not None:
+            made[UNITS] = self.units.release(t1)
+        batches = {}
+        for channel, cols in made.items():
+            if cols is None:
+                continue
+            # (keyed by the incident's primary station: a unit's changes go with its incident)
+            entity = cols["primary" if channel == UNITS else "station"].astype(np.int64)
+            batches[channel] = RecordBatch(channel, entity, cols["time_ms"], cols["key"], {
+                k: v for k, v in cols.items() if k not in ("time_ms", "key")})  # fmt: skip
+        if limit is not None and sum(len(b) for b in batches.values()) > limit:
+            batches = earliest(batches, limit)
+        return batches
 
     def snapshot(self, t: int) -> dict[str, RecordBatch]:
         """The incidents table at a run's start (CDC): empty, as the stream begins with the
@@ -124,17 +152,23 @@ class IncidentsSource:
         times = self.arrivals.times(year, np.arange(first, first + 3, dtype=np.int64))
         upcoming = times[times >= t]
         arrival = int(upcoming[0]) if upcoming.size else t + HOUR_MS
-        return max(t, min(arrival, self.pending.first()))
+        units = self.units.first() if self.units is not None else arrival
+        return max(t, min(arrival, self.pending.first(), units))
 
     def target_rates(self, t: int) -> dict[str, float]:
         per_hour = self.arrivals.rate * 3.95 * self._share()
-        return {self.stream: per_hour / 3600}
+        rates = {self.stream: per_hour / 3600}
+        if self.units is not None:  # two changes a unit sent
+            o = self.model.options
+            sent = min((o.units_min + o.units_max) / 2, len(self.city.codes))
+            rates[UNITS] = self.arrivals.rate * self._share() * 2 * sent / 3600
+        return rates
 
     def _share(self) -> float:
         return 1.0 / float(self.shard.count)
 
     def entities(self) -> dict[str, int]:
-        return {self.stream: len(self.city.codes)}
+        return {channel: len(self.city.codes) for channel in self.channels}
 
 
 def _number(values: npt.NDArray[np.float64]) -> pa.DoubleArray:
@@ -268,3 +302,59 @@ class IncidentRowSchema(IncidentEventSchema):
                 station, count = int(c["station"][i]), int(c["units"][i])
                 row["units"] = [self.codes[s] for s in nearest[station, :count]]
         return rows
+
+
+UNIT_COLUMNS = ("incident_number", "station_code", "assignment_role", "dispatched_at",
+                "cleared_at", "timestamp")  # fmt: skip
+UNIT_ARROW = arrow_schema([
+    ("incident_number", _STRING), ("station_code", _STRING), ("assignment_role", _STRING),
+    ("dispatched_at", _TS), ("cleared_at", _TS), ("timestamp", _TS), ("message_id", _STRING),
+    ("is_duplicate", pa.bool_()),
+])  # fmt: skip
+
+
+class UnitRowSchema:
+    """A unit sent to an incident (the seed's ``incident_units`` row): created when it is
+    dispatched, updated when it is cleared (``cleared_at`` set)."""
+
+    stream = UNITS
+    partition_key = "incident_number"
+    time_field = "timestamp"
+    optional_fields: tuple[str, ...] = ("cleared_at",)
+    kinds: Kinds | None = None
+
+    def __init__(self, source: IncidentsSource) -> None:
+        self.codes = np.asarray(source.city.codes, dtype=object)
+        self.measures: dict[str, tuple[float, float, float]] = {}
+
+    def _arrays(self, batch: RecordBatch) -> list[pa.Array]:  # type: ignore[type-arg]
+        c = batch.columns
+        return [
+            pa.array(incident_numbers(c["year"], c["seq"]), pa.string()),
+            pa.array(self.codes[c["station"]], pa.string()),
+            pa.array(np.asarray(ASSIGNMENT_ROLES, dtype=object)[c["role"]], pa.string()),
+            timestamp_array(c["dispatched"]),
+            pa.array(c["cleared"], pa.int64(), mask=c["stage"] == 0).cast(_TS),
+            timestamp_array(batch.reported_ms), uuid_array(batch.key),
+            pa.array(batch.is_duplicate),
+        ]  # fmt: skip
+
+    def table(self, batch: RecordBatch) -> pa.Table:
+        return pa.Table.from_arrays(self._arrays(batch), schema=UNIT_ARROW)
+
+    def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
+        c = batch.columns
+        iso = np.datetime_as_string(c["dispatched"].astype("datetime64[ms]"), timezone="UTC")
+        cleared = np.datetime_as_string(c["cleared"].astype("datetime64[ms]"), timezone="UTC")
+        return [
+            {"incident_number": number, "station_code": station,
+             "assignment_role": ASSIGNMENT_ROLES[role], "dispatched_at": sent,
+             "cleared_at": done if stage else None, "timestamp": ts, "message_id": mid,
+             "is_duplicate": dup}
+            for number, station, role, sent, done, stage, ts, mid, dup in zip(
+                incident_numbers(c["year"], c["seq"]), self.codes[c["station"]].tolist(),
+                c["role"].tolist(), iso.tolist(), cleared.tolist(), c["stage"].tolist(),
+                batch.iso_times(), batch.message_ids().astype("U36").tolist(),
+                batch.is_duplicate.tolist(), strict=True,
+            )
+        ]  # fmt: skip

@@ -32,7 +32,7 @@ from producer.domains.incidents.fields import IncidentsFields
 from producer.errors import ConfigError, check_writable
 from producer.geography import geohash, metres_between, wkt
 from producer.records import arrow_schema
-from producer.rng import I64, U64
+from producer.rng import I64
 from producer.settings import parse_time
 from sinks.file import TableFile
 
@@ -240,29 +240,16 @@ class Builder:
     def units(self, core: dict[str, Any], status: I64, numbers: npt.NDArray[Any]) -> pa.Table:
         c, as_of = core, self.plan.end_ms
         count = np.where(status >= inc.DISPATCHED, np.minimum(c["units"], len(self.city.codes)), 0)
-        idx, j, keys = _children(count, c["keys"], 100)
-        u = rng.uniform_block(keys, 3)
-        station = self.city.nearest[c["station"][idx], j]
-        room = (c["resolved"] - c["dispatch"])[idx]
-        dispatched = c["dispatch"][idx] + inc.unit_delays_ms(keys, j, room)
-        arrival, resolved = c["arrival"][idx], c["resolved"][idx]
-        cancelled = c["cancelled"][idx]
-        scene = np.maximum(resolved - np.maximum(arrival, dispatched), 0)
-        cleared = np.where(
-            cancelled | (j == 0), resolved,
-            np.maximum(arrival, dispatched) + (scene * (0.4 + 0.6 * u[:, 0])).astype(np.int64),
-        )  # fmt: skip
-        cleared = np.maximum(cleared, np.maximum(arrival, dispatched) + 1)
-        cleared = np.where(cancelled, resolved, cleared)
+        a = inc.unit_assignments(c, self.city, count)
+        dispatched, cleared = a["dispatched"], a["cleared"]
         keep = dispatched <= as_of
-        role = np.where(j == 0, 0, np.where((j == 2) & (c["severity"][idx] >= 2), 2, 1))
         cleared_known = cleared <= as_of
         return pa.table(
             {
-                "incident_number": pa.array(numbers[idx][keep], pa.string()),
-                "station_code": _strings(self.codes, station[keep]),
+                "incident_number": pa.array(numbers[a["incident"]][keep], pa.string()),
+                "station_code": _strings(self.codes, a["station"][keep]),
                 "assignment_role": _strings(
-                    np.array(inc.ASSIGNMENT_ROLES, dtype=object), role[keep]
+                    np.array(inc.ASSIGNMENT_ROLES, dtype=object), a["role"][keep]
                 ),
                 "dispatched_at": _ts(dispatched[keep]),
                 "cleared_at": _ts(cleared[keep], cleared_known[keep]),
@@ -275,7 +262,7 @@ class Builder:
         u = c["u"]
         has = (status >= inc.DISPATCHED) & (u[:, 19] < self.plan.options.assets_probability)
         count = np.where(has, 1 + (u[:, 20] * 3).astype(np.int64), 0)
-        idx, j, keys = _children(count, c["keys"], 200)
+        idx, j, keys = inc.children(count, c["keys"], 200)
         ua = rng.uniform_block(keys, 3)
         kinds = c["kind"][idx]
         asset_type = np.empty(idx.size, dtype=np.int64)
@@ -313,7 +300,7 @@ class Builder:
         u = c["u"]
         has = u[:, 21] < self.plan.options.notes_probability
         count = np.where(has, 1 + (u[:, 22] * 3).astype(np.int64), 0)
-        idx, j, keys = _children(count, c["keys"], 300)
+        idx, j, keys = inc.children(count, c["keys"], 300)
         un = rng.uniform_block(keys, 3)
         start = c["reported"][idx]
         until = np.minimum(np.where(status[idx] >= inc.RESOLVED, c["resolved"][idx], as_of), as_of)
@@ -390,13 +377,6 @@ class Builder:
                 "incident outside its primary station's coverage",
                 int((d > self.city.radius_m[station]).sum()),
             )
-
-
-def _children(count: I64, keys: U64, salt: int) -> tuple[I64, I64, U64]:
-    """Rows of a child table: parent index and position of each, and a key per row."""
-    idx = np.repeat(np.arange(count.size), count)
-    j = np.arange(idx.size) - np.repeat(np.cumsum(count) - count, count)
-    return idx, j, rng.combine(keys[idx], salt + j)
 
 
 def write_tables(plan: Plan, clock: Clock) -> dict[str, Any]:
