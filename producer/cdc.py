@@ -97,8 +97,8 @@ class ChangeSchema:
 
     # ---------------------------------------------------------------- rows of the table
     def learn(self, batch: RecordBatch, columns: tuple[str, ...]) -> None:
-        if self.row_arrow is None:
-            arrow = self.inner.table(batch).schema
+        if self.row_arrow is None:  # (from one record: a snapshot may be large)
+            arrow = self.inner.table(batch.take(np.arange(min(len(batch), 1)))).schema
             self.row_arrow = pa.schema([arrow.field(name) for name in columns])
 
     def may_add(self, name: str, kind: pa.DataType) -> None:

@@ -108,3 +108,22 @@ def test_the_first_accounts_are_the_users_of_the_streams_without_cdc() -> None:
         assert {k: row[k] for k in ("user_id", "name", "email", "street_address", "city")} == {
             k: profile[k] for k in ("user_id", "name", "email", "street_address", "city")
         }
+
+
+def test_live_wakes_for_the_next_change_of_either_table() -> None:
+    """``next_due`` of each table is its next change (a quiet shop's live run would
+    otherwise hold a closure or a discontinuation until the next session)."""
+    from producer.config import load_settings
+    from producer.domains.ecommerce.accounts import SLOT_MS
+    from producer.streams import build_stream
+
+    settings = load_settings({"streams": ["ecommerce"], "seed": 5,
+                              "ecommerce": {**SMALL, "cdc": True}}, environ={})  # fmt: skip
+    inner = build_stream("ecommerce", settings).source.inner  # type: ignore[attr-defined]
+    boundary = (T0 // SLOT_MS + 1) * SLOT_MS
+    for t in (T0, T0 + 17 * DAY + 1, boundary - 1, boundary, boundary + 3 * DAY):
+        users = inner.accounts.records(t, t + 2 * SLOT_MS)["time_ms"]
+        assert inner.accounts.next_due(t) == users[0], t
+        _, products, _ = inner.table.discontinued.moments(inner.product_ids, t, t + 2 * SLOT_MS)
+        assert inner.table.next_due(t) == products[0], t
+        assert inner.next_due(t) <= min(users[0], products[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from producer import rng
-from producer.rng import U64
+from producer.rng import I64, U64
 
 FIRST_NAMES = (
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -151,6 +151,51 @@ def zip_code(key: int, index: int, city: str, state: str | None) -> str:
 def phone(key: int, area_code: str) -> str:
     """A fictional North American number: ``(619) 555-0147`` (555-01xx are reserved for it)."""
     return f"({area_code}) 555-01{_number(key, 9, 0, 99):02d}"
+
+
+# The same draws for many keys at once (what the functions above give key by key).
+def _picks(keys: U64, index: int, options: tuple[str, ...],
+           weights: tuple[float, ...] = ()) -> list[str]:  # fmt: skip
+    u = rng.uniform(keys, index)
+    if not weights:
+        at = np.minimum((u * len(options)).astype(np.int64), len(options) - 1)
+    else:
+        cdf = np.cumsum(weights) / sum(weights)
+        at = np.minimum(np.searchsorted(cdf, u, side="right"), len(options) - 1)
+    found: list[str] = np.asarray(options, dtype=object)[at].tolist()
+    return found
+
+
+def _numbers(keys: U64, index: int, low: int | I64, high: int | I64) -> I64:
+    u = rng.uniform(keys, index)
+    span = np.asarray(high) - np.asarray(low)
+    out: I64 = np.asarray(low) + np.minimum((u * (span + 1)).astype(np.int64), span)
+    return out
+
+
+def people(keys: U64) -> tuple[list[str], list[str]]:
+    """``person`` of each key."""
+    return _picks(keys, 0, FIRST_NAMES), _picks(keys, 1, LAST_NAMES)
+
+
+def email_domains(keys: U64) -> list[str]:
+    """``email_domain`` of each key."""
+    return _picks(keys, 2, EMAIL_DOMAINS, EMAIL_WEIGHTS)
+
+
+def street_addresses(keys: U64) -> list[str]:
+    """``street_address`` of each key."""
+    small = rng.uniform(keys, 6) < 0.2
+    house = _numbers(keys, 5, np.where(small, 1, 100), np.where(small, 99, 9_899)).tolist()
+    flat = (rng.uniform(keys, 7) < 0.15).tolist()
+    apartment = _numbers(keys, 8, 1, 420).tolist()
+    return [
+        f"{h} {name} {suffix}" + (f" Apt {a}" if f else "")
+        for h, name, suffix, f, a in zip(
+            house, _picks(keys, 3, STREET_NAMES),
+            _picks(keys, 4, STREET_SUFFIXES, SUFFIX_WEIGHTS), flat, apartment, strict=True,
+        )
+    ]  # fmt: skip
 
 
 def _k(key: int) -> U64:

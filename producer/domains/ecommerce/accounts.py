@@ -43,6 +43,7 @@ from producer.domains.ecommerce.shop import (
     USER_TYPES,
     Users,
 )
+from producer.domains.ecommerce.slots import BySlot
 from producer.generators import names
 from producer.records import Kinds, RecordBatch, arrow_schema, timestamp_array
 from producer.rng import I64, U64
@@ -81,6 +82,7 @@ class Accounts:
         self.first = (HISTORY_SLOT * SLOT_MS - (1 + 4 * u) * YEAR_MS).astype(np.int64)
         # slot -> (closures before it, the last one's moment or -1), for the shard's seats
         self.counted: dict[int, tuple[I64, I64]] = {}
+        self.by_slot = BySlot(SLOT_MS, self._between)  # (the channel, a slot at a time)
 
     # ------------------------------------------------------------------ draws of a slot
     def _draws(self, seats: I64, slot: I64 | int) -> npt.NDArray[np.float64]:
@@ -180,6 +182,9 @@ class Accounts:
     def records(self, t0: int, t1: int) -> Columns | None:
         """The ``users`` channel's columns for [t0, t1): closures (a delete and a create),
         profile edits and tier changes, in time order."""
+        return self.by_slot.between(t0, t1)
+
+    def _between(self, t0: int, t1: int) -> Columns | None:
         mine = self.mine
         seat, time, as_of, closed = [mine[:0]], [mine[:0]], [mine[:0]], [np.zeros(0, np.bool_)]
 
@@ -217,6 +222,10 @@ class Accounts:
         order = np.argsort(t, kind="stable")  # (at a closure: the delete, then the create)
         s, as_t = np.concatenate(seat)[order], np.concatenate(as_of)[order]
         return self.rows(s, t[order], as_t, np.concatenate(closed)[order])
+
+    def next_due(self, t: int) -> int:
+        """The first change at or after ``t`` (live: when to wake)."""
+        return self.by_slot.next_at(t)
 
     def snapshot(self, t: int) -> Columns:
         """The rows at ``t``: the account holding each seat of the shard."""
@@ -265,36 +274,41 @@ class UserSchema:
 
     def rows(self, batch: RecordBatch) -> list[dict[str, Any]]:
         c, users, places = batch.columns, self.users, self.users.places
-        signed = np.datetime_as_string(c["signed_up"].astype("datetime64[ms]"), timezone="UTC")
-        out = []
-        for seat, gen, email_key, street_key, tier, signed_up, ts, mid, dup in zip(
-            batch.entity.tolist(), c["gen"].tolist(), c["email_key"].tolist(),
-            c["street_key"].tolist(), c["tier"].tolist(), signed.tolist(), batch.iso_times(),
-            batch.message_ids().astype("U36").tolist(), batch.is_duplicate.tolist(), strict=True,
-        ):  # fmt: skip
-            key = int(rng.combine(users.keys[seat], self.seed)[0])  # (as ``Users.profile``)
-            if gen:
-                key = int(rng.combine(key, gen)[0])
-            first, last = names.person(key)
-            handle = re.sub(r"[^a-z0-9.]", "", f"{first}.{last}".lower())
-            mail = email_key or key
-            email = f"{handle}{email_key % 1000 if email_key else seat % 100}@"
-            email += names.email_domain(mail)
-            city = int(users.city[seat])
-            out.append({
-                "user_id": f"user_{gen * users.count + seat + 1:06d}",
-                "name": f"{first} {last}", "email": email,
-                "street_address": names.street_address(street_key or key),
-                "city": places.name[city], "country": places.country_code[city],
-                "region": REGIONS[int(users.region[seat])],
-                "user_type": USER_TYPES[int(users.type[seat])],
-                "age_group": AGE_GROUPS[int(users.age[seat])],
-                "preferred_device": DEVICE_TYPES[int(users.device[seat])],
-                "favourite_categories": [CATEGORY_NAMES[int(f)] for f in users.favourite[seat]],
-                "loyalty_tier": TIERS[tier], "signed_up_at": signed_up, "timestamp": ts,
-                "message_id": mid, "is_duplicate": dup,
-            })  # fmt: skip
-        return out
+        seat, gen = batch.entity, c["gen"]
+        key = rng.combine(users.keys[seat], self.seed)  # (a first account: ``Users.profile``)
+        key = np.where(gen > 0, rng.combine(key, gen), key)
+        email_key, street_key = c["email_key"], c["street_key"]
+        first, last = names.people(key)
+        domains = names.email_domains(np.where(email_key > 0, email_key, key))
+        edited = (email_key % np.uint64(1000)).astype(np.int64)
+        digits = np.where(email_key > 0, edited, seat % 100).tolist()
+        streets = names.street_addresses(np.where(street_key > 0, street_key, key))
+        city = users.city[seat]
+        columns = {
+            "user_id": [f"user_{a + 1:06d}" for a in c["account"].tolist()],
+            "name": [f"{f} {la}" for f, la in zip(first, last, strict=True)],
+            "email": [re.sub(r"[^a-z0-9.]", "", f"{f}.{la}{n}".lower()) + f"@{d}"
+                      for f, la, n, d in zip(first, last, digits, domains, strict=True)],
+            "street_address": streets,
+            "city": np.asarray(places.name, dtype=object)[city].tolist(),
+            "country": np.asarray(places.country_code, dtype=object)[city].tolist(),
+            "region": np.asarray(REGIONS, dtype=object)[users.region[seat]].tolist(),
+            "user_type": np.asarray(USER_TYPES, dtype=object)[users.type[seat]].tolist(),
+            "age_group": np.asarray(AGE_GROUPS, dtype=object)[users.age[seat]].tolist(),
+            "preferred_device": np.asarray(DEVICE_TYPES, dtype=object)[
+                users.device[seat]].tolist(),
+            "favourite_categories": [[CATEGORY_NAMES[f] for f in pair]
+                                     for pair in users.favourite[seat].tolist()],
+            "loyalty_tier": np.asarray(TIERS, dtype=object)[c["tier"]].tolist(),
+            "signed_up_at": np.datetime_as_string(c["signed_up"].astype("datetime64[ms]"),
+                                                  timezone="UTC").tolist(),
+            "timestamp": batch.iso_times(),
+            "message_id": batch.message_ids().astype("U36").tolist(),
+            "is_duplicate": batch.is_duplicate.tolist(),
+        }  # fmt: skip
+        names_ = list(columns)
+        return [dict(zip(names_, values, strict=True))
+                for values in zip(*columns.values(), strict=True)]  # fmt: skip
 
     def table(self, batch: RecordBatch) -> pa.Table:
         rows = self.rows(batch)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from producer import rng
 from producer.domains.ecommerce.shop import Products
+from producer.domains.ecommerce.slots import BySlot
 from producer.domains.ecommerce.traffic import Prices
 from producer.rng import I64, U64
 from producer.timeline import DAY_MS
@@ -122,10 +123,16 @@ class ProductTable:
     def __init__(self, products: Products, prices: Prices, shard_products: I64) -> None:
         self.products, self.prices, self.mine = products, prices, shard_products
         self.discontinued = Discontinued(products)
+        self.moments = BySlot(SLOT_MS, self._moments)  # (found a slot at a time)
+        none = shard_products[:0]
+        self._none: Columns = {"time_ms": none, "product": none, "leaving": np.zeros(0, np.bool_)}
 
     def records(self, t0: int, t1: int, updates: Columns | None) -> Columns | None:
         """The channel's columns for [t0, t1), from the window's product updates."""
-        product, t, leaving = self.discontinued.moments(self.mine, t0, t1)
+        found = self.moments.between(t0, t1) or self._none
+        product: I64 = found["product"]
+        t: I64 = found["time_ms"]
+        leaving: npt.NDArray[np.bool_] = found["leaving"]
         keys = rng.combine(rng.combine(self.products.keys[product], t), _ROW_SALT)
         parts = [self._rows(t, product, keys, leaving)]
         if updates is not None:
@@ -141,6 +148,14 @@ class ProductTable:
             return None
         order = np.argsort(cols["time_ms"], kind="stable")
         return {k: v[order] for k, v in cols.items()}
+
+    def next_due(self, t: int) -> int:
+        """The first discontinuation or relisting at or after ``t`` (live: when to wake)."""
+        return self.moments.next_at(t)
+
+    def _moments(self, t0: int, t1: int) -> Columns | None:
+        product, time, leaving = self.discontinued.moments(self.mine, t0, t1)
+        return {"time_ms": time, "product": product, "leaving": leaving} if time.size else None
 
     def snapshot(self, t: int) -> dict[str, npt.NDArray[Any]]:
         """The rows at ``t``: every product of the shard that is on the catalog."""

@@ -525,6 +525,9 @@ class EcommerceSource:
         ]  # fmt: skip
         if self.other_updates:
             candidates.append(self.product_arrivals.next_due(t))
+        for table in (self.table, self.accounts):
+            if table is not None:
+                candidates.append(table.next_due(t))
         return max(t, min(candidates))
 
     def target_rates(self, t: int) -> dict[str, float]:
