@@ -127,3 +127,17 @@ def test_live_wakes_for_the_next_change_of_either_table() -> None:
         _, products, _ = inner.table.discontinued.moments(inner.product_ids, t, t + 2 * SLOT_MS)
         assert inner.table.next_due(t) == products[0], t
         assert inner.next_due(t) <= min(users[0], products[0])
+
+
+def test_the_column_wise_names_are_the_names_key_by_key() -> None:
+    from producer import rng
+    from producer.generators import names
+
+    keys = rng.combine(rng.text_key("names", "columns"), np.arange(5_000))
+    first, last = names.people(keys)
+    domains, streets = names.email_domains(keys), names.street_addresses(keys)
+    for i, key in enumerate(keys.tolist()):
+        assert (first[i], last[i]) == names.person(key)
+        assert domains[i] == names.email_domain(key)
+        assert streets[i] == names.street_address(key)
+    assert sum(" Apt " in s for s in streets) > 500, "some with an apartment"
