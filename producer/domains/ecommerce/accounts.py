@@ -207,8 +207,7 @@ class Accounts:
                 ok &= (at >= t0) & (at < t1)
                 add(mine[ok], at[ok], at[ok], False)
         # Tier changes of the accounts open at t0 and of those opened in the window.
-        gen, start = self.account(mine, np.full(mine.size, t0, dtype=np.int64))
-        del gen
+        _, start = self.account(mine, np.full(mine.size, t0, dtype=np.int64))
         for s, began in ((mine, start), (np.concatenate(opened_s), np.concatenate(opened_t))):
             for k in range(1, len(TIERS)):
                 at = began + self.tier_ms[s, k]
@@ -233,8 +232,8 @@ class Accounts:
         return self.rows(self.mine, at, at, np.zeros(self.mine.size, dtype=np.bool_))
 
     def target_rate(self) -> float:
-        """Changes/s on average: two a closure, the edits, and three tier changes over an
-        account's life (most accounts reach platinum... or close first: an upper bound)."""
+        """Changes/s, roughly: two a closure, the edits, and three tier changes a closure
+        (an account has at most three; the long-lived ones pay for the short)."""
         p = float(self.close_p[self.mine].sum())
         return (2 * p + sum(EDIT_P) * self.mine.size + 3 * p) / SLOT_MS * 1000
 
