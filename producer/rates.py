@@ -161,6 +161,7 @@ class TotalRate:
         self.months = np.asarray(settings.month_multipliers or [1.0] * 12)
         self.offset_ms = round(settings.utc_offset_hours * HOUR_MS)
         self.share = shard_share
+        self._hours: dict[int, tuple[float, float, int]] = {}
         # Dated events as (first hour, end hour, factor): an hour counts when it starts
         # inside the event.
         self.events = [(math.ceil(e.start.timestamp() * 1000 / HOUR_MS),
@@ -178,17 +179,25 @@ class TotalRate:
                 rate *= factor
         return rate
 
-    def _hour_offset(self, hour: int) -> float:
-        return float(rng.uniform(rng.combine(self.key, np.asarray([hour])), 0)[0])
+    def _hour(self, hour: int) -> tuple[float, float, int]:
+        """The hour's rate, its phase offset and key, worked out once an hour (a live tick
+        asks for them tens of times a second)."""
+        found = self._hours.get(hour)
+        if found is None:
+            if len(self._hours) > 64:
+                self._hours.clear()
+            key = rng.combine(self.key, np.asarray([hour]))
+            found = (self.rate_in_hour(hour), float(rng.uniform(key, 0)[0]), int(key[0]))
+            self._hours[hour] = found
+        return found
 
     def _arrivals(self, hour: int, t0: int, t1: int) -> tuple[I64, I64, U64]:
         """Global entity ids, times and keys of this hour's arrivals in ``[t0, t1)``."""
-        rate = self.rate_in_hour(hour)
+        rate, off, hour_key = self._hour(hour)
         h0 = hour * HOUR_MS
         if rate <= 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint64)
         per_ms = rate / 1000.0
-        off = self._hour_offset(hour)
         count = math.ceil(HOUR_MS * per_ms - off)
         j0 = max(0, math.floor((t0 - h0) * per_ms - off) - 1)
         j1 = min(count, math.ceil((t1 - h0) * per_ms - off) + 1)
@@ -196,7 +205,7 @@ class TotalRate:
         t = h0 + np.floor((j + off) / per_ms).astype(np.int64)
         keep = (t >= t0) & (t < t1) & (t < h0 + HOUR_MS)
         j, t = j[keep], t[keep]
-        keys = rng.combine(rng.combine(self.key, np.full(j.size, hour, dtype=np.int64)), j)
+        keys = rng.combine(np.full(j.size, hour_key, dtype=np.uint64), j)
         return self.pick(hour, keys, t), t, keys
 
     def pick(self, hour: int, keys: U64, times: I64) -> I64:
@@ -229,11 +238,10 @@ class TotalRate:
     def next_due(self, t: int) -> int:
         hour = t // HOUR_MS
         for h in range(hour, hour + 24 * 400):
-            rate = self.rate_in_hour(h)
+            rate, off, _ = self._hour(h)
             if rate <= 0:
                 continue
             per_ms = rate / 1000.0
-            off = self._hour_offset(h)
             h0 = h * HOUR_MS
             j = max(0, math.floor((max(t, h0) - h0) * per_ms - off))
             nxt = h0 + math.floor((j + off) / per_ms)

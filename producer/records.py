@@ -19,6 +19,7 @@ from producer.rng import I64, U64
 
 # (hex start, output start, width) of the 8-4-4-4-12 groups
 _UUID_GROUPS = ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12))
+_FEW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,11 @@ def uuid_strings(key: U64) -> npt.NDArray[np.bytes_]:
     octets = raw.view(np.uint8).reshape(key.size, 16)
     octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
     octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    if key.size <= _FEW:  # a live tick's record or two: string slicing beats array copies
+        text = octets.tobytes().hex()
+        ids = [text[i : i + 32] for i in range(0, 64 * key.size // 2, 32)]
+        return np.array([f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in ids],
+                        dtype="S36")  # fmt: skip
     # bytes.hex() runs in C at memory speed: (n, 32) ASCII hex digits.
     hexes = np.frombuffer(octets.tobytes().hex().encode(), dtype=np.uint8).reshape(key.size, 32)
     out = np.full((key.size, 36), ord("-"), dtype=np.uint8)

@@ -10,6 +10,7 @@ wraps, which is exactly what we want).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -61,12 +62,16 @@ def uniform(keys: U64, index: int) -> F64:
     return ((draw(keys, index) >> _S11).astype(np.float64) + 0.5) * _INV53
 
 
+@functools.lru_cache(maxsize=256)
+def _offsets(indices: tuple[int, ...]) -> U64:
+    return np.asarray([(i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for i in indices],
+                      dtype=np.uint64)[None, :]  # fmt: skip
+
+
 def draws(keys: U64, indices: tuple[int, ...]) -> U64:
     """Draws ``indices`` of every key in one pass, as an ``(n, len(indices))`` array: column
     ``j`` is ``draw(keys, indices[j])``."""
-    offsets = np.asarray([(i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for i in indices],
-                         dtype=np.uint64)  # fmt: skip
-    return mix64(keys[:, None] + offsets[None, :])
+    return mix64(keys[:, None] + _offsets(indices))
 
 
 def uniforms(keys: U64, indices: tuple[int, ...]) -> F64:

@@ -89,14 +89,21 @@ for _name, _field in AirQualityMeasurement.model_fields.items():
         BOUNDS[_name] = (float(_low), float(_high))
 
 
+# Winter months (0 January) in each hemisphere, looked up by month.
+_WINTER_NORTH = np.isin(np.arange(12), [11, 0, 1])
+_WINTER_SOUTH = np.isin(np.arange(12), [5, 6, 7])
+
+
 def invalid_rows(columns: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.bool_]:
     """Rows that break a range constraint of ``AirQualityMeasurement`` (NaN breaks it too)."""
-    bad = np.zeros(len(next(iter(columns.values()))), dtype=np.bool_)
-    for name, (low, high) in BOUNDS.items():
-        if name in columns:
-            values = columns[name]
-            bad |= ~((values >= low) & (values <= high))
-    return bad
+    names = [name for name in BOUNDS if name in columns]
+    if not names:
+        return np.zeros(len(next(iter(columns.values()))), dtype=np.bool_)
+    values = np.stack([columns[name] for name in names], axis=1)  # (one pass: live ticks
+    low = np.array([BOUNDS[name][0] for name in names])  # check a record or two)
+    high = np.array([BOUNDS[name][1] for name in names])
+    inside: npt.NDArray[np.bool_] = (values >= low) & (values <= high)
+    return ~inside.all(axis=1)  # type: ignore[return-value]
 
 
 class AirQualityGenerator:
@@ -139,7 +146,7 @@ class AirQualityGenerator:
         day_of_year = (days - starts).astype(np.int64)[day_index] + (local_ms % DAY_MS) / DAY_MS
         lat = cities.latitude[c]
         north = lat >= 0
-        winter = np.where(north, np.isin(month, [11, 0, 1]), np.isin(month, [5, 6, 7]))
+        winter = np.where(north, _WINTER_NORTH[month], _WINTER_SOUTH[month])
         coastal, industrial = cities.coastal[c], cities.industrial[c]
 
         # Weather.
