@@ -23,10 +23,10 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -46,10 +46,14 @@ from producer.streams import Channel, Stream, build_stream
 from sinks.base import Sink
 from sinks.file import FileSink
 
+if TYPE_CHECKING:
+    from producer.workers import Link
+
 log = structlog.get_logger("synthstream")
 
 CUT_GRACE_S = 2.0  # at the deadline, sends under way get this long to be acknowledged
 BACKFILL_CHUNK_RECORDS = 200_000
+PROGRESS_S = 0.5  # a worker tells its parent how far its backfill is this often
 MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
 EXIT_OK = 0
 EXIT_UNDELIVERED = 1
@@ -160,6 +164,9 @@ class Engine:
         self.generated = 0  # records the sources made (what --max-records counts)
         self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
+        # A worker of ``--workers`` tells its parent where it is (producer.workers).
+        self.report: Callable[[dict[str, Any]], None] = lambda message: None
+        self.summary: dict[str, Any] = {}
 
     @property
     def channels(self) -> list[Channel]:
@@ -293,7 +300,7 @@ class Engine:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        started = self.clock.monotonic()
+        started = reported_s = self.clock.monotonic()
         cursor = start_ms
         with bar:
             while not stopper.stopped:
@@ -310,6 +317,10 @@ class Engine:
                 more = await self._tick(cursor, t1, live=False)
                 bar.update(t1 - cursor)
                 bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.counted:,} records", refresh=False)
+                now_s = self.clock.monotonic()
+                if now_s >= reported_s + PROGRESS_S:
+                    self.report({"cursor_ms": t1, "records": self.counted})
+                    reported_s = now_s
                 cursor = t1
                 self.cursor_ms = cursor
                 if not more:
@@ -445,6 +456,8 @@ class Engine:
                 return
             log.info("backfill_caught_up", event_time=iso(cursor), records=self.generated)
         until = None if s.duration_s is None else self.clock.now_ms() + round(s.duration_s * 1000)
+        self._set_targets(cursor)
+        self.report({"live_ms": cursor})
         await self.run_live(stopper, cursor, until)
 
     async def _drain(self, workers: list[asyncio.Task[None]], stopper: Stopper) -> None:
@@ -527,26 +540,37 @@ class Engine:
                 "sinks": per_sink,
             }
         code = EXIT_OK if undelivered == 0 else EXIT_UNDELIVERED
-        log.info(
-            "synthstream_finished",
-            reason=stopper.reason or "stopped",
-            elapsed_s=round(elapsed_s, 3),
-            event_time_reached=iso(self.cursor_ms) if self.cursor_ms else None,
-            streams=streams,
-            undelivered=undelivered,
-            exit_code=code,
-        )
+        self.summary = {
+            "reason": stopper.reason or "stopped",
+            "elapsed_s": round(elapsed_s, 3),
+            "event_time_reached": iso(self.cursor_ms) if self.cursor_ms else None,
+            "streams": streams,
+            "undelivered": undelivered,
+            "exit_code": code,
+        }
+        log.info("synthstream_finished", **self.summary)
         return Outcome(code, self.generated, undelivered)
 
 
-async def main_async(settings: Settings, clock: Clock | None = None) -> int:
-    """Run until stopped; return the exit status."""
+async def main_async(
+    settings: Settings, clock: Clock | None = None, link: Link | None = None
+) -> int:
+    """Run until stopped; return the exit status. ``link`` makes this a worker of
+    ``--workers``: its parent is told the metrics port, the start of live mode, backfill
+    progress and the summary, and owns the duration (SIGUSR1 ends the run as ``--duration``);
+    the run stops if the parent goes."""
     metrics = Metrics()
+    if link is not None:
+        settings = settings.model_copy(update={"duration_s": None})
     engine = Engine(settings, metrics, clock=clock)
     stopper = Stopper()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopper.stop, f"signal {sig.name}")
+    if link is not None:
+        engine.report = link.send
+        loop.add_signal_handler(signal.SIGUSR1, stopper.stop, "duration")
+        link.watch(loop, functools.partial(stopper.stop, "parent_gone"))
     server = None
     if settings.metrics.enabled:
         server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
@@ -557,9 +581,11 @@ async def main_async(settings: Settings, clock: Clock | None = None) -> int:
                 f"--metrics-port / SYNTHSTREAM_METRICS__PORT: cannot listen on "
                 f"{settings.metrics.host}:{settings.metrics.port}: {exc.strerror or exc}"
             ) from None
+    engine.report({"port": server.port if server else None})
     try:
         outcome = await engine.run(stopper, server)
     finally:
         if server:
             await server.stop()
+    engine.report({"summary": engine.summary})
     return outcome.exit_code

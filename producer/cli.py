@@ -39,6 +39,7 @@ _FLAGS: dict[str, str] = {
     "--end": "backfill.end",
     "--speed": "backfill.speed",
     "--wait-for-sinks": "wait_for_sinks_s",
+    "--workers": "workers",
 }
 
 
@@ -62,7 +63,8 @@ _EXAMPLES = {
   synthstream run --backfill --start 2024-01-01 --end 2024-01-02 --max-records 1000 --seed 7
   synthstream run --backfill --start 2024-01-01 --end 2024-01-02 --speed 60   (24 minutes)
   synthstream run --streams ecommerce --sinks kafka   the shop's five topics
-  synthstream run --shard 0/2                         this replica's half of the entities""",
+  synthstream run --shard 0/2                         this replica's half of the entities
+  synthstream run --workers auto --sinks kafka        a process per core, one /metrics""",
     "check": """examples:
   synthstream check                                   settings valid, every sink reachable?
   synthstream check --streams ecommerce --sinks kafka""",
@@ -133,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wait-for-sinks", metavar="SECONDS",
                      help="wait this long for unreachable sinks at start (default: 0: fail "
                      "at once with status 1)")  # fmt: skip
+    run.add_argument("--workers", metavar="N", help="N processes, each a shard of the "
+                     "entities, under this one (one /metrics, one summary); auto: one per "
+                     "usable core (default: 1)")  # fmt: skip
+    run.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # set by --workers
     run.add_argument("--backfill", action="store_true", help="run over a historical window")
     run.add_argument("--start", metavar="ISO", help="backfill window start (UTC if no zone)")
     run.add_argument("--end", metavar="ISO", help="backfill window end (default: now)")
@@ -299,19 +305,35 @@ def _dataset(tree: dict[str, Any], name: str) -> None:
                  "roll_bytes": 2**62, "name": f"batch_{name}"})  # fmt: skip
 
 
-def _run(settings: Settings, clock: Clock) -> int:
+def _run(settings: Settings, clock: Clock, argv: Sequence[str], worker_fd: int | None) -> int:
     from producer import logs
-    from producer.app import main_async
 
     logs.configure(settings.log)
+    main: Any
+    if settings.worker_count > 1:
+        from producer import workers
+
+        main = workers.run(settings, argv)
+    else:
+        from producer.app import main_async
+
+        link = None
+        if worker_fd is not None:
+            import structlog
+
+            from producer.workers import Link
+
+            link = Link(worker_fd)
+            structlog.contextvars.bind_contextvars(worker=settings.shard)
+        main = main_async(settings, clock, link)
     if settings.use_uvloop:
         try:
             import uvloop
 
-            return int(uvloop.run(main_async(settings, clock)))
+            return int(uvloop.run(main))
         except ImportError:  # pragma: no cover - platforms without uvloop
             pass
-    return asyncio.run(main_async(settings, clock))
+    return int(asyncio.run(main))
 
 
 def _check(settings: Settings) -> int:
@@ -426,6 +448,7 @@ def _spec(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     clock = WallClock()  # the one place a command learns what time it is
     if args.command is None:
@@ -469,7 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = args.out or "data/catalog"
             print(orjson_dumps(write_catalog(settings, Path(folder))))
             return 0
-        return _run(settings, clock)
+        if args.command != "run" and settings.worker_count > 1:
+            raise ConfigError("--workers / SYNTHSTREAM_WORKERS: only run has workers")
+        return _run(settings, clock, argv, getattr(args, "worker_fd", None))
     except ConfigError as exc:
         print(f"synthstream: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="I/N: keep the entities of shard I of N; auto/N takes I from the "
         "container's replica number (docker compose --scale).",
     )
+    workers: str = Field(
+        "1",
+        description="Processes, each a shard of the entities, under one parent (one "
+        "/metrics, one summary); auto: one per usable core.",
+    )
     specs: CommaList = Field(
         [], description="Spec files (YAML) declaring streams of your own (--spec FILE); their "
         "streams run unless --streams names others too.",
@@ -128,6 +133,21 @@ class Settings(BaseSettings):
     def _shard(cls, value: str) -> str:
         shard = Shard.parse(value)  # auto/N resolved here, once
         return f"{shard.index}/{shard.count}"
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text == "auto":
+            return str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                       os.cpu_count() or 1)  # fmt: skip
+        if not text.isdigit() or not 1 <= int(text) <= 256:
+            raise ValueError(f"expected 1 to 256 processes, or auto, got {value!r}")
+        return str(int(text))
+
+    @property
+    def worker_count(self) -> int:
+        return int(self.workers)
 
     @property
     def shard_spec(self) -> Shard:

@@ -107,6 +107,7 @@ def configure(settings: LogSettings) -> None:
     structlog.configure(
         processors=[
             repeats,
+            structlog.contextvars.merge_contextvars,  # a worker's index (--workers)
             *shared,
             structlog.processors.format_exc_info,
             renderer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,11 +18,25 @@ _REQUEST_TIMEOUT_S = 5.0
 
 
 class MetricsServer:
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+    def __init__(
+        self, metrics: Metrics | None, host: str, port: int,
+        render: Callable[[], Awaitable[bytes]] | None = None,
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> None:  # fmt: skip
+        """``render`` makes /metrics' body instead of ``metrics`` (the parent of workers
+        gathers theirs); /healthz answers 503 while ``healthy()`` is false."""
         self.metrics = metrics
         self.host = host
         self.port = port
+        self._render = render
+        self._healthy = healthy
         self._server: asyncio.Server | None = None
+
+    async def _body(self) -> bytes:
+        if self._render is not None:
+            return await self._render()
+        assert self.metrics is not None
+        return generate_latest(self.metrics.registry)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -46,7 +61,10 @@ class MetricsServer:
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path == "/metrics":
                 status, ctype = "200 OK", CONTENT_TYPE_LATEST
-                body = generate_latest(self.metrics.registry)
+                body = await self._body()
+            elif path in ("/healthz", "/health") and not self._healthy():
+                status, ctype = "503 Service Unavailable", "application/json"
+                body = b'{"status":"failing"}\n'
             elif path in ("/healthz", "/health"):
                 status, ctype, body = "200 OK", "application/json", b'{"status":"ok"}\n'
             else:

@@ -187,8 +187,10 @@ class EcommerceSource:
         self.transactions = Pending()
         self.alerts = Pending()
         self.window_ms = settings.analytics_window_s * 1000
+        # A shard's results are its share: ids of their own (a consumer adds them up).
+        salt = () if shard.count == 1 else (f"shard {shard.index}/{shard.count}",)
         self.analytics = Analytics(self.users.region, self.window_ms,
-                                   rng.text_key(seed, STREAM, "analytics"))  # fmt: skip
+                                   rng.text_key(seed, STREAM, "analytics", *salt))  # fmt: skip
         text = Texts(self.users, self.products, self.window_ms)
         self.schemas: dict[str, ShopSchema] = {
             TRANSACTIONS: TransactionSchema(text),
