@@ -21,7 +21,8 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## set up, lint, type-check, install LocalStack, Prometheus, PostgreSQL, run every test (and the example plugin's)
+test: lint  ## set up, lint, type-check, validate the Kubernetes manifests, install LocalStack, Prometheus, PostgreSQL, run every test (and the example plugin's)
+	scripts/check-manifests
 	scripts/localstack install
 	scripts/install-prometheus
 	scripts/postgres install

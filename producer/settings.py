@@ -5,9 +5,10 @@ their loading in ``producer.config``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -362,8 +363,7 @@ class Shard(Model):
 
     @classmethod
     def parse(cls, text: str, replica: Callable[[], int | None] | None = None) -> Shard:
-        """``I/N``, or ``auto/N``: I is this container's replica number minus one, from its
-        name (``<project>-producer-<n>``, as ``docker compose up --scale`` names them)."""
+        """``I/N``, or ``auto/N``: I is this replica's index (see ``replica_index``)."""
         match = re.fullmatch(r"\s*(\d+|auto)\s*/\s*(\d+)\s*", text)
         if not match:
             raise ValueError(f"expected I/N such as 0/2, or auto/N, got {text!r}")
@@ -373,14 +373,16 @@ class Shard(Model):
             if found is None and count > 1:
                 raise ValueError(
                     f"{text!r} takes this replica's number from its host name "
-                    f"({socket.gethostname()!r} has none: not a docker compose replica); "
+                    f"({socket.gethostname()!r} has none: not a docker compose replica, nor "
+                    "a Kubernetes pod of a StatefulSet or an Indexed Job); "
                     "set I/N, such as 0/" + str(count)
                 )
             index = found or 0
             if index >= count:
                 raise ValueError(
-                    f"this is replica {index + 1} but {text!r} says {count}: "
-                    "set N (SYNTHSTREAM_REPLICAS in docker compose) to the replica count"
+                    f"this is replica {index + 1} but {text!r} says {count}: set N to the "
+                    "replica count (SYNTHSTREAM_REPLICAS in docker compose; a StatefulSet's "
+                    "replicas or a Job's completions in Kubernetes)"
                 )
         else:
             index = int(match[1])
@@ -392,15 +394,24 @@ class Shard(Model):
 def replica_index(
     hostname: Callable[[], str] = socket.gethostname,
     lookup: Callable[[str], str] = lambda host: socket.gethostbyaddr(socket.gethostbyname(host))[0],
+    environ: Mapping[str, str] = os.environ,
 ) -> int | None:
-    """This container's replica number minus one. Compose names replicas
-    ``<project>-<service>-<n>`` (``_`` in old versions); its DNS answers the reverse lookup
-    of a container's address with that name. None when no name has a number."""
+    """This replica's index, from 0. In Kubernetes: an Indexed Job's ``JOB_COMPLETION_INDEX``,
+    a StatefulSet pod's ``POD_INDEX`` (its ``apps.kubernetes.io/pod-index`` label through the
+    downward API) or the ordinal ending its name (``synthstream-2``: 2). In docker compose,
+    the replica number minus one: compose names replicas ``<project>-<service>-<n>`` from 1
+    (``_`` in old versions), and its DNS answers the reverse lookup of a container's address
+    with that name. None when nothing has a number."""
+    for name in ("JOB_COMPLETION_INDEX", "POD_INDEX"):
+        if environ.get(name, "").strip().isdigit():
+            return int(environ[name])
+    kubernetes = "KUBERNETES_SERVICE_HOST" in environ
     names = [hostname()]
-    with contextlib.suppress(OSError):
-        names.insert(0, lookup(names[0]))
+    if not kubernetes:
+        with contextlib.suppress(OSError):
+            names.insert(0, lookup(names[0]))
     for name in names:
         match = re.search(r"[-_](\d+)$", name.split(".")[0])
         if match:
-            return int(match[1]) - 1
+            return int(match[1]) - (0 if kubernetes else 1)
     return None

@@ -161,7 +161,7 @@ def test_shard_auto_takes_the_replica_number_from_the_container_name() -> None:
     from producer.settings import Shard, replica_index
 
     def named(name: str) -> int | None:
-        return replica_index(lambda: "3f2a9c1b7d6e", lambda _host: name)
+        return replica_index(lambda: "3f2a9c1b7d6e", lambda _host: name, environ={})
 
     assert named("synthstream-producer-2.synthstream_default") == 1
     assert named("synthstream_producer_3") == 2
@@ -173,6 +173,30 @@ def test_shard_auto_takes_the_replica_number_from_the_container_name() -> None:
     # Outside a container, auto/3 cannot know which third is its own: say so, never 0/3.
     with pytest.raises(ValueError, match="has none: not a docker compose replica"):
         Shard.parse("auto/3", lambda: None)
+
+
+def test_shard_auto_in_kubernetes_takes_the_pod_index_or_the_job_completion_index() -> None:
+    from producer.settings import Shard, replica_index
+
+    cluster = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}  # set in every pod
+
+    def pod(name: str, **env: str) -> Shard:
+        def index() -> int | None:
+            return replica_index(lambda: name, lambda _host: "not-asked-7", {**cluster, **env})
+
+        return Shard.parse("auto/3", index)
+
+    # A StatefulSet names its pods from 0: the name alone, or the downward API's label.
+    assert [pod(f"synthstream-{i}").index for i in range(3)] == [0, 1, 2]
+    assert pod("synthstream-live-1", POD_INDEX="1") == Shard(index=1, count=3)
+    assert pod("anything", POD_INDEX="2").index == 2
+    # An Indexed Job: each pod's completion index, whatever its name.
+    assert pod("backfill-x7kq2", JOB_COMPLETION_INDEX="0").index == 0
+    assert pod("backfill-2-x7kq2", JOB_COMPLETION_INDEX="2").index == 2
+    with pytest.raises(ValueError, match=r"replica 4 but 'auto/3'.*a Job's completions"):
+        pod("synthstream-3")
+    with pytest.raises(ValueError, match="nor a Kubernetes pod"):
+        pod("synthstream-live")
 
 
 def test_a_repeated_warning_is_one_line_per_interval_with_its_count() -> None:
