@@ -39,6 +39,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.datasets
 	$(BIN)/python -m bench.kinesis
 	$(BIN)/python -m bench.ecommerce
