@@ -21,11 +21,12 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## set up, lint, type-check, validate the Kubernetes manifests, install LocalStack, Prometheus, PostgreSQL, run every test (and the example plugin's)
+test: lint  ## set up, lint, type-check, validate the Kubernetes manifests, install LocalStack, Prometheus, PostgreSQL, Chromium, run every test (and the example plugin's)
 	scripts/check-manifests
 	scripts/localstack install
 	scripts/install-prometheus
 	scripts/postgres install
+	scripts/install-chromium
 	$(BIN)/pytest
 	scripts/plugin-test
 	scripts/image-test

@@ -17,13 +17,11 @@ says whether anything stayed undelivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
-import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +36,7 @@ from producer.delivery import Route, backoff_s
 from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
 from producer.generators import Lookahead
+from producer.logs import quiet
 from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
@@ -100,19 +99,6 @@ async def _close(name: str, sink: Sink) -> None:
         log.warning("sink_close_timed_out", sink=name, after_s=CLOSE_TIMEOUT_S)
 
 
-@contextlib.contextmanager
-def _quiet(*loggers: str) -> Iterator[None]:
-    """Libraries' own error lines while we probe: our one line says it all."""
-    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
-    for logger, _ in saved:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for logger, level in saved:
-            logger.setLevel(level)
-
-
 @dataclass
 class Outcome:
     exit_code: int
@@ -164,6 +150,8 @@ class Engine:
         self.generated = 0  # records the sources made (what --max-records counts)
         self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
+        self.live = False
+        self.nudged: asyncio.Future[None] | None = None  # done: wake now (a control action)
         # A worker of ``--workers`` tells its parent where it is (producer.workers).
         self.report: Callable[[dict[str, Any]], None] = lambda message: None
         self.summary: dict[str, Any] = {}
@@ -235,6 +223,14 @@ class Engine:
             if held is not None:
                 await self._route(channel, FaultOutput(held), None)
 
+    def nudge(self) -> None:
+        if self.nudged is not None and not self.nudged.done():
+            self.nudged.set_result(None)
+
+    def floor_ms(self) -> int:
+        """The earliest event time still to be made: what a control action may change."""
+        return max(self.cursor_ms, self.clock.now_ms()) if self.live else self.cursor_ms
+
     def _next_due(self, t: int) -> int:
         return min(stream.source.next_due(t) for stream in self.streams)
 
@@ -247,6 +243,7 @@ class Engine:
 
     async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
         cursor = start_ms
+        self.live = True
         tick_ms = round(self.settings.live.tick_ms)
         last_tick = targets_at = self.clock.now_ms()
         while not stopper.stopped:
@@ -258,7 +255,8 @@ class Engine:
             if until_ms is not None:
                 wake = min(wake, until_ms)
             # Sleep in slices of at most 1 s so that targets and rates stay fresh.
-            await stopper.sleep(min(wake - self.clock.now_ms(), 1000) / 1000)
+            self.nudged = asyncio.get_running_loop().create_future()
+            await stopper.sleep(min(wake - self.clock.now_ms(), 1000) / 1000, self.nudged)
             if stopper.stopped:
                 break
             now = self.clock.now_ms()
@@ -332,7 +330,7 @@ class Engine:
     async def run(self, stopper: Stopper, server: MetricsServer | None = None) -> Outcome:
         s = self.settings
         for sink in self.sinks.values():
-            with _quiet("aiokafka"):
+            with quiet("aiokafka"):
                 await sink.open()  # ConfigError here: nothing has been generated yet
         try:
             await self._probe_sinks(stopper)
@@ -404,7 +402,7 @@ class Engine:
                 continue
             attempt = 0
             while True:
-                with _quiet("aiokafka", "botocore", "httpx"):
+                with quiet("aiokafka", "botocore", "httpx"):
                     try:
                         await sink.check()
                         break
@@ -572,8 +570,13 @@ async def main_async(
         loop.add_signal_handler(signal.SIGUSR1, stopper.stop, "duration")
         link.watch(loop, functools.partial(stopper.stop, "parent_gone"))
     server = None
+    from producer.control import from_settings
+
+    control = from_settings(settings, engine.streams, metrics, engine.clock, engine.floor_ms,
+                            engine.nudge)  # fmt: skip
     if settings.metrics.enabled:
-        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port,
+                               control=control)  # fmt: skip
         try:
             await server.start()
         except OSError as exc:

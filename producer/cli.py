@@ -40,6 +40,7 @@ _FLAGS: dict[str, str] = {
     "--speed": "backfill.speed",
     "--wait-for-sinks": "wait_for_sinks_s",
     "--workers": "workers",
+    "--control-log": "control.log",
 }
 
 
@@ -139,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
                      "entities, under this one (one /metrics, one summary); auto: one per "
                      "usable core (default: 1)")  # fmt: skip
     run.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # set by --workers
+    run.add_argument("--control-log", metavar="FILE", help="apply this control log's actions "
+                     "at their event times (a backfill reproduces a steered run); with "
+                     "SYNTHSTREAM_CONTROL__ENABLED=true the API appends to it")  # fmt: skip
     run.add_argument("--backfill", action="store_true", help="run over a historical window")
     run.add_argument("--start", metavar="ISO", help="backfill window start (UTC if no zone)")
     run.add_argument("--end", metavar="ISO", help="backfill window end (default: now)")
@@ -163,6 +167,30 @@ def _parser() -> argparse.ArgumentParser:
     spec.add_argument("--seed", help="random seed: same seed, same records (default: 42)")
     spec.add_argument("--start", dest="preview_start", metavar="TIME",
                       help="preview from this event time, ISO 8601 (default: now)")  # fmt: skip
+
+    from producer import ctl
+
+    control = sub("ctl", "steer a running producer: its state, a stream's rate, scenario, "
+                  "pause, or an episode now")  # fmt: skip
+    control.epilog = ctl.USAGE
+    control.add_argument(
+        "action",
+        choices=["state", "set", "event"],
+        help="state; set STREAM NAME=VALUE...; event STREAM KIND NAME=VALUE...",
+    )
+    control.add_argument(
+        "args",
+        nargs="*",
+        metavar="ARG",
+        help="the stream, then NAME=VALUE "
+        "(rate_multiplier, scenario, paused; an event's kind and fields)",
+    )
+    control.add_argument(
+        "--url",
+        default="http://127.0.0.1:9108",
+        help="the producer's metrics port (default: http://127.0.0.1:9108)",
+    )
+    control.add_argument("--token", help="bearer token (default: $SYNTHSTREAM_CONTROL__TOKEN)")
 
     kinds = sub("list", "list the stream and sink kinds, with their settings' prefix")
     kinds.add_argument("--format", dest="list_format", choices=["text", "json"], default="text",
@@ -459,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.list_format)
         if args.command == "spec":
             return _spec(args, clock)
+        if args.command == "ctl":
+            from producer import ctl
+
+            return ctl.run(args.url, args.token, args.action, args.args)
         if args.command == "config" and args.env_names:
             print("\n".join(env_names()))
             return 0

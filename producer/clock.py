@@ -80,12 +80,12 @@ class Stopper:
             # A second Ctrl-C: stop waiting for the queues to drain.
             self._forced.set_result(None)
 
-    async def sleep(self, seconds: float) -> None:
-        """Sleep, or return as soon as the run is stopped."""
+    async def sleep(self, seconds: float, *also: asyncio.Future[None]) -> None:
+        """Sleep, or return as soon as the run is stopped (or any of ``also`` is done)."""
         if seconds <= 0 or self._stopped.done():
             await asyncio.sleep(0)
             return
-        await wait_first(asyncio.get_running_loop().create_future(), self._stopped,
+        await wait_first(asyncio.get_running_loop().create_future(), self._stopped, *also,
                          limit_s=seconds)  # fmt: skip
 
     @property

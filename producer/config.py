@@ -41,6 +41,7 @@ from producer.settings import (
     PACKAGE_DIR,
     BackfillSettings,
     CommaList,
+    ControlSettings,
     DeliverySettings,
     LiveSettings,
     LogSettings,
@@ -107,6 +108,7 @@ class Settings(BaseSettings):
     )  # fmt: skip
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    control: ControlSettings = ControlSettings()
     delivery: DeliverySettings = DeliverySettings()
     # Replaced in ``settings_model()`` by one field per sink kind, as each stream kind adds a
     # field of its own there: the registered kinds are the settings.
@@ -126,6 +128,29 @@ class Settings(BaseSettings):
     def _spec_streams(self) -> Self:
         if self.specs and "streams" not in self.model_fields_set:
             self.streams = list(spec_streams(tuple(self.specs)))  # --spec alone: its streams
+        return self
+
+    @model_validator(mode="after")
+    def _control(self) -> Self:
+        c = self.control
+        if (
+            c.enabled
+            and not (c.token and c.token.get_secret_value())
+            and (self.metrics.host not in LOOPBACK)
+        ):
+            raise ValueError(
+                "SYNTHSTREAM_CONTROL__TOKEN: required when the metrics port listens beyond "
+                f"loopback (SYNTHSTREAM_METRICS__HOST={self.metrics.host}); accepted: a token, "
+                "or a loopback host"
+            )
+        if c.enabled and self.worker_count > 1:
+            raise ValueError(
+                "SYNTHSTREAM_CONTROL__ENABLED: control steers one process; "
+                "accepted: with --workers 1 (replicas are steered one by one)"
+            )
+        if c.enabled and not self.metrics.enabled:
+            raise ValueError("SYNTHSTREAM_CONTROL__ENABLED: the API is on the metrics port; "
+                             "accepted: with SYNTHSTREAM_METRICS__ENABLED=true")  # fmt: skip
         return self
 
     @field_validator("shard")
@@ -245,6 +270,9 @@ def _nested_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield f"{prefix}{name.upper()}"
             yield from _nested_names(annotation, f"{prefix}{name.upper()}__")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _check_unknown(names: Iterator[str] | list[str], where: str) -> None:

@@ -211,6 +211,12 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.control_actions = Counter(
+            p + "control_actions",
+            "Live control's actions: settings (what=set) and episodes started (what=kind).",
+            ["stream", "what"],
+            registry=r,
+        )
         self.entities = Gauge(
             p + "entities",
             "Entities of this process (its shard).",
@@ -275,6 +281,11 @@ class Metrics:
         self.child(self.generated, stream).inc(count)
         window = self._windows.setdefault(stream, RateWindow(10.0))
         self.child(self.achieved_rate, stream).set(window.add(now_s, count))
+
+    def rate_now(self, stream: str, now_s: float) -> float:
+        """Generated records/s over the last 10 s (0 before any)."""
+        window = self._windows.get(stream)
+        return 0.0 if window is None else window.add(now_s, 0)
 
     def child(self, metric: Labelled, *labels: str) -> Labelled:
         """``metric.labels(*labels)``, looked up once: live ticks ask many times a second."""

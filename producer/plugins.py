@@ -18,10 +18,12 @@ from typing import ClassVar, TypeVar
 from pydantic import Field, field_validator
 
 from producer.clock import Clock, WallClock
+from producer.episodes import EpisodeKind, Episodes
 from producer.errors import ConfigError
 from producer.faults.base import Stage
 from producer.generators import Generator, Source, sensor_source
 from producer.metrics import Metrics
+from producer.rates import Pace
 from producer.records import Schema
 from producer.rng import I64, U64
 from producer.settings import ENV_PREFIX, CommaList, FaultSettings, Model, RateSettings, Shard
@@ -93,6 +95,19 @@ class StreamSettings(Model):
         """This stream's source for this process (its shard of the entities)."""
         raise NotImplementedError
 
+    # Whether the stream's traffic follows its ``StreamContext.pace`` (live control's rate
+    # multiplier, scenario and pause).
+    PACED: ClassVar[bool] = True
+
+    def rate_scenario(self) -> str:
+        """The run-wide scenario (``timeline.SCENARIO_FACTORS``) the stream's rate has now."""
+        return "normal"
+
+    def episode_kinds(self) -> dict[str, EpisodeKind]:
+        """The domain's own episodes that live control can start (an outage is every
+        stream's)."""
+        return {}
+
     def fault_stages(self, key: int, schema: Schema) -> list[Stage]:
         """The domain's own fault stages for one channel, next to the built-in ones
         (``Stage.order`` places them); ``key`` is the channel's fault key."""
@@ -108,9 +123,12 @@ class SensorStreamSettings(StreamSettings):
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
         raise NotImplementedError
 
+    def rate_scenario(self) -> str:
+        return self.rate.scenario if self.rate.total_per_s is not None else "normal"
+
     def build(self, context: StreamContext) -> Source:
         return sensor_source(context.name, self.entities, self.rate, context.seed,
-                             context.shard, self.generator)  # fmt: skip
+                             context.shard, self.generator, context.pace)  # fmt: skip
 
 
 class SinkSettings(Model):
@@ -140,6 +158,10 @@ class StreamContext:
     seed: int
     shard: Shard
     window: tuple[int, int] | None  # a backfill's [start, end) in ms, if it has an end
+    # The stream's rate multiplier as live control sets it (producer.control): the rate
+    # models that make its traffic schedule by it.
+    pace: Pace = field(default_factory=Pace)
+    episodes: Episodes = field(default_factory=lambda: Episodes({}))  # started by control
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,108 @@ every process and every run.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from producer import rng
-from producer.rng import I64, U64
+from producer.rng import F64, I64, U64
 from producer.settings import RateSettings
 from producer.timeline import DAY_MS, HOUR_MS, SCENARIO_FACTORS, hour_of_day, weekday
 
 _GOLDEN_FRACTION = (5**0.5 - 1) / 2
+NEVER = 2**62  # a due time that does not come
+
+
+class Pace:
+    """A stream's rate multiplier over event time, as live control sets it: 1 until the first
+    change, then piecewise constant from each change's event time on (0 while paused).
+
+    Rate models schedule in operational time ``tau(t)``, the integral of the multiplier:
+    their due times are the usual ones in tau, mapped back to event time, so x3 packs three
+    times the records into each second, 0 stops them, and every entity's state (a device's
+    random walk, a user's session) continues where it was. Before the first change tau is t,
+    so a run without control makes exactly the records it always made; the records before a
+    change do not depend on it, so a backfill given the same changes makes the same records
+    as the live run that was steered. Values are kept relative to a base time (a window's
+    start, an hour's) so that float rounding at 1.8e12 ms never moves a record."""
+
+    def __init__(self) -> None:
+        self.at: list[int] = []  # change times (ms), increasing
+        self.factor: list[float] = []
+        self.shift: list[float] = []  # tau(at[k]) - at[k]
+        self._at = np.empty(0, np.int64)
+        self._factor = np.empty(0)
+        self._shift = np.empty(0)
+
+    @property
+    def steady(self) -> bool:
+        return not self.at
+
+    def set(self, t: int, factor: float) -> None:
+        """The multiplier from event time ``t`` on (``t`` at or after the last change)."""
+        if factor < 0 or not math.isfinite(factor):
+            raise ValueError(f"a pace factor must be finite and >= 0, got {factor}")
+        if self.at and t < self.at[-1]:
+            raise ValueError(f"pace changes go forward in time: {t} < {self.at[-1]}")
+        if self.at and t == self.at[-1]:
+            self.factor[-1] = factor
+        else:
+            self.shift.append(self.rel(t, t))
+            self.at.append(t)
+            self.factor.append(factor)
+        self._at = np.asarray(self.at, np.int64)
+        self._factor = np.asarray(self.factor)
+        self._shift = np.asarray(self.shift)
+
+    def factor_at(self, t: int) -> float:
+        k = bisect_right(self.at, t) - 1
+        return 1.0 if k < 0 else self.factor[k]
+
+    def changes_before(self, t: int) -> bool:
+        """Whether any change is earlier than ``t`` (else tau is t up to ``t``)."""
+        return bool(self.at) and self.at[0] < t
+
+    def stopped_from(self, t: int) -> bool:
+        """Paused from ``t`` on for good (as far as the changes known go)."""
+        return bool(self.at) and self.factor[-1] == 0 and t >= self.at[-1]
+
+    def rel(self, t: int, base: int) -> float:
+        """``tau(t) - base``."""
+        k = bisect_right(self.at, t) - 1
+        if k < 0:
+            return float(t - base)
+        return (t - base) + self.shift[k] + (self.factor[k] - 1.0) * (t - self.at[k])
+
+    def back(self, y: F64, base: int) -> I64:
+        """For operational times ``base + y``: the event time ``t`` (floored) whose tau they
+        fall in, minus ``base``; ``NEVER`` past a pause without end. Non-decreasing in y.
+        Worked out from each segment's start (``y - (at - base)`` is exact for whole ms), so
+        the answer does not depend on ``base``: windows of any size agree."""
+        if not self.at:
+            return np.floor(y).astype(np.int64)
+        starts = (self._at - base) + self._shift  # tau(at[k]) - base
+        k = np.searchsorted(starts, y, "right") - 1
+        last = len(self.at) - 1
+
+        def into(k: I64) -> F64:  # operational ms into segment k (negative: before it)
+            kk = np.clip(k, 0, last)
+            out: F64 = (y - (self._at[kk] - base)) - self._shift[kk]
+            return out
+
+        # Rounding near a segment's start: decide by the segment's own arithmetic.
+        k = np.where((k >= 0) & (into(k) < 0), k - 1, k)
+        k = np.where((k < last) & (into(k + 1) >= 0), k + 1, k)
+        kk = np.clip(k, 0, last)
+        f = self._factor[kk]
+        inside = np.floor(into(kk) / np.where(f > 0, f, 1.0)).astype(np.int64)
+        nxt = np.append(self._at[1:] - self._at[:-1], NEVER)[kk] - 1
+        t = (self._at[kk] - base) + np.minimum(np.maximum(inside, 0), nxt)
+        t = np.where(f > 0, t, NEVER)
+        out: I64 = np.where(k < 0, np.floor(y).astype(np.int64), t)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +158,9 @@ class FixedInterval:
 
     def __init__(
         self, entity_ids: I64, keys: U64, interval_ms: int, jitter_ms: int = 0,
-        phase_offset: float = 0.0, aligned: bool = False,
+        phase_offset: float = 0.0, aligned: bool = False, pace: Pace | None = None,
     ) -> None:  # fmt: skip
+        self.pace = pace
         if interval_ms < 1 or 2 * jitter_ms >= interval_ms:
             raise ValueError("needs interval_ms >= 1 and jitter_ms < interval_ms / 2")
         self.keys = keys
@@ -107,6 +199,17 @@ class FixedInterval:
         return t
 
     def due(self, t0: int, t1: int) -> Due:
+        pace = self.pace
+        if pace is None or not pace.changes_before(t1):
+            return self._due(t0, t1)
+        # The grid in operational time, mapped back (see Pace).
+        d = self._due(t0 + math.floor(pace.rel(t0, t0)) - 1,
+                      t0 + math.ceil(pace.rel(t1, t0)) + 2)  # fmt: skip
+        t = t0 + pace.back((d.time_ms - t0).astype(np.float64), t0)
+        keep = (t >= t0) & (t < t1)
+        return Due(d.entity[keep], t[keep])
+
+    def _due(self, t0: int, t1: int) -> Due:
         if not self.jitter:
             ent, cyc = self._grid(t0, t1)
             return Due(ent, self._phase_of_entity[ent] + cyc * self.interval)
@@ -118,8 +221,19 @@ class FixedInterval:
         return Due(ent[order], t[order])
 
     def next_due(self, t: int) -> int:
+        pace = self.pace
+        if pace is None or pace.steady:
+            return self._next_due(t)
+        if pace.stopped_from(t):
+            return NEVER
+        x = self._next_due(t + math.floor(pace.rel(t, t)))
+        if x >= NEVER:
+            return NEVER
+        return max(t, t + int(pace.back(np.asarray([float(x - t)]), t)[0]))
+
+    def _next_due(self, t: int) -> int:
         if self._phase.size == 0:
-            return 2**62
+            return NEVER
         p = self.interval
         # A record due at or after t has its unjittered time at or after t - jitter.
         c, offset = divmod(t - self.jitter, p)
@@ -131,7 +245,8 @@ class FixedInterval:
         return max(t, grid - self.jitter)
 
     def target_rate(self, t: int) -> float:
-        return float(self._phase.size * 1000.0 / self.interval)
+        factor = 1.0 if self.pace is None else self.pace.factor_at(t)
+        return float(self._phase.size * 1000.0 / self.interval) * factor
 
 
 class TotalRate:
@@ -150,8 +265,10 @@ class TotalRate:
         local_index: I64,
         settings: RateSettings,
         shard_share: float,
+        pace: Pace | None = None,
     ) -> None:
         assert settings.total_per_s is not None
+        self.pace = pace
         self.key = stream_key
         self.n = total_entities
         self.local = local_index  # global entity id -> local index, -1 if another shard's
@@ -193,20 +310,35 @@ class TotalRate:
 
     def _arrivals(self, hour: int, t0: int, t1: int) -> tuple[I64, I64, U64]:
         """Global entity ids, times and keys of this hour's arrivals in ``[t0, t1)``."""
-        rate, off, hour_key = self._hour(hour)
+        j, t = self._times(hour, t0, t1)
+        if not j.size:
+            return j, t, np.empty(0, np.uint64)
+        keys = rng.combine(np.full(j.size, self._hour(hour)[2], dtype=np.uint64), j)
+        return self.pick(hour, keys, t), t, keys
+
+    def _times(self, hour: int, t0: int, t1: int) -> tuple[I64, I64]:
+        """Numbers within the hour and times of the hour's arrivals in ``[t0, t1)``."""
+        rate, off, _ = self._hour(hour)
         h0 = hour * HOUR_MS
         if rate <= 0:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint64)
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         per_ms = rate / 1000.0
-        count = math.ceil(HOUR_MS * per_ms - off)
-        j0 = max(0, math.floor((t0 - h0) * per_ms - off) - 1)
-        j1 = min(count, math.ceil((t1 - h0) * per_ms - off) + 1)
-        j = np.arange(j0, max(j0, j1), dtype=np.int64)
-        t = h0 + np.floor((j + off) / per_ms).astype(np.int64)
+        pace = self.pace
+        if pace is None or not pace.changes_before(h0 + HOUR_MS):
+            count = math.ceil(HOUR_MS * per_ms - off)
+            j0 = max(0, math.floor((t0 - h0) * per_ms - off) - 1)
+            j1 = min(count, math.ceil((t1 - h0) * per_ms - off) + 1)
+            j = np.arange(j0, max(j0, j1), dtype=np.int64)
+            t = h0 + np.floor((j + off) / per_ms).astype(np.int64)
+        else:  # the hour's arrivals evenly spaced in operational time (see Pace)
+            tau0 = pace.rel(h0, h0)
+            count = math.ceil((pace.rel(h0 + HOUR_MS, h0) - tau0) * per_ms - off)
+            j0 = max(0, math.floor((pace.rel(t0, h0) - tau0) * per_ms - off) - 1)
+            j1 = min(count, math.ceil((pace.rel(t1, h0) - tau0) * per_ms - off) + 1)
+            j = np.arange(j0, max(j0, j1), dtype=np.int64)
+            t = h0 + pace.back((tau0 + (j + off) / per_ms).astype(np.float64), h0)
         keep = (t >= t0) & (t < t1) & (t < h0 + HOUR_MS)
-        j, t = j[keep], t[keep]
-        keys = rng.combine(np.full(j.size, hour_key, dtype=np.uint64), j)
-        return self.pick(hour, keys, t), t, keys
+        return j[keep], t[keep]
 
     def pick(self, hour: int, keys: U64, times: I64) -> I64:
         """The entity of each arrival at ``times``: uniform over all entities (subclasses
@@ -236,6 +368,9 @@ class TotalRate:
         return Due(local, t)
 
     def next_due(self, t: int) -> int:
+        pace = self.pace
+        if pace is not None and not pace.steady:
+            return self._paced_next_due(t, pace)
         hour = t // HOUR_MS
         for h in range(hour, hour + 24 * 400):
             rate, off, _ = self._hour(h)
@@ -252,5 +387,24 @@ class TotalRate:
                 return nxt
         return 2**62
 
+    def _paced_next_due(self, t: int, pace: Pace) -> int:
+        """``next_due`` under control: the first arrival in the next two days, skipping
+        pauses (an arrival of another shard's entity is a lower bound too)."""
+        s, end = t, t + 48 * HOUR_MS
+        while s < end:
+            if pace.factor_at(s) == 0:
+                k = bisect_right(pace.at, s)
+                if k >= len(pace.at):
+                    return NEVER
+                s = pace.at[k]
+                continue
+            stop = min((s // HOUR_MS + 1) * HOUR_MS, s + 10 * 60_000)
+            _, times = self._times(s // HOUR_MS, s, stop)
+            if times.size:
+                return int(times[0])
+            s = stop
+        return s
+
     def target_rate(self, t: int) -> float:
-        return self.rate_in_hour(t // HOUR_MS) * self.share
+        factor = 1.0 if self.pace is None else self.pace.factor_at(t)
+        return self.rate_in_hour(t // HOUR_MS) * self.share * factor

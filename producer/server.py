@@ -1,4 +1,5 @@
-"""``/metrics`` and ``/healthz`` on one port, served on the engine's own event loop.
+"""``/metrics``, ``/healthz`` and live control (``/control``) on one port, served on the
+engine's own event loop.
 
 Serving on the loop (not in a thread) is what makes every scrape see a consistent set of
 counters: the engine updates related counters without an ``await`` in between.
@@ -15,13 +16,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from producer.metrics import Metrics
 
 _REQUEST_TIMEOUT_S = 5.0
+_MAX_BODY = 64 * 1024
+_CONTROL_OFF = b"control is off: SYNTHSTREAM_CONTROL__ENABLED=true turns it on\n"
+# (method, path, headers, body) -> (status line, content type, body)
+Handler = Callable[[str, str, dict[str, str], bytes], tuple[str, str, bytes]]
 
 
 class MetricsServer:
     def __init__(
         self, metrics: Metrics | None, host: str, port: int,
         render: Callable[[], Awaitable[bytes]] | None = None,
-        healthy: Callable[[], bool] = lambda: True,
+        healthy: Callable[[], bool] = lambda: True, control: Handler | None = None,
     ) -> None:  # fmt: skip
         """``render`` makes /metrics' body instead of ``metrics`` (the parent of workers
         gathers theirs); /healthz answers 503 while ``healthy()`` is false."""
@@ -30,6 +35,7 @@ class MetricsServer:
         self.port = port
         self._render = render
         self._healthy = healthy
+        self.control = control  # /control and /control/... (producer.control_api)
         self._server: asyncio.Server | None = None
 
     async def _body(self) -> bytes:
@@ -50,32 +56,45 @@ class MetricsServer:
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        method = ""
         try:
             async with asyncio.timeout(_REQUEST_TIMEOUT_S):
                 request = await reader.readline()
+                headers: dict[str, str] = {}
                 while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    del line
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                if not 0 <= length <= _MAX_BODY:
+                    raise ValueError("body too large")
+                body = await reader.readexactly(length) if length else b""
             parts = request.decode("latin-1").split()
             method, path = (parts[0], parts[1].split("?")[0]) if len(parts) >= 2 else ("", "")
-            if method not in ("GET", "HEAD"):
-                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            if path == "/control" or path.startswith("/control/"):
+                if self.control is None:
+                    status, ctype, out = "404 Not Found", "text/plain", _CONTROL_OFF
+                else:
+                    status, ctype, out = self.control(method, path, headers, body)
+            elif method not in ("GET", "HEAD"):
+                status, ctype, out = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path == "/metrics":
                 status, ctype = "200 OK", CONTENT_TYPE_LATEST
-                body = await self._body()
+                out = await self._body()
             elif path in ("/healthz", "/health") and not self._healthy():
                 status, ctype = "503 Service Unavailable", "application/json"
-                body = b'{"status":"failing"}\n'
+                out = b'{"status":"failing"}\n'
             elif path in ("/healthz", "/health"):
-                status, ctype, body = "200 OK", "application/json", b'{"status":"ok"}\n'
+                status, ctype, out = "200 OK", "application/json", b'{"status":"ok"}\n'
             else:
-                status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
+                status, ctype, out = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                f"Content-Length: {len(out)}\r\nConnection: close\r\n"
+                "Cache-Control: no-store\r\n\r\n"
             ).encode()
-            writer.write(head if method == "HEAD" else head + body)
+            writer.write(head if method == "HEAD" else head + out)
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -292,6 +293,21 @@ class MetricsSettings(Model):
     enabled: bool = Field(True, description="Serve /metrics and /healthz.")
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in containers).")
     port: int = Field(9108, ge=0, le=65535, description="Port (0 picks a free one).")
+
+
+class ControlSettings(Model):
+    """Live control on the metrics port: /control (a page), /control/state, and POSTs that
+    change a stream's rate multiplier, scenario, pause, or start an episode now."""
+
+    enabled: bool = Field(False, description="Serve the control API and page.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token the API asks for (required unless the metrics port "
+        "listens on loopback only); never logged.",
+    )  # fmt: skip
+    log: Path | None = Field(
+        None, description="Control log: its actions are applied at their event times at start "
+        "(a backfill reproduces a steered run), and the API appends each new action.",
+    )  # fmt: skip
 
 
 class LogSettings(Model):

@@ -12,10 +12,12 @@ import orjson
 from producer import rng
 from producer.config import Settings
 from producer.delivery import Route
+from producer.episodes import Episodes, EpisodeStage
 from producer.errors import ConfigError
 from producer.faults import Faults, Truth
 from producer.generators import Source
 from producer.plugins import StreamContext
+from producer.rates import Pace
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Stream:
     name: str
     source: Source
     channels: list[Channel]
+    pace: Pace = field(default_factory=Pace)  # live control's rate multiplier
+    episodes: Episodes = field(default_factory=lambda: Episodes({}))
 
 
 def build_stream(name: str, settings: Settings) -> Stream:
@@ -66,7 +70,10 @@ def build_stream(name: str, settings: Settings) -> Stream:
     if backfill.enabled and backfill.start is not None and backfill.end is not None:
         window = (round(backfill.start.timestamp() * 1000),
                   round(backfill.end.timestamp() * 1000))  # fmt: skip
-    source = stream_settings.build(StreamContext(name, settings.seed, shard, window))
+    pace, episodes = Pace(), Episodes(stream_settings.episode_kinds())
+    source = stream_settings.build(
+        StreamContext(name, settings.seed, shard, window, pace, episodes)
+    )
     channels = []
     for channel, schema in source.channels.items():
         ground_truth = None
@@ -83,7 +90,7 @@ def build_stream(name: str, settings: Settings) -> Stream:
         key = rng.text_key(settings.seed, name, "faults")
         if channel != name:
             key = rng.text_key(settings.seed, name, channel, "faults")
-        stages = stream_settings.fault_stages(key, schema)
+        stages = [EpisodeStage(channel, episodes), *stream_settings.fault_stages(key, schema)]
         faults = Faults(stream_settings.faults, key, schema, stages)
         channels.append(Channel(channel, faults, ground_truth))
-    return Stream(name, source, channels)
+    return Stream(name, source, channels, pace, episodes)

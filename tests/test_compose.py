@@ -77,6 +77,9 @@ def test_the_dashboard_asks_only_for_metrics_that_exist() -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "synthstream.json")
                            .read_text())  # fmt: skip
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    marks = dashboard["annotations"]["list"]  # live control's actions on every panel
+    assert any("synthstream_control_actions_total" in a["expr"] for a in marks)
+    exprs += [a["expr"] for a in marks]
     ours = {m.name for m in Metrics().registry.collect()}
     ingest = create_app(IngestSettings()).state.ingest
     theirs = {m.name for m in ingest.registry.collect()}

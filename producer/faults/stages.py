@@ -321,6 +321,10 @@ class Outages:
         return batch.take(np.flatnonzero(~silent))
 
 
+# Ground truth of records that are gone on purpose (the truth says why they are missing).
+LOSSES = ("outage_lost", "episode_outage")
+
+
 class DropsAndDuplicates:
     """Records dropped; copies right after their original (same message_id, is_duplicate
     true). Ground truth of other faults on records that never arrive is taken back here."""
@@ -356,7 +360,7 @@ class DropsAndDuplicates:
         gone = [b.key for b in ([dropped] if dropped is not None else []) + step.lost if len(b)]
         if gone:  # an anomaly or skew on a record that never arrives is not visible
             keys = np.concatenate(gone)
-            step.truth[:] = [without(t, keys) if t.kind != "outage_lost" else t
+            step.truth[:] = [t if t.kind in LOSSES else without(t, keys)
                              for t in step.truth]  # fmt: skip
         if dropped is not None:
             step.truth.append(Truth("drop", dropped))

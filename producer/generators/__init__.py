@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producer import rng
-from producer.rates import Due, FixedInterval, RateModel, TotalRate
+from producer.rates import Due, FixedInterval, Pace, RateModel, TotalRate
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
 from producer.settings import RateSettings, Shard
@@ -314,7 +314,7 @@ def entity_keys(seed: int, stream: str, ids: I64) -> U64:
 
 def sensor_source(
     name: str, total: int, rate_settings: RateSettings, seed: int, shard: Shard,
-    make: Callable[[I64, U64], Generator],
+    make: Callable[[I64, U64], Generator], pace: Pace | None = None,
 ) -> SingleChannel:  # fmt: skip
     """The source of a stream of ``total`` entities on a rate model: this shard's entities,
     their keys, the kind's generator (``make``), and a fixed interval or a total rate."""
@@ -326,12 +326,17 @@ def sensor_source(
         local = np.full(total, -1, dtype=np.int64)
         local[ids] = np.arange(ids.size, dtype=np.int64)
         rate = TotalRate(
-            rng.text_key(seed, name, "arrivals"), total, local, rate_settings, ids.size / total
+            rng.text_key(seed, name, "arrivals"),
+            total,
+            local,
+            rate_settings,
+            ids.size / total,
+            pace,
         )
     else:
         offset = float(rng.uniform(rng.combine(rng.text_key(seed, name), 0), 7)[0])
         rate = FixedInterval(
             ids, keys, round(rate_settings.interval_s * 1000), round(rate_settings.jitter_s * 1000),
-            offset, rate_settings.aligned,
+            offset, rate_settings.aligned, pace,
         )  # fmt: skip
     return SingleChannel(generator, rate)

@@ -79,7 +79,7 @@ class SpecStreamSettings(SensorStreamSettings):
             return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key)
 
         source = sensor_source(context.name, self.entities, self.rate, context.seed,
-                               context.shard, generator)  # fmt: skip
+                               context.shard, generator, context.pace)  # fmt: skip
         table = self.spec.table
         if table is None:
             return source

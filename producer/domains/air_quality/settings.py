@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from producer.domains.air_quality.fields import AirQualityFields
+from producer.episodes import EpisodeKind
 from producer.faults import Stage
 from producer.generators import Generator
 from producer.records import Schema
@@ -24,6 +25,11 @@ class AirQualitySettings(AirQualityFields):
         )
 
         return AirQualityGenerator(self, entity_ids, keys)
+
+    def episode_kinds(self) -> dict[str, EpisodeKind]:
+        from producer.domains.air_quality.episodes import POLLUTION
+
+        return {POLLUTION.name: POLLUTION}
 
     def fault_stages(self, key: int, schema: Schema) -> list[Stage]:
         if self.faults.pollution_episode_rate <= 0:

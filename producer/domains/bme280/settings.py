@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from producer.domains.bme280.fields import Bme280Fields
+from producer.episodes import EpisodeKind
 from producer.generators import Generator
 from producer.rng import I64, U64
 
@@ -15,6 +16,11 @@ class Bme280Settings(Bme280Fields):
 
     KIND: ClassVar[str] = "bme280"
     DESCRIPTION: ClassVar[str] = "BME280 sensors: temperature, humidity, pressure per device"
+
+    def episode_kinds(self) -> dict[str, EpisodeKind]:
+        from producer.domains.bme280.episodes import WEATHER
+
+        return {WEATHER.name: WEATHER}
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
         from producer.domains.bme280.model import Bme280Generator  # the model loads when used

@@ -123,7 +123,7 @@ from producer.generators import (
     shard_entities,
     weighted_choice,
 )
-from producer.rates import FixedInterval
+from producer.rates import FixedInterval, Pace
 from producer.records import RecordBatch, Schema
 from producer.rng import F64, I64, U64
 from producer.settings import Shard
@@ -137,7 +137,9 @@ def _lognormal_ms(keys: U64, median_s: F64 | float, sigma: float) -> I64:
 
 
 class EcommerceSource:
-    def __init__(self, settings: EcommerceFields, seed: int, shard: Shard) -> None:
+    def __init__(
+        self, settings: EcommerceFields, seed: int, shard: Shard, pace: Pace | None = None
+    ) -> None:
 
         self.settings = settings
         self.stream = STREAM
@@ -163,7 +165,7 @@ class EcommerceSource:
         self.views_mean = self._solve_views(sessions_per_hour)
         self.sessions = SessionArrivals(
             rng.text_key(seed, STREAM, "sessions"), self.users, u_local, self.calendar,
-            sessions_per_hour * settings.traffic_factor, f, u_ids.size / settings.users,
+            sessions_per_hour * settings.traffic_factor, f, u_ids.size / settings.users, pace,
         )  # fmt: skip
         share_p = p_ids.size / settings.products
         # Repricing once a day per product (or more often, so that it is at most half of the
@@ -178,7 +180,7 @@ class EcommerceSource:
         other = max(0.0, updates - settings.products / period_h)
         self.product_arrivals = ProductArrivals(
             rng.text_key(seed, STREAM, "product-updates"), settings.products, p_local,
-            max(other, 1e-9), self.sessions, share_p,
+            max(other, 1e-9), self.sessions, share_p, pace,
         )  # fmt: skip
         self.other_updates = other > 0
         self.busy_until = np.zeros(settings.users, dtype=np.int64)

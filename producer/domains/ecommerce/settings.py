@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from producer.domains.ecommerce.fields import EcommerceFields
+from producer.domains.ecommerce.fields import ECOMMERCE_TRAFFIC, EcommerceFields
+from producer.episodes import EpisodeKind
 from producer.generators import Source
 from producer.plugins import StreamContext
 
@@ -19,10 +20,19 @@ class EcommerceSettings(EcommerceFields):
         "e-commerce: transactions, user events, product updates, fraud alerts, analytics"
     )
 
+    def rate_scenario(self) -> str:
+        return ECOMMERCE_TRAFFIC[self.scenario]
+
+    def episode_kinds(self) -> dict[str, EpisodeKind]:
+        from producer.domains.ecommerce.episodes import FRAUD_BURST
+
+        return {FRAUD_BURST.name: FRAUD_BURST}
+
     def build(self, context: StreamContext) -> Source:
         from producer.domains.ecommerce.model import EcommerceSource  # the model loads when used
 
-        source = EcommerceSource(self, context.seed, context.shard)
+        source = EcommerceSource(self, context.seed, context.shard, context.pace)
+        source.fraud.episodes = context.episodes
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table

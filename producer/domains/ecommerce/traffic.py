@@ -30,11 +30,12 @@ from producer.domains.ecommerce.vocabulary import (
     VELOCITY_MIN,
     Bools,
 )
+from producer.episodes import Episodes
 from producer.generators import (
     weighted_choice,
     weighted_choice_rows,
 )
-from producer.rates import FixedInterval, TotalRate
+from producer.rates import FixedInterval, Pace, TotalRate
 from producer.rng import F64, I64, U64
 from producer.settings import RateSettings
 from producer.timeline import DAY_MS, HOUR_MS
@@ -77,9 +78,10 @@ class SessionArrivals(TotalRate):
 
     def __init__(
         self, key: int, users: Users, local: I64, calendar: Calendar, per_hour: float,
-        fraud: Fraud, share: float,
+        fraud: Fraud, share: float, pace: Pace | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(key, users.count, local, RateSettings(total_per_s=per_hour / 3600), share)
+        super().__init__(key, users.count, local, RateSettings(total_per_s=per_hour / 3600), share,
+                         pace)  # fmt: skip
         self.users = users
         self.calendar = calendar
         self.fraud = fraud
@@ -114,7 +116,7 @@ class SessionArrivals(TotalRate):
         the instants where it can happen the time anomaly is that much more likely (by the
         share of the day's traffic that has a night somewhere), so every pattern keeps its
         configured share."""
-        fraud, pattern = self.fraud.of(keys)
+        fraud, pattern = self.fraud.of(keys, times)
         w = self.fraud.weights
         rows = np.flatnonzero(fraud)
         if not rows.size or w[TIME] <= 0:
@@ -160,9 +162,10 @@ class ProductArrivals(TotalRate):
 
     def __init__(
         self, key: int, count: int, local: I64, per_hour: float, traffic: SessionArrivals,
-        share: float,
+        share: float, pace: Pace | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(key, count, local, RateSettings(total_per_s=per_hour / 3600), share)
+        super().__init__(key, count, local, RateSettings(total_per_s=per_hour / 3600), share,
+                         pace)  # fmt: skip
         self.traffic = traffic
 
     def rate_in_hour(self, hour: int) -> float:
@@ -185,9 +188,19 @@ class Fraud:
         # Share of sessions that are fraud so that fraud transactions / all = rate.
         m, p = self.per_session, purchase_p
         self.session_p = rate * p / (m * (1 - rate) + rate * p) if rate > 0 else 0.0
+        self.episodes: Episodes | None = None  # live control's fraud bursts
 
-    def of(self, keys: U64) -> tuple[npt.NDArray[np.bool_], I64]:
-        fraud = rng.uniform(keys, 3) < self.session_p
+    def of(self, keys: U64, times: I64 | None = None) -> tuple[npt.NDArray[np.bool_], I64]:
+        """Fraud and pattern of sessions with these keys (starting at ``times``: inside a
+        fraud burst a session is fraud with the burst's share)."""
+        u = rng.uniform(keys, 3)
+        fraud = u < self.session_p
+        if self.episodes is not None and times is not None and times.size:
+            for burst in self.episodes.active(
+                "fraud_burst", int(times.min()), int(times.max()) + 1
+            ):
+                inside = (times >= burst.start_ms) & (times < burst.end_ms)
+                fraud |= inside & (u < float(burst.params["share"]))
         return fraud, weighted_choice(rng.uniform(keys, 4), self.weights)
 
 

@@ -262,12 +262,15 @@ class IncidentModel:
         u = rng.uniform(rng.combine(self.weather_key, day), 0)
         return weighted_choice_rows(u, _WEATHER_BY_MONTH[month])
 
-    def incidents(self, year: int, seq: I64) -> dict[str, Any]:
+    def incidents(
+        self, year: int, seq: I64, major: tuple[int, str, int] | None = None
+    ) -> dict[str, Any]:
         """Core columns of incidents ``seq`` of ``year``: times as int64 ms (before the as-of
-        cut), codes as indices, places, and what the child tables need."""
+        cut), codes as indices, places, and what the child tables need. ``major`` makes them
+        major incidents started by live control: (reported at, type, units), critical."""
         city, o = self.city, self.options
         keys = self.arrivals.keys(year, seq)
-        reported = self.arrivals.times(year, seq)
+        reported = self.arrivals.times(year, seq) if major is None else np.full(seq.size, major[0])
         u = rng.uniform_block(keys, 24)
         weather = self.weather(reported)
         hour, _ = city.local_hour_weekday(reported)
@@ -277,6 +280,9 @@ class IncidentModel:
         weights[:, TYPE_CODES.index("TRAFFIC_COLLISION")] *= np.where(rush, 1.5, 1.0)
         kind = weighted_choice_rows(u[:, 0], weights)
         severity = weighted_choice_rows(u[:, 1], np.array([t[3] for t in INCIDENT_TYPES])[kind])
+        if major is not None:
+            kind = np.full(seq.size, TYPE_CODES.index(major[1]), dtype=kind.dtype)
+            severity = np.full(seq.size, len(SEVERITY_CODES) - 1, dtype=severity.dtype)
         station = weighted_choice(u[:, 2], city.weight)
         # A point in the station's coverage disk (uniform over its area).
         dist = city.radius_m[station] * np.sqrt(u[:, 3]) * 0.98
@@ -301,7 +307,7 @@ class IncidentModel:
         alarm = kind == TYPE_CODES.index("ALARM")
         cancelled = u[:, 6] < np.where(alarm, 0.15, 0.03)
         cancel_at = dispatch + (60_000 + u[:, 7] * 420_000).astype(np.int64)
-        cancelled &= cancel_at < arrival
+        cancelled &= (cancel_at < arrival) & (major is None)
         resolved = np.where(cancelled, cancel_at, resolved)
         source = np.where(
             alarm & (u[:, 8] < 0.85), 1, weighted_choice(u[:, 8], (0.86, 0.03, 0.06, 0.02, 0.03))
@@ -309,7 +315,7 @@ class IncidentModel:
         units = np.clip(
             o.units_min + np.floor(u[:, 9] * 1.6 + _SEVERITY_UNITS[severity]).astype(np.int64),
             o.units_min, o.units_max,
-        )  # fmt: skip
+        ) if major is None else np.full(seq.size, major[2], dtype=np.int64)  # fmt: skip
         # A unit is never sent once the incident is over (cancelled or resolved): the units
         # dispatched are the first ones whose dispatch comes before that moment.
         units = units_sent(keys, units, o.units_min, resolved - dispatch)

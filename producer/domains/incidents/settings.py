@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from producer.domains.incidents.fields import IncidentsFields
+from producer.episodes import EpisodeKind
 from producer.generators import Source
 from producer.plugins import StreamContext
 
@@ -16,11 +17,18 @@ class IncidentsSettings(IncidentsFields):
 
     KIND: ClassVar[str] = "incidents"
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
+    PACED: ClassVar[bool] = False  # incident numbers follow one arrival model (episodes only)
+
+    def episode_kinds(self) -> dict[str, EpisodeKind]:
+        from producer.domains.incidents.episodes import MAJOR_INCIDENT
+
+        return {MAJOR_INCIDENT.name: MAJOR_INCIDENT}
 
     def build(self, context: StreamContext) -> Source:
         from producer.domains.incidents.stream import IncidentsSource  # the model loads when used
 
         source = IncidentsSource(self, context.seed, context.shard, context.window)
+        source.episodes = context.episodes
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table

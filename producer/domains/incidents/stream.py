@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from producer import rng
 from producer.domains.incidents.city import City
+from producer.domains.incidents.episodes import major_seq
 from producer.domains.incidents.fields import IncidentsFields
 from producer.domains.incidents.model import (
     ASSIGNMENT_ROLES,
@@ -23,6 +24,7 @@ from producer.domains.incidents.model import (
     incident_numbers,
     unit_assignments,
 )
+from producer.episodes import Episodes
 from producer.generators import Pending, earliest
 from producer.geography import geohash
 from producer.records import (
@@ -66,6 +68,7 @@ class IncidentsSource:
         self.schema = IncidentEventSchema(self)
         self.channels: dict[str, Schema] = {self.stream: self.schema}
         self.units: Pending | None = None  # (CDC: ``tables``)
+        self.episodes = Episodes({})  # live control's (major incidents)
 
     def tables(self) -> None:
         """CDC: the incidents channel carries rows (``IncidentRowSchema``), and the units
@@ -86,31 +89,42 @@ class IncidentsSource:
     def _new(self, t0: int, t1: int) -> None:
         for year, seq in self.arrivals.between(t0, t1):
             seq = seq[self._mine(year, seq)]
-            if not seq.size:
+            if seq.size:
+                self._add(year, seq, self.model.incidents(year, seq))
+        for episode in self.episodes.active("major_incident", t0, t1):
+            if not t0 <= episode.start_ms < t1:
                 continue
-            c = self.model.incidents(year, seq)
-            n = seq.size
-            cancelled = c["cancelled"]
-            stages = [
-                (0, c["reported"], np.ones(n, dtype=np.bool_)),
-                (1, c["dispatch"], np.ones(n, dtype=np.bool_)),
-                (2, c["arrival"], ~cancelled),
-                (3, c["resolved"], ~cancelled),
-                (4, c["resolved"], cancelled),
-            ]
-            for stage, when, keep in stages:
-                idx = np.flatnonzero(keep)
-                self.pending.add({
-                    "time_ms": when[idx], "key": rng.combine(c["keys"][idx], 500 + stage),
-                    "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
-                    "stage": np.full(idx.size, stage, dtype=np.int8), "kind": c["kind"][idx],
-                    "severity": c["severity"][idx], "source": c["source"][idx],
-                    "station": c["station"][idx], "location_lat": c["lat"][idx],
-                    "location_lng": c["lng"][idx], "units": c["units"][idx],
-                    "casualties": c["casualties"][idx], "damage": c["damage"][idx],
-                })  # fmt: skip
-            if self.units is not None:
-                self._units(self.units, year, seq, c)
+            at = np.datetime64(episode.start_ms, "ms")
+            year = int(at.astype("datetime64[Y]").astype(int)) + 1970
+            seq = np.asarray([major_seq(episode)], dtype=np.int64)
+            if self._mine(year, seq).all():
+                p = episode.params
+                major = (episode.start_ms, str(p["type"]), int(p["units"]))
+                self._add(year, seq, self.model.incidents(year, seq, major))
+
+    def _add(self, year: int, seq: I64, c: dict[str, Any]) -> None:
+        n = seq.size
+        cancelled = c["cancelled"]
+        stages = [
+            (0, c["reported"], np.ones(n, dtype=np.bool_)),
+            (1, c["dispatch"], np.ones(n, dtype=np.bool_)),
+            (2, c["arrival"], ~cancelled),
+            (3, c["resolved"], ~cancelled),
+            (4, c["resolved"], cancelled),
+        ]
+        for stage, when, keep in stages:
+            idx = np.flatnonzero(keep)
+            self.pending.add({
+                "time_ms": when[idx], "key": rng.combine(c["keys"][idx], 500 + stage),
+                "year": np.full(idx.size, year, dtype=np.int64), "seq": seq[idx],
+                "stage": np.full(idx.size, stage, dtype=np.int8), "kind": c["kind"][idx],
+                "severity": c["severity"][idx], "source": c["source"][idx],
+                "station": c["station"][idx], "location_lat": c["lat"][idx],
+                "location_lng": c["lng"][idx], "units": c["units"][idx],
+                "casualties": c["casualties"][idx], "damage": c["damage"][idx],
+            })  # fmt: skip
+        if self.units is not None:
+            self._units(self.units, year, seq, c)
 
     def _units(self, pending: Pending, year: int, seq: I64, c: dict[str, Any]) -> None:
         a = unit_assignments(c, self.city, np.minimum(c["units"], len(self.city.codes)))
