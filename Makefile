@@ -48,6 +48,7 @@ bench: $(BIN)/.installed  ## print throughput, rate accuracy and backfill figure
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.s3
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.control
 	$(BIN)/python -m bench.incidents
 
 clean:
