@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -380,3 +381,60 @@ def test_a_major_incident_is_reported_now_with_its_units_and_all_of_it_in_the_tr
     assert {severity for *_, severity in lifecycle} == {3}  # CRITICAL
     assert sum(len(e.records) for e in truth) == 4
     assert all(e.params["episode"] == "incidents-1" for e in truth)
+
+
+def _through_faults(control: Control, stream: str, channel: str, t0: int, t1: int,
+                    step: int) -> list[Any]:  # fmt: skip
+    """The records of ``channel`` after the stream's fault pipeline, window by window."""
+    s = control.streams[stream].stream
+    faults = next(c for c in s.channels if c.name == channel).faults
+    out = []
+    for a in range(t0, t1, step):
+        batch = s.source.advance(a, a + step, None).get(channel)
+        if batch is not None:
+            out.append(faults.apply(batch, a + step).batch)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("stream", "body", "column", "peak"),
+    [
+        ("bme280", {"kind": "weather", "type": "storm"}, "temperature_c", -2.5),
+        ("bme280", {"kind": "weather", "type": "storm"}, "pressure_hpa", -5.0),
+        ("air_quality", {"kind": "pollution", "factor": 8}, "pm25", 8.0),
+    ],
+)
+def test_a_weather_or_pollution_episode_ramps_to_its_peak_and_back(
+    stream: str, body: dict[str, Any], column: str, peak: float
+) -> None:
+    steered, plain = control_of(stream), control_of(stream)
+    episode = steered.start(stream, {**body, "seconds": 600})["episode"]
+    t0, t1 = T - 120_000, T + 720_000
+    got = _through_faults(steered, stream, stream, t0, t1, 60_000)
+    want = _through_faults(plain, stream, stream, t0, t1, 60_000)
+    for a, b in zip(got, want, strict=True):
+        assert a.time_ms.tolist() == b.time_ms.tolist()
+        x, y = a.columns[column].astype(float), b.columns[column].astype(float)
+        mid = (a.time_ms >= T + 120_000) & (a.time_ms < T + 480_000)
+        outside = (a.time_ms < episode["start_ms"]) | (a.time_ms >= episode["end_ms"])
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        if peak > 1 and column == "pm25":  # a factor
+            assert np.allclose(x[mid & ok], np.round(y[mid & ok] * peak, 2), atol=0.011)
+        else:  # an offset (within the sensor's physical range)
+            assert np.allclose(x[mid & ok] - y[mid & ok], peak, atol=0.011)
+        assert np.array_equal(x[outside & ok], y[outside & ok])
+
+
+def test_a_fraud_burst_makes_the_sessions_it_covers_fraud() -> None:
+    control = control_of("ecommerce")
+    control.start("ecommerce", {"kind": "fraud_burst", "share": 1.0, "seconds": 1800})
+    batches = _through_faults(control, "ecommerce", "transactions", T - HOUR, T + 2 * HOUR,
+                              60_000)  # fmt: skip
+    times = np.concatenate([b.time_ms for b in batches])
+    fraud = np.concatenate([b.columns["pattern"] >= 0 for b in batches])
+    before = fraud[times < T].mean()
+    inside = fraud[(times >= T + 20 * 60_000) & (times < T + 30 * 60_000)].mean()
+    after = fraud[times >= T + HOUR + 30 * 60_000].mean()
+    assert before < 0.05
+    assert inside > 0.9
+    assert after < 0.05
