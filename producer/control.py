@@ -88,6 +88,9 @@ class Control:
             s = settings.stream(stream.name)
             base = s.rate_scenario()
             self.streams[stream.name] = Steered(stream, s.PACED, base, base)
+            # Every series from 0: a counter first seen at 1 has no increase to annotate.
+            for what in ("set", *stream.episodes.kinds):
+                metrics.control_actions.labels(stream.name, what)
 
     # ------------------------------------------------------------------ actions
     def set(self, name: str, body: Any, at_ms: int | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import next_event
+from tests.conftest import ROOT, next_event
 from tests.services import free_port, ingest, kafka_broker, localstack
 
 ROUTES = {
@@ -59,6 +59,7 @@ def test_the_stack_runs_natively_and_prometheus_sees_every_route(tmp_path: Path)
             "SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL": kinesis,
             "SYNTHSTREAM_SINKS__KINESIS__ACCESS_KEY_ID": "test",
             "SYNTHSTREAM_SINKS__KINESIS__SECRET_ACCESS_KEY": "test",
+            "SYNTHSTREAM_CONTROL__ENABLED": "true",
         }  # fmt: skip
         producer = subprocess.Popen(
             [sys.executable, "-m", "producer", "run", "--metrics-port", "0"],
@@ -97,6 +98,24 @@ def test_the_stack_runs_natively_and_prometheus_sees_every_route(tmp_path: Path)
                 return all(now.get(route, 0) > first[route] for route in ROUTES)
 
             wait_until(rising, "every route's series to rise")
+            # A control action shows as the dashboard's annotation, by its own query.
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{metrics_port}/control/streams/bme280", method="POST",
+                data=b'{"rate_multiplier": 2}',
+            )  # fmt: skip
+            urllib.request.urlopen(request, timeout=5).close()
+            dashboard = json.loads((ROOT / "deploy/grafana/dashboards/synthstream.json")
+                                   .read_text())  # fmt: skip
+            (mark,) = dashboard["annotations"]["list"]
+
+            def annotated() -> bool:
+                url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode(
+                    {"query": mark["expr"]})  # fmt: skip
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    found = json.loads(response.read())["data"]["result"]
+                return any(r["metric"] == {"stream": "bme280", "what": "set"} for r in found)
+
+            wait_until(annotated, "Prometheus to answer the dashboard's annotation query")
             body = urllib.request.urlopen(
                 f"http://127.0.0.1:{metrics_port}/metrics", timeout=5
             ).read()
