@@ -118,9 +118,10 @@ class Control:
             if not isinstance(paused, bool):
                 raise RequestError(422, "paused: accepted: true or false")
         at = self._effective(steered, at_ms)
+        action = {"at_ms": at, "at": _iso(at), "stream": name, "set": dict(changes)}
+        self._write(action)
         steered.multiplier, steered.scenario, steered.paused = multiplier, scenario, paused
         steered.stream.pace.set(at, steered.factor())
-        action = {"at_ms": at, "at": _iso(at), "stream": name, "set": dict(changes)}
         return self._done(steered, action, "set")
 
     def start(self, name: str, body: Any, at_ms: int | None = None) -> dict[str, Any]:
@@ -145,12 +146,13 @@ class Control:
             entities = int(count)
         params = _params(kind, request)
         at = self._effective(steered, at_ms, episode=True)
-        steered.started += 1
-        episode_id = given_id or f"{name}-{steered.started}"
+        episode_id = given_id or f"{name}-{steered.started + 1}"
         episode = Episode(str(episode_id), kind.name, at, at + round(seconds * 1000), entities,
                           params)  # fmt: skip
-        steered.stream.episodes.add(episode)
         action = {"at_ms": at, "at": _iso(at), "stream": name, "episode": episode.as_dict()}
+        self._write(action)
+        steered.started += 1
+        steered.stream.episodes.add(episode)
         return self._done(steered, action, kind.name)
 
     def apply(self, action: dict[str, Any]) -> None:
@@ -229,13 +231,23 @@ class Control:
             at = max(at, steered.stream.pace.at[-1])
         return at
 
+    def _write(self, action: dict[str, Any]) -> None:
+        """The action to the control log before it is applied: a steered run that cannot
+        be replayed is refused (503), not half-logged."""
+        if self.log_path is None:
+            return
+        try:
+            with self.log_path.open("ab") as out:
+                out.write(orjson.dumps(action, option=orjson.OPT_APPEND_NEWLINE))
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise RequestError(503, f"control log {self.log_path}: cannot write ({reason}); "
+                               "nothing was changed") from None  # fmt: skip
+
     def _done(self, steered: Steered, action: dict[str, Any], what: str) -> dict[str, Any]:
         steered.actions += 1
         steered.last = action
         self.metrics.control_actions.labels(steered.stream.name, what).inc()
-        if self.log_path is not None:
-            with self.log_path.open("ab") as out:
-                out.write(orjson.dumps(action, option=orjson.OPT_APPEND_NEWLINE))
         log.info("control_action", **action)
         self.on_change()
         return action
@@ -290,6 +302,14 @@ def from_settings(
     control = Control(streams, settings, metrics, clock, floor)
     if c.log is not None and c.log.exists():
         log.info("control_log_replayed", file=str(c.log), actions=control.replay(c.log))
+    if c.log is not None and c.enabled:
+        try:  # the actions to come are appended there: say now if that cannot be
+            c.log.open("ab").close()
+        except OSError as exc:
+            raise ConfigError(
+                f"--control-log / SYNTHSTREAM_CONTROL__LOG: cannot write {c.log} "
+                f"({exc.strerror or exc}); accepted: a writable file"
+            ) from None
     control.log_path = c.log
     control.on_change = nudge
     if not c.enabled:
@@ -299,7 +319,8 @@ def from_settings(
 
 PAGE = Path(__file__).parent / "data" / "control.html"
 _STATUS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 404: "404 Not Found",
-           405: "405 Method Not Allowed", 422: "422 Unprocessable Entity"}  # fmt: skip
+           405: "405 Method Not Allowed", 422: "422 Unprocessable Entity",
+           503: "503 Service Unavailable"}  # fmt: skip
 
 
 def handler(control: Control, token: str | None) -> Callable[..., tuple[str, str, bytes]]:

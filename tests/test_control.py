@@ -438,3 +438,17 @@ def test_a_fraud_burst_makes_the_sessions_it_covers_fraud() -> None:
     assert before < 0.05
     assert inside > 0.9
     assert after < 0.05
+
+
+def test_an_action_the_log_cannot_take_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    control = control_of("bme280")
+    control.log_path = tmp_path  # a folder: no file can be appended to it
+    with pytest.raises(RequestError, match="cannot write") as refused:
+        control.set("bme280", {"rate_multiplier": 3})
+    assert refused.value.status == 503
+    with pytest.raises(RequestError, match="nothing was changed"):
+        control.start("bme280", {"kind": "outage"})
+    steered = control.streams["bme280"]
+    assert steered.stream.pace.steady
+    assert not steered.stream.episodes.all
+    assert steered.multiplier == 1.0
