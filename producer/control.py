@@ -104,8 +104,8 @@ class Control:
         if not changes:
             raise RequestError(422, f"body: empty; accepted: {', '.join(SETTABLE)}")
         if not steered.paced:
-            raise RequestError(422, f"{name}: its rate cannot be steered (one arrival model "
-                               "numbers its incidents); accepted: episodes")  # fmt: skip
+            raise RequestError(422, f"{name}: its rate cannot be steered (its kind does not "
+                               "schedule by a pace); accepted: episodes")  # fmt: skip
         multiplier, scenario, paused = steered.multiplier, steered.scenario, steered.paused
         if "rate_multiplier" in changes:
             multiplier = _number(changes["rate_multiplier"], "rate_multiplier", 0, MAX_MULTIPLIER)

@@ -96,8 +96,8 @@ class StreamSettings(Model):
         raise NotImplementedError
 
     # Whether the stream's traffic follows its ``StreamContext.pace`` (live control's rate
-    # multiplier, scenario and pause).
-    PACED: ClassVar[bool] = True
+    # multiplier, scenario and pause): a kind whose rate models take the pace says so.
+    PACED: ClassVar[bool] = False
 
     def rate_scenario(self) -> str:
         """The run-wide scenario (``timeline.SCENARIO_FACTORS``) the stream's rate has now."""
@@ -119,6 +119,7 @@ class SensorStreamSettings(StreamSettings):
     of this shape only makes its ``generator``; the rate model and sharding are shared."""
 
     rate: RateSettings = RateSettings()
+    PACED: ClassVar[bool] = True  # its rate model takes the context's pace
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
         raise NotImplementedError

@@ -16,6 +16,7 @@ class EcommerceSettings(EcommerceFields):
     fraud, each with a fraud alert); products get updates; analytics results summarise."""
 
     KIND: ClassVar[str] = "ecommerce"
+    PACED: ClassVar[bool] = True  # its sessions and product updates take the pace
     DESCRIPTION: ClassVar[str] = (
         "e-commerce: transactions, user events, product updates, fraud alerts, analytics"
     )

@@ -17,7 +17,6 @@ class IncidentsSettings(IncidentsFields):
 
     KIND: ClassVar[str] = "incidents"
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
-    PACED: ClassVar[bool] = False  # incident numbers follow one arrival model (episodes only)
 
     def episode_kinds(self) -> dict[str, EpisodeKind]:
         from producer.domains.incidents.episodes import MAJOR_INCIDENT
