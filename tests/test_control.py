@@ -65,7 +65,6 @@ def control_of(*streams: str) -> Control:
         ("bme280", {"rate_multiplier": True}, 422, "rate_multiplier"),
         ("bme280", {"scenario": "busy"}, 422, "scenario: accepted: normal, peak, maintenance"),
         ("bme280", {"paused": "yes"}, 422, "paused: accepted: true or false"),
-        ("incidents", {"rate_multiplier": 2}, 422, "incidents: its rate cannot be steered"),
     ],
 )
 def test_a_bad_setting_is_refused_with_one_line_naming_the_field(
@@ -76,6 +75,23 @@ def test_a_bad_setting_is_refused_with_one_line_naming_the_field(
         control.set(stream, body)
     assert refused.value.status == status
     assert control.streams["bme280"].stream.pace.steady  # nothing applied
+
+
+def test_a_kind_that_does_not_schedule_by_the_pace_refuses_a_rate_but_takes_episodes() -> None:
+    control = control_of("bme280")
+    control.streams["bme280"].paced = False  # as a plugin's own build() that ignores it
+    with pytest.raises(RequestError, match="bme280: its rate cannot be steered") as refused:
+        control.set("bme280", {"paused": True})
+    assert refused.value.status == 422
+    assert control.start("bme280", {"kind": "outage"})["episode"]["entities"] == 10
+
+
+def test_incidents_follow_the_multiplier_too() -> None:
+    control = control_of("incidents")
+    source = control.streams["incidents"].stream.source
+    before = source.target_rates(T)["incidents"]
+    control.set("incidents", {"rate_multiplier": 3})
+    assert source.target_rates(T)["incidents"] == pytest.approx(3 * before)
 
 
 @pytest.mark.parametrize(

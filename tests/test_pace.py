@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -124,3 +125,52 @@ def test_a_pace_refuses_to_go_back_or_to_be_negative() -> None:
     pace.set(BASES[0] + 1000, 4.0)  # the same instant: the last word counts
     assert pace.factor_at(BASES[0] + 1000) == 4.0
     assert pace.factor_at(BASES[0]) == 1.0
+
+
+def incident_arrivals(pace: Pace | None) -> Any:
+    from producer.domains.incidents.city import City
+    from producer.domains.incidents.model import arrivals_for
+
+    arrivals = arrivals_for(City("San Diego", 25, 1), 1, 40.0)
+    arrivals.pace = pace
+    return arrivals
+
+
+def reports(arrivals: Any, t0: int, t1: int) -> list[tuple[int, int, int]]:
+    """(report time, year, number) of the incidents reported in [t0, t1), in time order."""
+    out = []
+    for year, seq in arrivals.between(t0, t1):
+        times = arrivals.times(year, seq)
+        out += [(int(t), year, int(s)) for t, s in zip(times, seq, strict=True)]
+    return sorted(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(base=st.sampled_from(BASES), changes=CHANGES,
+       cuts=st.lists(st.integers(1, 3 * HOUR - 1), max_size=6))  # fmt: skip
+def test_incident_reports_under_a_pace_partition_and_the_past_does_not_move(
+    base: int, changes: list[tuple[int, float]], cuts: list[int]
+) -> None:
+    pace = pace_of(base, changes)
+    steered, plain = incident_arrivals(pace), incident_arrivals(None)
+    t0, t1 = base - HOUR // 2, base + 3 * HOUR
+    whole = reports(steered, t0, t1)
+    edges = [t0, *sorted({t0 + c for c in cuts if 0 < c < t1 - t0}), t1]
+    assert [r for a, b in itertools.pairwise(edges) for r in reports(steered, a, b)] == whole
+    first = pace.at[0] if pace.at else t1
+    assert reports(steered, t0, first) == reports(plain, t0, first)
+    numbers = [(year, seq) for _, year, seq in whole]
+    assert len(set(numbers)) == len(numbers)  # each number once, in order within a year
+    for year in {y for y, _ in numbers}:
+        mine = [s for y, s in numbers if y == year]
+        assert mine == sorted(mine)
+
+
+def test_incidents_triple_under_x3_and_stop_while_paused() -> None:
+    base = BASES[1]
+    plain = len(reports(incident_arrivals(None), base, base + 6 * HOUR))
+    tripled = len(reports(incident_arrivals(pace_of(base, [(0, 3.0)])), base, base + 6 * HOUR))
+    assert tripled == pytest.approx(3 * plain, abs=3)
+    paused = incident_arrivals(pace_of(base, [(0, 0.0), (2 * HOUR, 1.0)]))
+    assert not reports(paused, base, base + 2 * HOUR)
+    assert reports(paused, base + 2 * HOUR, base + 4 * HOUR)

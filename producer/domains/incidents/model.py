@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from producer.generators import (
     weighted_choice_rows,
 )
 from producer.geography import metres_between
+from producer.rates import NEVER, Pace
 from producer.rng import F64, I64, U64
 from producer.timeline import DAY_MS, HOUR_MS, hour_curve
 
@@ -163,6 +165,51 @@ class Arrivals:
         self.city = city
         self.rate = rate_per_hour
         self.key = key
+        # Live control's multiplier (the stream's; the tables have none): reports follow
+        # rate x M~, where M~ integrates the multiplier times the traffic factor, so an
+        # incident's number stays its rank in the year (see ``Pace``).
+        self.pace: Pace | None = None
+        self._warps: dict[tuple[int, tuple[int, ...], tuple[float, ...]], tuple[Any, ...]] = {}
+
+    def _warp(self, year: int) -> tuple[list[int], F64, F64, F64] | None:
+        """Under a pace that changed before the year's end: the year's start and each change
+        in it, M and M~ there, and the multiplier from there on."""
+        pace = self.pace
+        end = _year_start_ms(year + 1)
+        if pace is None or not pace.changes_before(end):
+            return None
+        key = (year, tuple(pace.at), tuple(pace.factor))
+        found = self._warps.get(key)
+        if found is None:
+            start = _year_start_ms(year)
+            points = [start, *[c for c in pace.at if start < c < end]]
+            m = np.array([0.0, *[self.cumulative(p)[1] for p in points[1:]]])
+            f = np.array([pace.factor_at(p) for p in points])
+            steered = np.concatenate([[0.0], np.cumsum(f[:-1] * np.diff(m))])
+            found = self._warps[key] = (points, m, steered, f)
+        return found
+
+    def steered(self, t: int) -> tuple[int, float]:
+        """(year, M~ from the start of that year to t): ``cumulative`` under the pace."""
+        year, m = self.cumulative(t)
+        warp = self._warp(year)
+        if warp is None:
+            return year, m
+        points, ms, steered, f = warp
+        k = bisect_right(points, t) - 1
+        return year, float(steered[k] + f[k] * (m - ms[k]))
+
+    def _unsteer(self, year: int, target: F64) -> F64:
+        """M for values of M~ (inf past a pause without end)."""
+        warp = self._warp(year)
+        if warp is None:
+            return target
+        _, ms, steered, f = warp
+        k = np.searchsorted(steered, target, "right") - 1
+        moving = f[k] > 0
+        out: F64 = np.where(moving, ms[k] + (target - steered[k]) / np.where(moving, f[k], 1.0),
+                            np.inf)  # fmt: skip
+        return out
 
     @functools.lru_cache(maxsize=16)  # noqa: B019
     def _year(self, year: int) -> tuple[int, F64]:
@@ -202,11 +249,13 @@ class Arrivals:
         """Report times of incidents ``seq`` (1-based) of ``year``."""
         start, cum = self._year(year)
         keys = self.keys(year, seq)
-        target = (seq - 1 + 0.01 + 0.98 * rng.uniform(keys, 0)) / self.rate
+        target = self._unsteer(year, (seq - 1 + 0.01 + 0.98 * rng.uniform(keys, 0)) / self.rate)
+        never = ~np.isfinite(target)
+        target = np.where(never, 0.0, target)
         i = np.clip(np.searchsorted(cum, target, "right") - 1, 0, cum.size - 2)
         frac = (target - cum[i]) / np.maximum(cum[i + 1] - cum[i], 1e-12)
         out: I64 = (start + i) * HOUR_MS + np.floor(frac * HOUR_MS).astype(np.int64)
-        return out
+        return np.where(never, NEVER, out)
 
     def keys(self, year: int, seq: I64) -> U64:
         return rng.combine(rng.combine(self.key, year), seq)
@@ -215,10 +264,10 @@ class Arrivals:
         """Incidents reported in [t0, t1): (year, sequence numbers) per year touched."""
         out = []
         while t0 < t1:
-            year, m0 = self.cumulative(t0)
+            year, m0 = self.steered(t0)
             year_end = _year_start_ms(year + 1)
             end = min(t1, year_end)
-            m1 = self.cumulative(end - 1)[1] if end == year_end else self.cumulative(end)[1]
+            m1 = self.steered(end - 1)[1] if end == year_end else self.steered(end)[1]
             lo = max(1, math.floor(m0 * self.rate) - 1)
             hi = math.ceil(m1 * self.rate) + 2
             seq = np.arange(lo, hi, dtype=np.int64)

@@ -17,6 +17,7 @@ class IncidentsSettings(IncidentsFields):
 
     KIND: ClassVar[str] = "incidents"
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
+    PACED: ClassVar[bool] = True  # its arrival model takes the pace
 
     def episode_kinds(self) -> dict[str, EpisodeKind]:
         from producer.domains.incidents.episodes import MAJOR_INCIDENT
@@ -28,6 +29,7 @@ class IncidentsSettings(IncidentsFields):
 
         source = IncidentsSource(self, context.seed, context.shard, context.window)
         source.episodes = context.episodes
+        source.arrivals.pace = context.pace
         if not self.cdc:
             return source
         from producer.cdc import ChangeSource, Table

@@ -161,7 +161,7 @@ class IncidentsSource:
         return {}
 
     def next_due(self, t: int) -> int:
-        year, m = self.arrivals.cumulative(t)
+        year, m = self.arrivals.steered(t)
         first = max(1, math.floor(m * self.arrivals.rate))
         times = self.arrivals.times(year, np.arange(first, first + 3, dtype=np.int64))
         upcoming = times[times >= t]
@@ -170,12 +170,13 @@ class IncidentsSource:
         return max(t, min(arrival, self.pending.first(), units))
 
     def target_rates(self, t: int) -> dict[str, float]:
-        per_hour = self.arrivals.rate * 3.95 * self._share()
+        pace = self.arrivals.pace
+        per_hour = self.arrivals.rate * 3.95 * self._share() * (pace.factor_at(t) if pace else 1)
         rates = {self.stream: per_hour / 3600}
         if self.units is not None:  # two changes a unit sent
             o = self.model.options
             sent = min((o.units_min + o.units_max) / 2, len(self.city.codes))
-            rates[UNITS] = self.arrivals.rate * self._share() * 2 * sent / 3600
+            rates[UNITS] = rates[self.stream] / 3.95 * 2 * sent
         return rates
 
     def _share(self) -> float:
