@@ -332,7 +332,8 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
     options.binary_location = browser
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(flag)
-    with live(tmp_path, DEVICES) as run:
+    token = "page-token"
+    with live(tmp_path, {**DEVICES, "SYNTHSTREAM_CONTROL__TOKEN": token}) as run:
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
         try:
             driver.get(run.url + "/control")
@@ -342,9 +343,20 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
                 return str(driver.find_element(By.CSS_SELECTOR, box + css).text)
 
             wait = WebDriverWait(driver, 20, poll_frequency=0.2)
+            # The API answers 401 until the page is given the token.
+            wait.until(lambda d: d.find_element(By.ID, "login").is_displayed())
+            assert "Bearer" in driver.find_element(By.ID, "error").text
+            driver.find_element(By.ID, "token").send_keys(token)
+            driver.find_element(By.ID, "token-save").click()
+            wait.until(lambda d: d.find_element(By.ID, "error").text == "")  # the 401 is gone
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, box + ".achieved")
                        and float(shown(".achieved") or 0) >= 150)  # fmt: skip
             multiplier = driver.find_element(By.CSS_SELECTOR, box + ".multiplier")
+            multiplier.clear()
+            multiplier.send_keys("500")  # refused: the page shows the API's line
+            driver.find_element(By.CSS_SELECTOR, box + ".apply").click()
+            wait.until(lambda d: "rate_multiplier: 500 is out of range"
+                       in d.find_element(By.ID, "error").text)  # fmt: skip
             multiplier.clear()
             multiplier.send_keys("3")
             driver.find_element(By.CSS_SELECTOR, box + ".apply").click()
@@ -363,7 +375,7 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
             assert driver.find_element(By.ID, "error").text == ""
         finally:
             driver.quit()
-        state = run.call("GET", "/control/state")["streams"]["bme280"]
+        state = run.call("GET", "/control/state", token=token)["streams"]["bme280"]
         assert state["paused"] is True
         assert state["rate_multiplier"] == 3
         run.stop()
