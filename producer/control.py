@@ -207,6 +207,9 @@ class Control:
                 "steerable": steered.paced,
                 "entities": source.entities(),
                 "episode_kinds": list(steered.stream.episodes.kinds),
+                "episode_fields": {
+                    name: _fields(kind) for name, kind in steered.stream.episodes.kinds.items()
+                },
                 "active_episodes": [
                     e.as_dict() for e in steered.stream.episodes.all if e.end_ms > now
                 ],
@@ -251,6 +254,21 @@ class Control:
         log.info("control_action", **action)
         self.on_change()
         return action
+
+
+def _fields(kind: EpisodeKind) -> dict[str, dict[str, Any]]:
+    """A kind's own fields as the page renders them: default, and choices or a range."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in kind.params.items():
+        if name == "entities":
+            continue
+        shape: dict[str, Any] = {"default": p.default, "description": p.description}
+        if p.choices:
+            shape["choices"] = list(p.choices)
+        else:
+            shape.update(low=p.low, high=p.high)
+        out[name] = shape
+    return out
 
 
 def _object(body: Any) -> dict[str, Any]:

@@ -323,7 +323,7 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     assert browser, "Chromium is installed by scripts/install-chromium"
@@ -370,6 +370,12 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
             driver.find_element(By.CSS_SELECTOR, box + ".entities-count").send_keys("3")
             driver.find_element(By.CSS_SELECTOR, box + ".start").click()
             wait.until(lambda d: "bme280-1 outage" in shown(".episodes"))
+            # A kind's own fields: a front, not the default storm.
+            Select(driver.find_element(By.CSS_SELECTOR, box + ".kind")).select_by_value("weather")
+            Select(driver.find_element(By.CSS_SELECTOR, box + ".param-type")).select_by_value(
+                "front")  # fmt: skip
+            driver.find_element(By.CSS_SELECTOR, box + ".start").click()
+            wait.until(lambda d: "bme280-2 weather" in shown(".episodes"))
             driver.find_element(By.CSS_SELECTOR, box + ".pause").click()
             wait.until(lambda d: shown(".pause") == "resume")
             assert driver.find_element(By.ID, "error").text == ""
@@ -383,8 +389,11 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
     assert [list(a.get("set", a.get("episode", {})))[:1] for a in actions] == [
         ["rate_multiplier"],
         ["id"],
+        ["id"],
         ["paused"],
     ]
+    weather = actions[2]["episode"]
+    assert (weather["kind"], weather["type"], weather["entities"]) == ("weather", "front", 3)
 
 
 def test_a_major_incident_is_reported_now_with_its_units_and_all_of_it_in_the_truth() -> None:
