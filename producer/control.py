@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ class Steered:
     paused: bool = False
     started: int = 0  # episodes so far (their ids)
     actions: int = 0
-    last: dict[str, Any] = field(default_factory=dict)
 
     def factor(self) -> float:
         if self.paused:
@@ -249,7 +248,6 @@ class Control:
 
     def _done(self, steered: Steered, action: dict[str, Any], what: str) -> dict[str, Any]:
         steered.actions += 1
-        steered.last = action
         self.metrics.control_actions.labels(steered.stream.name, what).inc()
         log.info("control_action", **action)
         self.on_change()

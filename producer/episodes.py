@@ -58,6 +58,12 @@ class EpisodeKind:
     open_ended: bool = False  # covers its records from its start on (what it started goes on)
 
 
+def unchanged(batch: RecordBatch, hit: I64, shape: F64, episode: Episode) -> RecordBatch:
+    """The effect of a kind that acts as its domain generates (a fraud burst, a major
+    incident): the records are what it made; the stage writes their ground truth."""
+    return batch
+
+
 OUTAGE = EpisodeKind(
     "outage", "Some entities go silent: their records in the window are lost.",
     {"entities": Param(10, 1, 1e9, description="How many entities go dark.")},

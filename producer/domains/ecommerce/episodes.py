@@ -5,13 +5,8 @@ fraudulent transactions of the window."""
 
 from __future__ import annotations
 
-from producer.episodes import Episode, EpisodeKind, Param
+from producer.episodes import Episode, EpisodeKind, Param, unchanged
 from producer.records import RecordBatch
-from producer.rng import F64, I64
-
-
-def _label(batch: RecordBatch, hit: I64, shape: F64, episode: Episode) -> RecordBatch:
-    return batch  # generated as fraud already; the stage only writes the ground truth
 
 
 def _fraudulent(batch: RecordBatch, episode: Episode) -> object:
@@ -21,6 +16,6 @@ def _fraudulent(batch: RecordBatch, episode: Episode) -> object:
 FRAUD_BURST = EpisodeKind(
     "fraud_burst", "A share of the sessions that start in the window are fraud.",
     {"share": Param(0.5, 0.0, 1.0, description="Chance a session in the burst is fraud.")},
-    effect=_label, channels=("transactions",), default_seconds=300, all_entities=True,
+    effect=unchanged, channels=("transactions",), default_seconds=300, all_entities=True,
     select=_fraudulent,
 )  # fmt: skip

@@ -9,9 +9,8 @@ import zlib
 
 import numpy as np
 
-from producer.episodes import Episode, EpisodeKind, Param
+from producer.episodes import Episode, EpisodeKind, Param, unchanged
 from producer.records import RecordBatch
-from producer.rng import F64, I64
 
 MAJOR_BASE = 900_000  # numbers of major incidents: far above a year's arrivals
 FIRE_TYPES = ("STRUCTURE_FIRE", "BRUSH_FIRE", "HAZMAT", "RESCUE", "TRAFFIC_COLLISION",
@@ -23,10 +22,6 @@ def major_seq(episode: Episode) -> int:
     return MAJOR_BASE + zlib.crc32(episode.id.encode()) % 100_000
 
 
-def _same(batch: RecordBatch, hit: I64, shape: F64, episode: Episode) -> RecordBatch:
-    return batch  # generated as a major incident already; the stage writes the ground truth
-
-
 def _its_records(batch: RecordBatch, episode: Episode) -> object:
     return batch.columns["seq"] == np.int64(major_seq(episode))
 
@@ -35,5 +30,5 @@ MAJOR_INCIDENT = EpisodeKind(
     "major_incident", "A critical incident reported now, with many units.",
     {"type": Param("STRUCTURE_FIRE", choices=FIRE_TYPES, description="the incident's type"),
      "units": Param(12, 2, 40, description="units sent (at most the stations)")},
-    effect=_same, default_seconds=1, all_entities=True, select=_its_records, open_ended=True,
+    effect=unchanged, default_seconds=1, all_entities=True, select=_its_records, open_ended=True,
 )  # fmt: skip
