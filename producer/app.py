@@ -6,7 +6,9 @@ injects faults and hands the batch to each of the stream's routes. Live runs tic
 time within a latency budget, ``live.tick_ms`` (20 ms): a wake comes when the first record
 due has waited that long (and no sooner than that after the last wake), and takes every
 record due by then, at its exact event time; the cost is per wake, not per record, and at
-low rates one wake takes what several would have. Backfills tick
+low rates one wake takes what several would have. The ticks of the next quarter second are
+prepared in one go (generated, through the faults, encoded where a sink can: producer.ticks)
+and a wake only hands over what is due. Backfills tick
 through event time in chunks as fast as the queues accept them, or at ``speed`` times real
 time, and may hand over to live at "now" with the same entity state. On a stop (signal,
 duration, max records, end of a backfill) the scheduler stops first, the queues drain
@@ -21,12 +23,12 @@ import functools
 import gc
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import structlog
 from tqdm import tqdm
 
@@ -42,6 +44,7 @@ from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
 from producer.streams import Channel, Stream, build_stream
+from producer.ticks import Prepared, holdings, plan_ticks, prepare, restore
 from sinks.base import Sink
 from sinks.file import FileSink
 
@@ -168,23 +171,20 @@ class Engine:
     async def _tick(self, t0: int, t1: int, live: bool) -> bool:
         """Generate and route everything due in ``[t0, t1)``. False once max_records is hit."""
         limit = self.settings.max_records
-        for stream in self.streams:
-            remaining = None if limit is None else limit - self.generated
-            batches = stream.source.advance(t0, t1, remaining)
-            for channel in stream.channels:
-                batch = batches.get(channel.name)
-                if batch is None and channel.faults.held is None:
-                    continue
-                if batch is not None:
-                    self.generated += len(batch)
-                    self.kinds.add(channel.name, stream.source.channels[channel.name].kinds, batch)
-                result = channel.faults.apply(batch, t1)
-                lag_of = (
-                    int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
-                )
-                await self._route(channel, result, lag_of)
-        self.metrics.event_time.set(t1 / 1000)
+        tick = prepare(self.streams, t0, t1, None if limit is None else limit - self.generated)
+        await self._hand_over(tick, live)
         return limit is None or self.generated < limit
+
+    async def _hand_over(self, tick: Prepared, live: bool) -> None:
+        """Count a prepared tick's records and queue them on the routes."""
+        for out in tick.outputs:
+            batch, channel = out.made, out.channel
+            if batch is not None:
+                self.generated += len(batch)
+                self.kinds.add(channel.name, out.kinds, batch)
+            lag_of = int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
+            await self._route(channel, out.result, lag_of)
+        self.metrics.event_time.set(tick.t1 / 1000)
 
     async def _route(self, channel: Channel, result: FaultOutput, lag_of: int | None) -> None:
         now = self.clock.now_ms() / 1000
@@ -206,9 +206,7 @@ class Engine:
         if lag_of is not None:
             m.child(m.scheduler_lag, name).observe(max(0.0, now - lag_of / 1000))
             if len(result.batch):  # live: how late each record is handed to the sinks
-                m.emission_latency.observe_many(
-                    name, np.maximum(0.0, now - result.batch.time_ms / 1000.0)
-                )
+                m.emission_latency.observe_later(name, now, result.batch.time_ms)
         if len(result.batch):
             for route in channel.routes:
                 left = await route.put(result.batch)
@@ -242,38 +240,44 @@ class Engine:
             self.metrics.target_rate.labels(channel).set(rate)
 
     async def run_live(self, stopper: Stopper, start_ms: int, until_ms: int | None) -> None:
-        cursor = start_ms
+        cursor = start_ms  # handed over up to here
         self.live = True
         tick_ms = round(self.settings.live.tick_ms)
-        last_tick = targets_at = self.clock.now_ms()
+        limit = self.settings.max_records
+        last_wake = targets_at = self.clock.now_ms()
+        plan: deque[Prepared] = deque()
+        made = self.generated  # prepared, handed over or not
+        kept = holdings(self.streams)  # the faults' holdings after the last tick handed over
         while not stopper.stopped:
-            # Coalesced ticks: the first record due waits out the budget, and the records due
-            # meanwhile go out with it, with exact event times. At high rates this is a wake
-            # per tick; at low rates fewer wakes than records (33/s: 20 a second, not 33).
-            # (A record due at d is taken by a wake at d or later: d + tick - 1 is a tick.)
-            wake = max(self._next_due(cursor) + tick_ms - 1, last_tick + tick_ms)
-            if until_ms is not None:
-                wake = min(wake, until_ms)
-            # Sleep in slices of at most 1 s so that targets and rates stay fresh.
-            self.nudged = asyncio.get_running_loop().create_future()
-            await stopper.sleep(min(wake - self.clock.now_ms(), 1000) / 1000, self.nudged)
-            if stopper.stopped:
-                break
             now = self.clock.now_ms()
-            last_tick = now
-            t1 = now + 1 if until_ms is None else min(now + 1, until_ms)
-            if t1 <= cursor:
+            if not plan:
+                made = plan_ticks(plan, self.streams, self._next_due, cursor, last_wake, now,
+                                  until_ms, made, tick_ms, limit)  # fmt: skip
+            if plan:
+                wake = plan[0].t1 - 1
+            else:  # nothing due soon: sleep towards the first record, or the end
+                wake = max(self._next_due(cursor) + tick_ms - 1, last_wake + tick_ms, now + 1)
+                if until_ms is not None:
+                    wake = min(wake, until_ms)
+            if wake > now or not plan:
+                # Sleep in slices of at most 1 s so that targets and rates stay fresh.
+                self.nudged = asyncio.get_running_loop().create_future()
+                await stopper.sleep(min(wake - now, 1000) / 1000, self.nudged)
                 continue
             if now >= targets_at:  # rates move by the hour: once a second is fresh enough
-                self._set_targets(t1)
+                self._set_targets(plan[0].t1)
                 targets_at = now + 1000
-            more = await self._tick(cursor, t1, live=True)
-            cursor = t1
-            self.cursor_ms = cursor
-            if not more:
+            while plan and plan[0].t1 - 1 <= now and not stopper.stopped:
+                tick = plan.popleft()
+                await self._hand_over(tick, live=True)
+                cursor = self.cursor_ms = tick.t1
+                last_wake, kept = max(last_wake, tick.t1 - 1), tick.held
+            if limit is not None and self.generated >= limit:
                 stopper.stop("max_records")
             elif until_ms is not None and cursor >= until_ms:
                 stopper.stop("duration")
+        if plan:  # prepared, not due when the run stopped: as if never made
+            restore(kept)
 
     async def run_backfill(
         self,

@@ -72,6 +72,10 @@ class Route:
         self.in_flight = 0
         self.reader_gone = False
         self.on_reader_gone: Callable[[], None] = lambda: None
+        # A sink may do its share of a send ahead, while a live tick is made (producer.ticks).
+        self.prepare: Callable[[RecordBatch], None] = lambda batch: None
+        if (prepare := getattr(sink, "prepare", None)) is not None:
+            self.prepare = lambda batch: prepare(batch, schema)
 
     @staticmethod
     def _wake(waiters: list[asyncio.Future[None]]) -> None:

@@ -160,6 +160,9 @@ def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
     Encoded in chunks: every ``orjson.dumps`` result holds about 4 KiB while alive whatever
     its length (see DESIGN), so a million of them at once would cost gigabytes.
     """
+    made = batch.memo.get("jsonl")
+    if made is not None:
+        return made
     parts = []
     jsonl = getattr(schema, "jsonl", None)  # (a JsonLines)
     for start in range(0, len(batch), ENCODE_CHUNK):
@@ -172,3 +175,8 @@ def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
         docs.append(b"")
         parts.append(b"\n".join(docs))
     return b"".join(parts)
+
+
+def prepare_jsonl(schema: Schema, batch: RecordBatch) -> None:
+    """Encode a batch now, for ``encode_jsonl`` to find at its send (a live tick made ahead)."""
+    batch.memo["jsonl"] = encode_jsonl(schema, batch)

@@ -64,13 +64,19 @@ EMISSION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.05, 
 
 class BatchHistogram(Collector):
     """A histogram fed a whole array at once (numpy), for a value per record at any rate:
-    the cost is per batch, not per record."""
+    the cost is per batch, not per record. ``observe_later`` only keeps the arrays (a live
+    wake's few records; a numpy call costs more than its records there) and they are added
+    up in bulk at the next scrape, or once enough are waiting."""
+
+    FOLD_AT = 4096  # arrays kept before they are added up
 
     def __init__(self, name: str, doc: str, label: str, buckets: tuple[float, ...]) -> None:
         self.name, self.doc, self.label = name, doc, label
         self.bounds = np.asarray(buckets, dtype=np.float64)
         self._counts: dict[str, Any] = {}
         self._sums: dict[str, float] = {}
+        self._later: dict[str, list[tuple[float, npt.NDArray[np.int64]]]] = {}
+        self._waiting = 0
 
     def observe_many(self, value: str, amounts: npt.NDArray[np.float64]) -> None:
         if not len(amounts):
@@ -83,7 +89,23 @@ class BatchHistogram(Collector):
             self._counts[value] = counts.astype(np.int64)
         self._sums[value] = self._sums.get(value, 0.0) + float(np.sum(amounts))
 
+    def observe_later(self, value: str, now_s: float, times_ms: npt.NDArray[np.int64]) -> None:
+        """Observe ``now_s - times_ms / 1000`` (at least 0) for each time, at the next fold."""
+        self._later.setdefault(value, []).append((now_s, times_ms))
+        self._waiting += 1
+        if self._waiting >= self.FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add up what ``observe_later`` kept."""
+        later, self._later, self._waiting = self._later, {}, 0
+        for value, kept in later.items():
+            times = np.concatenate([t for _, t in kept])
+            nows = np.repeat([now for now, _ in kept], [t.size for _, t in kept])
+            self.observe_many(value, np.maximum(0.0, nows - times / 1000.0))
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
+        self.fold()
         family = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
         for value, counts in self._counts.items():
             cumulative = np.cumsum(counts).tolist()

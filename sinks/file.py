@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from producer import errors
-from producer.encoding import encode_jsonl
+from producer.encoding import encode_jsonl, prepare_jsonl
 from producer.records import RecordBatch, Schema
 from sinks.base import SinkLimits, finish_in_thread, flat
 from sinks.errors import FatalError, Interrupted, PartialFailure
@@ -124,6 +124,11 @@ class FileSink:
     async def check(self) -> str:
         check_writable(self.dir)
         return f"{self.dir} is writable"
+
+    def prepare(self, batch: RecordBatch, schema: Schema) -> None:
+        """A live tick's lines, encoded while its tick is made ahead (producer.ticks)."""
+        if self.settings.format == "jsonl" and len(batch) <= INLINE_RECORDS:
+            prepare_jsonl(schema, batch)
 
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         written = [0]  # records of the batch on disk, in order
