@@ -44,7 +44,7 @@ from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
 from producer.streams import Channel, Stream, build_stream
-from producer.ticks import Prepared, holdings, plan_ticks, prepare, restore
+from producer.ticks import Prepared, plan_ticks, prepare, restore
 from sinks.base import Sink
 from sinks.file import FileSink
 
@@ -168,11 +168,12 @@ class Engine:
         return [route for channel in self.channels for route in channel.routes]
 
     # ------------------------------------------------------------------ scheduling
-    async def _tick(self, t0: int, t1: int, live: bool) -> bool:
-        """Generate and route everything due in ``[t0, t1)``. False once max_records is hit."""
+    async def _tick(self, t0: int, t1: int) -> bool:
+        """Generate and route everything due in ``[t0, t1)`` (a backfill's chunk). False once
+        max_records is hit."""
         limit = self.settings.max_records
         tick = prepare(self.streams, t0, t1, None if limit is None else limit - self.generated)
-        await self._hand_over(tick, live)
+        await self._hand_over(tick, live=False)
         return limit is None or self.generated < limit
 
     async def _hand_over(self, tick: Prepared, live: bool) -> None:
@@ -245,21 +246,17 @@ class Engine:
         tick_ms = round(self.settings.live.tick_ms)
         limit = self.settings.max_records
         last_wake = targets_at = self.clock.now_ms()
-        plan: deque[Prepared] = deque()
-        made = self.generated  # prepared, handed over or not
-        kept = holdings(self.streams)  # the faults' holdings after the last tick handed over
+        plan: deque[Prepared] = deque()  # prepared, not handed over yet (producer.ticks)
         while not stopper.stopped:
             now = self.clock.now_ms()
-            if not plan:
-                made = plan_ticks(plan, self.streams, self._next_due, cursor, last_wake, now,
-                                  until_ms, made, tick_ms, limit)  # fmt: skip
             if plan:
                 wake = plan[0].t1 - 1
-            else:  # nothing due soon: sleep towards the first record, or the end
-                wake = max(self._next_due(cursor) + tick_ms - 1, last_wake + tick_ms, now + 1)
-                if until_ms is not None:
-                    wake = min(wake, until_ms)
-            if wake > now or not plan:
+            else:  # (wake: the first one not prepared, when nothing is due that soon)
+                left = None if limit is None else limit - self.generated
+                wake = plan_ticks(plan, self.streams, self._next_due, cursor, last_wake, now,
+                                  until_ms, left, tick_ms)  # fmt: skip
+                wake = plan[0].t1 - 1 if plan else max(wake, now + 1)
+            if wake > now:
                 # Sleep in slices of at most 1 s so that targets and rates stay fresh.
                 self.nudged = asyncio.get_running_loop().create_future()
                 await stopper.sleep(min(wake - now, 1000) / 1000, self.nudged)
@@ -271,13 +268,13 @@ class Engine:
                 tick = plan.popleft()
                 await self._hand_over(tick, live=True)
                 cursor = self.cursor_ms = tick.t1
-                last_wake, kept = max(last_wake, tick.t1 - 1), tick.held
+                last_wake = max(last_wake, tick.t1 - 1)
             if limit is not None and self.generated >= limit:
                 stopper.stop("max_records")
             elif until_ms is not None and cursor >= until_ms:
                 stopper.stop("duration")
         if plan:  # prepared, not due when the run stopped: as if never made
-            restore(kept)
+            restore(plan[0].before)
 
     async def run_backfill(
         self,
@@ -316,7 +313,7 @@ class Engine:
                     )
                     if stopper.stopped:
                         break
-                more = await self._tick(cursor, t1, live=False)
+                more = await self._tick(cursor, t1)
                 bar.update(t1 - cursor)
                 bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.counted:,} records", refresh=False)
                 now_s = self.clock.monotonic()

@@ -161,8 +161,8 @@ def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
     its length (see DESIGN), so a million of them at once would cost gigabytes.
     """
     made = batch.memo.get("jsonl")
-    if made is not None:
-        return made
+    if made is not None and made[0] is schema:
+        return made[1]
     parts = []
     jsonl = getattr(schema, "jsonl", None)  # (a JsonLines)
     for start in range(0, len(batch), ENCODE_CHUNK):
@@ -179,4 +179,4 @@ def encode_jsonl(schema: Schema, batch: RecordBatch) -> bytes:
 
 def prepare_jsonl(schema: Schema, batch: RecordBatch) -> None:
     """Encode a batch now, for ``encode_jsonl`` to find at its send (a live tick made ahead)."""
-    batch.memo["jsonl"] = encode_jsonl(schema, batch)
+    batch.memo["jsonl"] = (schema, encode_jsonl(schema, batch))

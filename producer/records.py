@@ -43,8 +43,9 @@ class RecordBatch:
     # batch carries them and keeps them aligned; it does not know what they mean.
     marks: dict[str, npt.NDArray[np.int8]] = field(default_factory=dict)
     # Encodings of exactly these records made ahead of their send (producer.ticks), by
-    # format; a batch is not changed once its faults are done, and take/concat start afresh.
-    memo: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # format, with the schema they were made with; a batch is not changed once its faults
+    # are done, and take/concat start afresh.
+    memo: dict[str, tuple[Any, bytes]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.is_duplicate.size != self.entity.size:

@@ -8,9 +8,9 @@ wake after a 30 ms sleep runs the same Python three to four times slower) and ea
 hands over what is due. A backfill prepares and hands over each tick at once.
 
 Preparing moves state only in the faults' holdings (late records, replayed outages): each
-prepared tick keeps a reference to what its channels held after it, so that a run that stops
-before a prepared tick is due puts the holdings back as they were after the last tick handed
-over. Nothing of a tick that was not handed over was counted, so nothing else is undone.
+prepared tick keeps a reference to what the channels held before it, so that a run that
+stops before a prepared tick is due puts back what the first tick not handed over found.
+Nothing of a tick that was not handed over was counted, so nothing else is undone.
 """
 
 from __future__ import annotations
@@ -56,16 +56,15 @@ class Output:
 
 @dataclass
 class Prepared:
-    t0: int
-    t1: int
+    t1: int  # the tick's end: it is handed over at t1 - 1 or later
+    before: Holdings  # every channel's holding before this tick: what a stop puts back
     outputs: list[Output] = field(default_factory=list)
     generated: int = 0  # records the sources made (what --max-records counts)
-    held: Holdings = field(default_factory=list)  # every channel's holding after this tick
 
 
 def prepare(streams: list[Stream], t0: int, t1: int, limit: int | None) -> Prepared:
     """Everything due in ``[t0, t1)``, through the faults; at most ``limit`` new records."""
-    tick = Prepared(t0, t1)
+    tick = Prepared(t1, holdings(streams))
     for stream in streams:
         remaining = None if limit is None else limit - tick.generated
         batches = stream.source.advance(t0, t1, remaining)
@@ -81,16 +80,15 @@ def prepare(streams: list[Stream], t0: int, t1: int, limit: int | None) -> Prepa
                         route.prepare(result.batch)
                 kinds = stream.source.channels[channel.name].kinds
                 tick.outputs.append(Output(channel, batch, result, kinds))
-    tick.held = holdings(streams)
     return tick
 
 
 def plan_ticks(
     plan: deque[Prepared], streams: list[Stream], next_due: Callable[[int], int], cursor: int,
-    last_wake: int, now: int, until_ms: int | None, made: int, tick_ms: int, limit: int | None,
+    last_wake: int, now: int, until_ms: int | None, limit: int | None, tick_ms: int,
 ) -> int:  # fmt: skip
-    """Prepare the ticks of the next ``PLAN_MS`` onto ``plan``; return the records made
-    (``made`` counts what was prepared before, for ``limit``).
+    """Prepare onto ``plan`` the ticks whose wake comes within ``PLAN_MS`` of ``now``, from
+    ``cursor`` on (``limit``: the records still allowed); return the first wake not prepared.
 
     Coalesced ticks: the first record due waits out the budget, and the records due meanwhile
     go out with it, with exact event times. At high rates this is a wake per tick; at low
@@ -98,6 +96,7 @@ def plan_ticks(
     a wake at d or later (d + tick - 1 is a tick), and a wake that comes late takes everything
     due by then."""
     end = until_ms if until_ms is not None else NEVER
+    made = 0
     wake = min(max(next_due(cursor) + tick_ms - 1, last_wake + tick_ms, now), end)
     while wake <= now + PLAN_MS:
         t1 = min(wake + 1, end)
@@ -109,4 +108,4 @@ def plan_ticks(
         if (limit is not None and made >= limit) or t1 >= end:
             break
         wake = min(max(next_due(cursor) + tick_ms - 1, wake + tick_ms), end)
-    return made
+    return wake

@@ -13,7 +13,7 @@ from producer.config import load_settings
 from producer.encoding import encode_jsonl
 from producer.metrics import EMISSION_BUCKETS, BatchHistogram
 from producer.streams import Stream, build_stream
-from producer.ticks import Prepared, holdings, prepare, restore
+from producer.ticks import Prepared, prepare, restore
 from sinks.fields import FileSinkFields
 from sinks.file import FileSink
 
@@ -40,7 +40,7 @@ def test_a_stop_puts_the_holdings_back_as_after_the_last_tick_handed_over() -> N
     handed = held_keys_after(40)
     s = stream()
     ticks = planned(s, 120)  # 80 ticks prepared beyond what was handed over
-    restore(ticks[39].held)
+    restore(ticks[40].before)  # what the first tick not handed over found
     assert held_keys(s) == handed
     again = stream()
     planned(again, 120)
@@ -55,11 +55,10 @@ def held_keys_after(count: int) -> list[int]:
     return keys
 
 
-def test_holdings_before_any_tick_restore_to_nothing() -> None:
+def test_a_stop_before_any_tick_was_handed_over_leaves_nothing_held() -> None:
     s = stream()
-    before = holdings([s])
-    planned(s, 100)
-    restore(before)
+    ticks = planned(s, 100)
+    restore(ticks[0].before)
     assert held_keys(s) == []
 
 
