@@ -76,6 +76,13 @@ class Route:
         self.prepare: Callable[[RecordBatch], None] = lambda batch: None
         if (prepare := getattr(sink, "prepare", None)) is not None:
             self.prepare = lambda batch: prepare(batch, schema)
+        # A sink may take a small send at once, on the loop (a local write): a live tick's
+        # records then skip the queue and the lane's wake-up when nothing is ahead of them.
+        self._send_now: Callable[[RecordBatch, Schema], bool] | None = None
+        if self.lane_count == 1 and getattr(sink, "encode", None) is None:
+            self._send_now = getattr(sink, "send_now", None)
+        self._failed_at_once: RetryableError | None = None  # the lane's head was tried so
+        self._send_latency = metrics.send_latency.labels(sink.name)
 
     @staticmethod
     def _wake(waiters: list[asyncio.Future[None]]) -> None:
@@ -106,7 +113,15 @@ class Route:
     # ------------------------------------------------------------------ producer side
     async def put(self, batch: RecordBatch) -> RecordBatch | None:
         """Queue a batch already counted by ``accept``, as room allows; with ``block`` wait
-        for room, but not once the run is stopping. Returns what was not queued (or None)."""
+        for room, but not once the run is stopping. Returns what was not queued (or None).
+        A sink that can (``send_now``: a local write) takes a small batch at once instead,
+        when nothing is queued or being sent."""
+        if (self._send_now is not None and not self._queued and not self._sending
+                and not self._cut and len(batch) <= self.sink.limits.max_records):  # fmt: skip
+            left = self._at_once(batch, self._send_now)
+            if left is None:
+                return None
+            batch = left
         bound = self.settings.queue_records
         while len(batch):
             room = bound - self._queued
@@ -130,6 +145,26 @@ class Route:
                 await self._wait(self._room_waiters, stop=True)
             finally:
                 self._blocked -= 1
+        return None
+
+    def _at_once(
+        self, batch: RecordBatch, send_now: Callable[[RecordBatch, Schema], bool]
+    ) -> RecordBatch | None:
+        """The sink's send made now, nothing being queued or sent (so order holds): what is
+        left to queue, all of it if the sink declined, what failed and may be sent again (the
+        lane goes on from this attempt, with its backoff), or None once all is settled."""
+        started = self.clock.monotonic()
+        try:
+            if not send_now(batch, self.schema):
+                return batch
+        except Exception as exc:
+            outcome = settle(self, batch, None, exc)
+            if outcome is None:
+                return None
+            self._failed_at_once = outcome[2]
+            return outcome[0]
+        self._send_latency.observe(self.clock.monotonic() - started)
+        self.delivered(len(batch))
         return None
 
     def _append(self, batch: RecordBatch) -> None:
@@ -221,8 +256,9 @@ class Route:
                 if self._cut:
                     break  # (what is left stays in flight: abandoned, counted)
                 self._sending += 1
+                failed, self._failed_at_once = self._failed_at_once, None
                 try:
-                    await send_with_retry(self, part, entries)
+                    await send_with_retry(self, part, entries, failed)
                 finally:
                     self._sending -= 1
                     if not self._sending:
@@ -280,25 +316,42 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 
 
 async def send_with_retry(
-    route: Route, batch: RecordBatch, entries: list[Any] | None = None
-) -> None:
+    route: Route, batch: RecordBatch, entries: list[Any] | None = None,
+    failed: RetryableError | None = None,
+) -> None:  # fmt: skip
     """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
 
     ``max_attempts`` bounds consecutive attempts without progress: a partial failure that
     delivered some records starts the count (and the backoff) again. After the route is cut
     (the shutdown deadline) no attempt starts: what is left stays in flight, and
     ``Route.abandon`` counts it. A send interrupted by cancellation reports what the
-    destination had acknowledged (``Interrupted``), and that counts as delivered.
+    destination had acknowledged (``Interrupted``), and that counts as delivered. ``failed``:
+    the batch's first attempt was made already (at once, by ``Route.put``) and failed so.
     """
     sink, settings, metrics = route.sink, route.settings, route.metrics
     pending = batch
     attempt = 0  # consecutive attempts that made no progress
-    unknown = False  # an attempt may have reached the destination without an answer
+    error = failed
     while True:
+        if error is not None:  # after a failed attempt: another one, after a backoff
+            attempt += 1
+            if attempt >= settings.max_attempts:
+                route.fail(len(pending), "retries_exhausted",
+                           f"{attempt} attempts, last: {error}")  # fmt: skip
+                return
+            if route.is_cut:
+                return  # no attempt after the deadline: abandoned, counted as failed
+            delay = backoff_s(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
+            if error.retry_after_s is not None:
+                delay = max(delay, min(error.retry_after_s, settings.backoff_max_s))
+            metrics.send_retried(route.stream, sink.name, error.reason, len(pending), attempt,
+                                 delay, str(error))  # fmt: skip
+            await route.pause(delay)
+            if route.is_cut:
+                return
+            if error.unknown_outcome:  # it may have arrived: this send may deliver it twice
+                metrics.redelivered.labels(*route.labels).inc(len(pending))
         started = route.clock.monotonic()
-        if unknown:
-            metrics.redelivered.labels(*route.labels).inc(len(pending))
-            unknown = False
         try:
             if entries is None:
                 await sink.send(pending, route.schema)
@@ -307,54 +360,50 @@ async def send_with_retry(
         except Interrupted as exc:  # cancelled mid-send: count what was acknowledged
             route.delivered(len(exc.acknowledged))
             raise asyncio.CancelledError from exc
-        except PartialFailure as exc:
-            failed = np.asarray(exc.failed, dtype=np.int64)
-            refused = sum(len(positions) for positions in exc.rejected.values())
-            accepted = len(pending) - failed.size - refused
-            if accepted or refused:
-                attempt = -1  # progress: the bound counts attempts that achieved nothing
-            route.delivered(accepted)
-            for reason, positions in exc.rejected.items():
-                if len(positions):
-                    route.fail(len(positions), reason, str(exc))
-            if failed.size == 0:
+        except Exception as exc:
+            outcome = settle(route, pending, entries, exc)
+            if outcome is None:
                 return
-            pending = pending.take(failed)
-            if entries is not None:
-                entries = [entries[i] for i in failed.tolist()]
-            error: RetryableError = exc
-        except RetryableError as exc:
-            error = exc
-        except FatalError as exc:
-            route.fail(len(pending), exc.reason, str(exc))
-            return
-        except ReaderGone as exc:  # counted, not logged: the reader chose to stop
-            route.fail(len(pending), exc.reason, str(exc), quiet=True)
-            if not route.reader_gone:
-                route.reader_gone = True
-                route.on_reader_gone()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a sink bug must not become an endless retry loop
-            route.fail(len(pending), "unexpected", f"{type(exc).__name__}: {exc}")
-            return
+            pending, entries, error, progress = outcome
+            if progress:
+                attempt = -1  # the bound counts attempts that achieved nothing
         else:
             metrics.send_latency.labels(sink.name).observe(route.clock.monotonic() - started)
             route.delivered(len(pending))
             return
-        unknown = error.unknown_outcome
-        attempt += 1
-        if attempt >= settings.max_attempts:
-            route.fail(len(pending), "retries_exhausted", f"{attempt} attempts, last: {error}")
-            return
-        if route.is_cut:
-            return  # no attempt after the deadline: abandoned, counted as failed
-        delay = backoff_s(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
-        if error.retry_after_s is not None:
-            delay = max(delay, min(error.retry_after_s, settings.backoff_max_s))
-        metrics.send_retried(route.stream, sink.name, error.reason, len(pending), attempt, delay,
-                             str(error))  # fmt: skip
-        await route.pause(delay)
-        if route.is_cut:
-            return
+
+
+Retry = tuple[RecordBatch, list[Any] | None, RetryableError, bool]
+
+
+def settle(
+    route: Route, pending: RecordBatch, entries: list[Any] | None, exc: Exception
+) -> Retry | None:
+    """What a failed attempt means: counts what it delivered or failed for good and returns
+    what to send again (records, their entries, the error, whether the attempt made
+    progress), or None when nothing is left to send."""
+    if isinstance(exc, PartialFailure):
+        failed = np.asarray(exc.failed, dtype=np.int64)
+        refused = sum(len(positions) for positions in exc.rejected.values())
+        accepted = len(pending) - failed.size - refused
+        route.delivered(accepted)
+        for reason, positions in exc.rejected.items():
+            if len(positions):
+                route.fail(len(positions), reason, str(exc))
+        if failed.size == 0:
+            return None
+        if entries is not None:
+            entries = [entries[i] for i in failed.tolist()]
+        return pending.take(failed), entries, exc, bool(accepted or refused)
+    if isinstance(exc, RetryableError):
+        return pending, entries, exc, False
+    if isinstance(exc, FatalError):
+        route.fail(len(pending), exc.reason, str(exc))
+    elif isinstance(exc, ReaderGone):  # counted, not logged: the reader chose to stop
+        route.fail(len(pending), exc.reason, str(exc), quiet=True)
+        if not route.reader_gone:
+            route.reader_gone = True
+            route.on_reader_gone()
+    else:  # a sink bug must not become an endless retry loop
+        route.fail(len(pending), "unexpected", f"{type(exc).__name__}: {exc}")
+    return None

@@ -5,6 +5,11 @@ engine does (``producer.delivery``). Lifecycle: ``open`` once (connect, create w
 if configured, raise ``ConfigError`` for a place that cannot work, such as an unwritable
 folder), then ``send`` any number of times, possibly concurrently for different streams, then
 ``aclose`` (idempotent), which flushes what ``send`` acknowledged but buffered.
+
+A sink whose send of a few records is a local write may also have ``send_now(batch,
+schema) -> bool``: the same send, done at once on the loop, or False (nothing done) when the
+batch is too large for that. The engine uses it for a live tick's records when nothing is
+queued or being sent on the route, and goes through the queue otherwise.
 """
 
 from __future__ import annotations

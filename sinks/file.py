@@ -130,27 +130,39 @@ class FileSink:
         if self.settings.format == "jsonl" and len(batch) <= INLINE_RECORDS:
             prepare_jsonl(schema, batch)
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
+        """A live tick's few records, written at once on the loop: a write to the page cache
+        takes microseconds, a hand-off to a thread and back several context switches. False
+        (nothing done) for a larger batch; the same errors as ``send``."""
+        if len(batch) > INLINE_RECORDS:
+            return False
         written = [0]  # records of the batch on disk, in order
         try:
-            if len(batch) <= INLINE_RECORDS:
-                # A live tick's few records: a write to the page cache takes microseconds,
-                # a hand-off to a thread and back costs several context switches.
-                self._write(batch, schema, written)
-                cancelled = False
-            else:
-                cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
-            if cancelled:  # the shutdown deadline came during the write: it is on disk
-                raise Interrupted(np.arange(written[0], dtype=np.int64))
+            self._write(batch, schema, written)
         except OSError as exc:
-            # A full disk may get room again (and an I/O error may pass): retried with
-            # backoff, the records not yet on disk only (a short write was cut back).
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
-                reason = "disk_full" if exc.errno != errno.EIO else "io_error"
-                message = f"cannot write {self.dir}: {exc.strerror}"
-                rest = np.arange(written[0], len(batch), dtype=np.int64)
-                raise PartialFailure(message, failed=rest, reason=reason) from exc
-            raise FatalError(f"cannot write {self.dir}: {exc}", reason="io") from exc
+            raise self._failure(exc, batch, written[0]) from exc
+        return True
+
+    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        if self.send_now(batch, schema):
+            return
+        written = [0]
+        try:
+            cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
+        except OSError as exc:
+            raise self._failure(exc, batch, written[0]) from exc
+        if cancelled:  # the shutdown deadline came during the write: it is on disk
+            raise Interrupted(np.arange(written[0], dtype=np.int64))
+
+    def _failure(self, exc: OSError, batch: RecordBatch, written: int) -> Exception:
+        # A full disk may get room again (and an I/O error may pass): retried with backoff,
+        # the records not yet on disk only (a short write was cut back).
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            reason = "disk_full" if exc.errno != errno.EIO else "io_error"
+            message = f"cannot write {self.dir}: {exc.strerror}"
+            rest = np.arange(written, len(batch), dtype=np.int64)
+            return PartialFailure(message, failed=rest, reason=reason)
+        return FatalError(f"cannot write {self.dir}: {exc}", reason="io")
 
     def _write(self, batch: RecordBatch, schema: Schema, written: list[int]) -> None:
         """Window by window (a file per roll interval); ``written`` counts what is on disk."""

@@ -68,6 +68,9 @@ class NullSink:
     async def check(self) -> str:
         return "discards records"
 
+    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
+        return True
+
     async def send(self, batch: RecordBatch, schema: Schema) -> None:
         return None
 

@@ -16,9 +16,10 @@ import pytest
 from producer.app import Engine
 from producer.clock import Stopper
 from producer.config import Settings, load_settings
-from producer.delivery import backoff_s
+from producer.delivery import Route, backoff_s
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
+from producer.settings import DeliverySettings
 from sinks.base import SinkLimits
 from sinks.errors import FatalError, PartialFailure, RetryableError
 
@@ -359,3 +360,119 @@ async def test_the_engine_forms_sends_within_a_sinks_byte_limit() -> None:
     assert len(dest.sizes) >= RECORDS * 97 // 10_000
     assert np.unique(dest.keys()).size == dest.keys().size == RECORDS
     assert identity_holds(m)
+
+
+class AtOnce(Destination):
+    """A destination a few records are written to at once (a local file): ``send_now``.
+    ``refuse(call)`` may return an error that call raises, having taken the records before
+    the failed positions (as a short write to a full disk does)."""
+
+    def __init__(self, refuse: Any = None) -> None:
+        super().__init__(max_records=100)
+        self.refuse = refuse
+        self.now_calls = 0
+
+    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
+        if len(batch) > 50:  # declined: sent through the lane
+            return False
+        self.now_calls += 1
+        error = self.refuse(self.now_calls) if self.refuse is not None else None
+        if isinstance(error, PartialFailure):
+            self.accepted.append(batch.key[: len(batch) - len(error.failed)].copy())
+        if error is not None:
+            raise error
+        self.accepted.append(batch.key.copy())
+        return True
+
+
+def small_batch(first: int, n: int) -> RecordBatch:
+    ids = np.arange(first, first + n)
+    return RecordBatch("bme280", ids % 10, ids * 1000, ids.astype(np.uint64), {})
+
+
+def route_to(dest: Destination, metrics: Metrics, **delivery: Any) -> Route:
+    from producer.domains.bme280.model import Bme280Schema
+
+    fields = {"linger_s": 0, "backoff_base_s": 0.001, "backoff_max_s": 0.002, **delivery}
+    return Route("bme280", Bme280Schema(np.arange(10)), dest, DeliverySettings(**fields),
+                 metrics)  # fmt: skip
+
+
+async def put_all(route: Route, *batches: RecordBatch) -> None:
+    for batch in batches:
+        route.accept(len(batch))
+        assert await route.put(batch) is None
+
+
+async def test_a_small_send_is_made_at_once_and_what_failed_is_retried_in_order() -> None:
+    """With nothing queued or being sent, a sink's ``send_now`` takes a small batch at once
+    (counted delivered before any lane runs); the part of a short write that failed goes to
+    the lane, which retries it after a backoff (its first attempt counted), ahead of what came
+    after it."""
+    metrics = Metrics()
+    full = PartialFailure("disk full", failed=np.arange(7, 10), reason="disk_full")
+    dest = AtOnce(refuse=lambda call: full if call == 2 else None)
+    route = route_to(dest, metrics)
+    await put_all(route, small_batch(0, 5))
+    assert (route.in_flight, dest.now_calls, dest.calls) == (0, 1, 0)
+    await put_all(route, small_batch(5, 10))  # 5..11 written, 12..14 failed
+    assert route.in_flight == 3
+    lane = asyncio.create_task(route.run())
+    await put_all(route, small_batch(15, 5))  # queued: a retry is ahead of it
+    await route.close()
+    await asyncio.wait_for(lane, 10)
+    assert dest.keys().tolist() == list(range(20))
+    assert route.in_flight == 0
+    labels = {"stream": "bme280", "sink": "null"}
+    assert metrics.value("synthstream_records_delivered_total", labels) == 20
+    assert metrics.value("synthstream_send_retries_total",
+                         {"sink": "null", "reason": "disk_full"}) == 1  # fmt: skip
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2])
+async def test_a_failed_send_at_once_counts_as_an_attempt(max_attempts: int) -> None:
+    """``max_attempts`` holds for records first tried at once: with one attempt they fail
+    without a retry; with two, one retry (made by the lane, through ``send``)."""
+    metrics = Metrics()
+    dest = AtOnce(refuse=lambda call: RetryableError("busy", reason="busy"))
+
+    async def always_busy(call: int, batch: RecordBatch) -> None:
+        raise RetryableError("busy", reason="busy")
+
+    dest.behaviour = always_busy
+    route = route_to(dest, metrics, max_attempts=max_attempts)
+    lane = asyncio.create_task(route.run())
+    await put_all(route, small_batch(0, 4))
+    await route.close()
+    await asyncio.wait_for(lane, 10)
+    assert (dest.now_calls, dest.calls) == (1, max_attempts - 1)
+    labels = {"stream": "bme280", "sink": "null", "reason": "retries_exhausted"}
+    assert metrics.value("synthstream_records_failed_total", labels) == 4
+    assert route.in_flight == 0
+
+
+async def test_a_send_at_once_waits_behind_a_send_under_way() -> None:
+    """While the lane is sending, new records are queued behind it, not written at once:
+    each key keeps its order."""
+    metrics = Metrics()
+    release = asyncio.Event()
+
+    async def slow(call: int, batch: RecordBatch) -> None:
+        await release.wait()
+
+    dest = AtOnce()
+    dest.behaviour = slow
+    route = route_to(dest, metrics)
+    lane = asyncio.create_task(route.run())
+    await put_all(route, small_batch(0, 100))  # too many for send_now: the lane sends it
+    for _ in range(100):  # (a deadline: the lane is in its send after a few steps)
+        if route._sending:
+            break
+        await asyncio.sleep(0)
+    assert route._sending
+    await put_all(route, small_batch(100, 3))
+    assert dest.now_calls == 0
+    release.set()
+    await route.close()
+    await asyncio.wait_for(lane, 10)
+    assert dest.keys().tolist() == list(range(103))
