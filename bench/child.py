@@ -6,10 +6,18 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import Any
 
 
 def run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, float]:
     """Run ``args``; return (stderr, wall seconds, peak RSS in MB of that child alone)."""
+    stderr, elapsed, usage = run_child(args, env)
+    return stderr, elapsed, usage.ru_maxrss / 1024
+
+
+def run_child(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, Any]:
+    """Run ``args``; return (stderr, wall seconds, its ``wait4`` resource usage: the CPU of
+    the child and of the processes it waited for, its own peak RSS)."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
@@ -20,4 +28,4 @@ def run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, 
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{args[2:4]} failed: {stderr[-2000:]}")
-    return stderr, elapsed, usage.ru_maxrss / 1024
+    return stderr, elapsed, usage
