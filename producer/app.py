@@ -44,7 +44,7 @@ from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
 from producer.streams import Channel, Stream, build_stream
-from producer.ticks import Prepared, plan_ticks, prepare, restore
+from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
 from sinks.base import Sink
 from sinks.file import FileSink
 
@@ -236,6 +236,12 @@ class Engine:
     def _target_rates(self, t: int) -> dict[str, float]:
         return {k: v for stream in self.streams for k, v in stream.source.target_rates(t).items()}
 
+    def _catch_up_ms(self, t: int, tick_ms: int) -> int:
+        """The event time that holds about ``CATCH_UP_RECORDS`` at the target rates (at least
+        a tick): the most a live tick takes when the run is behind."""
+        rate = sum(self._target_rates(t).values())
+        return max(tick_ms, round(CATCH_UP_RECORDS / max(rate, 1e-3) * 1000))
+
     def _set_targets(self, t: int) -> None:
         for channel, rate in self._target_rates(t).items():
             self.metrics.target_rate.labels(channel).set(rate)
@@ -246,6 +252,7 @@ class Engine:
         tick_ms = round(self.settings.live.tick_ms)
         limit = self.settings.max_records
         last_wake = targets_at = self.clock.now_ms()
+        span_ms = self._catch_up_ms(cursor, tick_ms)
         plan: deque[Prepared] = deque()  # prepared, not handed over yet (producer.ticks)
         while not stopper.stopped:
             now = self.clock.now_ms()
@@ -254,7 +261,7 @@ class Engine:
             else:  # (wake: the first one not prepared, when nothing is due that soon)
                 left = None if limit is None else limit - self.generated
                 wake = plan_ticks(plan, self.streams, self._next_due, cursor, last_wake, now,
-                                  until_ms, left, tick_ms)  # fmt: skip
+                                  until_ms, left, tick_ms, span_ms)  # fmt: skip
                 wake = plan[0].t1 - 1 if plan else max(wake, now + 1)
             if wake > now:
                 # Sleep in slices of at most 1 s so that targets and rates stay fresh.
@@ -263,12 +270,15 @@ class Engine:
                 continue
             if now >= targets_at:  # rates move by the hour: once a second is fresh enough
                 self._set_targets(plan[0].t1)
+                span_ms = self._catch_up_ms(plan[0].t1, tick_ms)
                 targets_at = now + 1000
             while plan and plan[0].t1 - 1 <= now and not stopper.stopped:
                 tick = plan.popleft()
                 await self._hand_over(tick, live=True)
                 cursor = self.cursor_ms = tick.t1
                 last_wake = max(last_wake, tick.t1 - 1)
+            if self.clock.now_ms() - cursor > tick_ms:  # behind: a turn of the loop between
+                await asyncio.sleep(0)  # bursts (/metrics, signals, the sinks' lanes)
             if limit is not None and self.generated >= limit:
                 stopper.stop("max_records")
             elif until_ms is not None and cursor >= until_ms:

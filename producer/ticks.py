@@ -28,6 +28,9 @@ from producer.records import Kinds, RecordBatch
 from producer.streams import Channel, Stream
 
 PLAN_MS = 250  # a live run prepares the ticks due within this much of now
+# A run that is behind (asked for more than the machine makes) catches up in ticks and bursts
+# of about this many records, so the loop serves /metrics and a stop between them.
+CATCH_UP_RECORDS = 50_000
 Holdings = list[tuple[Channel, RecordBatch | None, npt.NDArray[np.int64]]]
 
 
@@ -86,9 +89,12 @@ def prepare(streams: list[Stream], t0: int, t1: int, limit: int | None) -> Prepa
 def plan_ticks(
     plan: deque[Prepared], streams: list[Stream], next_due: Callable[[int], int], cursor: int,
     last_wake: int, now: int, until_ms: int | None, limit: int | None, tick_ms: int,
+    span_ms: int | None = None,
 ) -> int:  # fmt: skip
     """Prepare onto ``plan`` the ticks whose wake comes within ``PLAN_MS`` of ``now``, from
     ``cursor`` on (``limit``: the records still allowed); return the first wake not prepared.
+    ``span_ms``: the most event time a tick takes (a run that is behind catches up in ticks
+    of about ``CATCH_UP_RECORDS``), and a burst ends once it made that many records.
 
     Coalesced ticks: the first record due waits out the budget, and the records due meanwhile
     go out with it, with exact event times. At high rates this is a wake per tick; at low
@@ -100,6 +106,8 @@ def plan_ticks(
     wake = min(max(next_due(cursor) + tick_ms - 1, last_wake + tick_ms, now), end)
     while wake <= now + PLAN_MS:
         t1 = min(wake + 1, end)
+        if span_ms is not None and t1 - cursor > span_ms:  # behind: a part of what is due
+            t1, wake = cursor + span_ms, cursor + span_ms - 1
         if t1 <= cursor:
             break
         tick = prepare(streams, cursor, t1, None if limit is None else limit - made)
@@ -108,4 +116,6 @@ def plan_ticks(
         if (limit is not None and made >= limit) or t1 >= end:
             break
         wake = min(max(next_due(cursor) + tick_ms - 1, wake + tick_ms), end)
+        if made >= CATCH_UP_RECORDS:  # the rest in another burst, after a turn of the loop
+            break
     return wake

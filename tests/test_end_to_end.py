@@ -18,7 +18,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli, next_event
 
 QUIET = {
     "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0.01",
@@ -407,3 +407,49 @@ def test_a_disk_that_fills_under_a_live_run_loses_nothing_uncounted(tmp_path: Pa
     lines = [line for data in content for line in data.splitlines()]
     ids = {orjson.loads(line)["message_id"] for line in lines}
     assert len(ids) == len(lines) == sink["delivered"]
+
+
+def test_a_live_run_asked_for_more_than_it_can_make_stays_responsive(tmp_path: Path) -> None:
+    """A million BME280 readings a second, more than one process makes: the run falls
+    behind and catches up in bounded ticks, so /metrics answers at once throughout and a
+    stop leaves at most a burst unqueued (counted: generated = delivered + failed + dropped)."""
+    from producer.ticks import CATCH_UP_RECORDS
+    from tests.services import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--sinks", "file", "--out", str(tmp_path),
+         "--metrics-port", str(port)],
+        env={**os.environ, "SYNTHSTREAM_LOG__FORMAT": "json", **QUIET,
+             "SYNTHSTREAM_BME280__DEVICES": "1000000", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        started = next_event(proc.stderr, "synthstream_started")
+        assert started["target_per_s"]["bme280"] == 1_000_000
+        scrape_until(port, delivered_series("file"), 200_000)
+        slowest = 0.0
+        for _ in range(10):  # a scrape is a round trip: no sleep between them is needed
+            began = time.monotonic()
+            scrape(port)
+            slowest = max(slowest, time.monotonic() - began)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    events = log_events(rest)
+    summary = events["synthstream_finished"]
+    stream = summary["streams"]["bme280"]
+    sink = stream["sinks"]["file"]
+    assert stream["generated"] < 0.8 * 1_000_000 * summary["elapsed_s"], "it was behind"
+    assert slowest < 2.0, f"a scrape took {slowest:.1f} s"
+    assert sink["failed"] <= 2 * CATCH_UP_RECORDS
+    assert sink["in_flight"] == 0
+    assert stream["generated"] == sink["delivered"] + sink["failed"] + stream["dropped_by_fault"]
+    assert len(records(tmp_path)) == sink["delivered"]
