@@ -23,7 +23,7 @@ from typing import Any
 from bench.live import free_port, generated, scrape
 
 ROUNDS = 2
-LIVE_DEVICES = 400_000
+LIVE_DEVICES = 1_200_000
 WARMUP_S = 6.0
 MEASURE_S = 12.0
 BACKFILL = {"SYNTHSTREAM_BME280__DEVICES": "1000", "SYNTHSTREAM_SINKS__FILE__FORMAT": "parquet",
