@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from producer.clock import Clock, Stopper, WallClock
 from producer.config import Settings
-from producer.delivery import Route, backoff_s
+from producer.delivery import Route, backoff_s, drain
 from producer.errors import ConfigError, SinkUnreachable
 from producer.faults import FaultOutput
 from producer.generators import Lookahead
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("synthstream")
 
-CUT_GRACE_S = 2.0  # at the deadline, sends under way get this long to be acknowledged
 BACKFILL_CHUNK_RECORDS = 200_000
 PROGRESS_S = 0.5  # a worker tells its parent how far its backfill is this often
 MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
@@ -395,7 +394,8 @@ class Engine:
                     await self._schedule(stopper, start_ms)
                     await self._release_held()
                 finally:
-                    await self._drain(workers, stopper)
+                    await drain(self.routes, workers, stopper,
+                                self.settings.delivery.shutdown_timeout_s)  # fmt: skip
         finally:
             for name, sink in self.sinks.items():
                 await _close(name, sink)
@@ -468,52 +468,6 @@ class Engine:
         self._set_targets(cursor)
         self.report({"live_ms": cursor})
         await self.run_live(stopper, cursor, until)
-
-    async def _drain(self, workers: list[asyncio.Task[None]], stopper: Stopper) -> None:
-        """Let the routes drain because their input ended.
-
-        A run asked to stop (a signal, ``--duration``) drains under the shutdown deadline. A
-        run whose work is done (the end of a backfill, ``--max-records``) waits for its
-        sinks as long as they make progress (retries are bounded); a signal then cuts it off.
-        """
-        for route in self.routes:
-            await route.close()
-        loop = asyncio.get_running_loop()
-        forced = stopper.forced
-        finished = stopper.reason in ("backfill_complete", "max_records")
-        deadline = (
-            float("inf") if finished else (loop.time() + self.settings.delivery.shutdown_timeout_s)
-        )
-        while not all(task.done() for task in workers) and not forced.done():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            running = {task for task in workers if not task.done()}
-            await asyncio.wait(
-                running | {forced},
-                timeout=None if remaining == float("inf") else remaining,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        if not all(task.done() for task in workers):
-            # The deadline (or a second signal): no new sends; those under way may end, so
-            # that what the destination acknowledged counts as delivered, then the rest goes.
-            for route in self.routes:
-                route.cut()
-            if not forced.done():
-                idle: asyncio.Future[Any] = asyncio.ensure_future(
-                    asyncio.gather(*(r.idle() for r in self.routes))
-                )
-                watch: set[asyncio.Future[Any]] = {idle, forced}
-                await asyncio.wait(watch, timeout=CUT_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
-                idle.cancel()
-                await asyncio.gather(idle, return_exceptions=True)
-        for task in workers:
-            if not task.done():
-                task.cancel()
-        if workers:
-            await asyncio.wait(workers)
-        for route in self.routes:
-            route.abandon()
 
     def _summary(self, stopper: Stopper, elapsed_s: float) -> Outcome:
         m = self.metrics

@@ -17,13 +17,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import structlog
 
-from producer.clock import Clock, WallClock, wait_first
+from producer.clock import Clock, Stopper, WallClock, wait_first
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
 from sinks.base import Sink
 from sinks.errors import FatalError, Interrupted, PartialFailure, ReaderGone, RetryableError
+
+log = structlog.get_logger("synthstream")
+
+CUT_GRACE_S = 2.0  # at the deadline, sends under way get this long to be acknowledged
+DRAIN_NOTICE_S = 1.0  # a drain that takes longer than this is logged, with how to end it
 
 
 class Route:
@@ -407,3 +413,67 @@ def settle(
     else:  # a sink bug must not become an endless retry loop
         route.fail(len(pending), "unexpected", f"{type(exc).__name__}: {exc}")
     return None
+
+
+async def drain(
+    routes: list[Route], workers: list[asyncio.Task[None]], stopper: Stopper, timeout_s: float
+) -> None:
+    """Let the routes drain because their input ended (``workers``: their tasks).
+
+    A run asked to stop (a signal, ``--duration``) drains under the shutdown deadline. A
+    run whose work is done (the end of a backfill, ``--max-records``) waits for its
+    sinks as long as they make progress (retries are bounded); a signal then cuts it off.
+    """
+    for route in routes:
+        await route.close()
+    loop = asyncio.get_running_loop()
+    forced = stopper.forced
+    finished = stopper.reason in ("backfill_complete", "max_records")
+    deadline = float("inf") if finished else (loop.time() + timeout_s)
+    notice_at = loop.time() + DRAIN_NOTICE_S  # a wait longer than this is said, once
+    while not all(task.done() for task in workers) and not forced.done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        if loop.time() >= notice_at:
+            notice_at = float("inf")
+            _draining(routes, None if finished else remaining)
+        running = {task for task in workers if not task.done()}
+        wait_s = max(min(remaining, notice_at - loop.time()), 0.0)
+        await asyncio.wait(
+            running | {forced},
+            timeout=None if wait_s == float("inf") else wait_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    if not all(task.done() for task in workers):
+        # The deadline (or a second signal): no new sends; those under way may end, so
+        # that what the destination acknowledged counts as delivered, then the rest goes.
+        for route in routes:
+            route.cut()
+        if not forced.done():
+            idle: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(*(r.idle() for r in routes))
+            )
+            watch: set[asyncio.Future[Any]] = {idle, forced}
+            await asyncio.wait(watch, timeout=CUT_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            await asyncio.gather(idle, return_exceptions=True)
+    for task in workers:
+        if not task.done():
+            task.cancel()
+    if workers:
+        await asyncio.wait(workers)
+    for route in routes:
+        route.abandon()
+
+
+def _draining(routes: list[Route], deadline_s: float | None) -> None:
+    """One line when the queues take a while to drain: what is left and how to end it."""
+    left = sum(route.in_flight for route in routes)
+    if deadline_s is None:  # the work is done: the sinks get as long as they move
+        log.warning("waiting_for_sinks", in_flight=left,
+                    hint="a signal (Ctrl-C) ends the wait; the rest then fails")  # fmt: skip
+    else:
+        log.warning("draining", in_flight=left, deadline_s=round(deadline_s, 1),
+                    hint="a second signal (Ctrl-C) stops at once; what is left then "
+                    "fails with reason shutdown")  # fmt: skip

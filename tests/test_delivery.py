@@ -476,3 +476,45 @@ async def test_a_send_at_once_waits_behind_a_send_under_way() -> None:
     await route.close()
     await asyncio.wait_for(lane, 10)
     assert dest.keys().tolist() == list(range(103))
+
+
+async def test_a_drain_that_takes_a_while_is_said_once_with_how_to_end_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopped while a destination hangs: one ``draining`` line with the records in flight,
+    the time left and the second signal; a finished backfill waiting on a slow sink says
+    ``waiting_for_sinks`` once. A quick drain says nothing."""
+    import structlog
+
+    import producer.delivery
+
+    monkeypatch.setattr(producer.delivery, "DRAIN_NOTICE_S", 0.1)
+    sending = asyncio.Event()
+
+    async def hang(call: int, batch: RecordBatch) -> None:
+        sending.set()
+        await asyncio.Event().wait()
+
+    engine = Engine(settings(shutdown_timeout_s=0.5, queue_records=1000), Metrics(),
+                    sinks={"null": Destination(hang)})  # fmt: skip
+    stopper = Stopper()
+    with structlog.testing.capture_logs() as logs:
+        run_task = asyncio.create_task(engine.run(stopper))
+        await sending.wait()
+        stopper.stop("signal SIGTERM")
+        await run_task
+    draining = [e for e in logs if e["event"] == "draining"]
+    assert len(draining) == 1
+    assert draining[0]["in_flight"] > 0
+    assert 0 < draining[0]["deadline_s"] <= 0.4
+    assert "second signal" in draining[0]["hint"]
+
+    async def slow(call: int, batch: RecordBatch) -> None:
+        await asyncio.sleep(0.05)  # 12 calls: 0.6 s
+
+    with structlog.testing.capture_logs() as logs:
+        await run(Destination(slow, max_records=500))
+    assert [e["event"] for e in logs].count("waiting_for_sinks") == 1
+    with structlog.testing.capture_logs() as logs:
+        await run(Destination())
+    assert not [e for e in logs if e["event"] in ("draining", "waiting_for_sinks")]
