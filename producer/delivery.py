@@ -84,8 +84,10 @@ class Route:
             self.prepare = lambda batch: prepare(batch, schema)
         # A sink may take a small send at once, on the loop (a local write): a live tick's
         # records then skip the queue and the lane's wake-up when nothing is ahead of them.
+        # Not where a fuller send is worth waiting for (linger: a Parquet row group).
         self._send_now: Callable[[RecordBatch, Schema], bool] | None = None
-        if self.lane_count == 1 and getattr(sink, "encode", None) is None:
+        at_once = not sink.limits.linger and getattr(sink, "encode", None) is None
+        if self.lane_count == 1 and at_once:
             self._send_now = getattr(sink, "send_now", None)
         self._failed_at_once: RetryableError | None = None  # the lane's head was tried so
         self._send_latency = metrics.send_latency.labels(sink.name)

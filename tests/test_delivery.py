@@ -367,8 +367,9 @@ class AtOnce(Destination):
     ``refuse(call)`` may return an error that call raises, having taken the records before
     the failed positions (as a short write to a full disk does)."""
 
-    def __init__(self, refuse: Any = None) -> None:
+    def __init__(self, refuse: Any = None, linger: bool = False) -> None:
         super().__init__(max_records=100)
+        self.limits = SinkLimits(max_records=100, linger=linger)
         self.refuse = refuse
         self.now_calls = 0
 
@@ -449,6 +450,21 @@ async def test_a_failed_send_at_once_counts_as_an_attempt(max_attempts: int) -> 
     labels = {"stream": "bme280", "sink": "null", "reason": "retries_exhausted"}
     assert metrics.value("synthstream_records_failed_total", labels) == 4
     assert route.in_flight == 0
+
+
+async def test_a_sink_that_wants_fuller_sends_is_not_sent_at_once() -> None:
+    """A sink that lingers (a Parquet file: a send is a row group) gets its records through
+    the lane, batched, even if it could write them at once."""
+    dest = AtOnce(linger=True)
+    route = route_to(dest, Metrics(), linger_s=0.05)
+    lane = asyncio.create_task(route.run())
+    for first in range(0, 30, 3):
+        await put_all(route, small_batch(first, 3))
+    await route.close()
+    await asyncio.wait_for(lane, 10)
+    assert dest.now_calls == 0
+    assert dest.calls == 1, "ten puts, one send"
+    assert dest.keys().tolist() == list(range(30))
 
 
 async def test_a_send_at_once_waits_behind_a_send_under_way() -> None:
