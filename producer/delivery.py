@@ -225,8 +225,9 @@ class Route:
             await self._wait(self._item_waiters[lane])
         if not queue or self._cut:
             return None
-        if self._lane_size[lane] < limit and self.settings.linger_s > 0 and self.sink.limits.linger:
-            deadline = self.clock.monotonic() + self.settings.linger_s
+        linger_s = max(self.settings.linger_s, self.sink.limits.linger_s or 0.0)
+        if self._lane_size[lane] < limit and linger_s > 0 and self.sink.limits.linger:
+            deadline = self.clock.monotonic() + linger_s
             while (self._lane_size[lane] < limit and not self._closed and not self._blocked
                    and not self._cut):  # fmt: skip
                 remaining = deadline - self.clock.monotonic()

@@ -36,6 +36,9 @@ class SinkLimits:
     # Whether fuller sends are worth waiting ``linger_s`` for: yes for a network call, no for
     # a local write (a live tick's records go out at once, without a timer of their own).
     linger: bool = True
+    # A longer wait of the sink's own, when a fuller send is worth more than its latency (a
+    # Parquet row group: the file is unreadable until it rolls anyway). None: ``linger_s``.
+    linger_s: float | None = None
 
 
 class Sink(Protocol):

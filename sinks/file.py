@@ -38,6 +38,7 @@ _SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
 
 # Sends up to this size are written on the loop; larger ones (backfill) in a thread.
 INLINE_RECORDS = 256
+PARQUET_LINGER_S = 10.0  # a live run's row group: what came in this long (or a full one)
 
 
 class TableFile:
@@ -110,8 +111,11 @@ class FileSink:
         per_send = settings.max_records
         if settings.format == "parquet":
             per_send = min(per_send, settings.row_group_rows)
-        # Lines and CSV rows go out each tick; a Parquet send is a row group: worth filling.
-        self.limits = SinkLimits(max_records=per_send, linger=settings.format == "parquet")
+        # Lines and CSV rows go out each tick; a Parquet send is a row group: worth filling
+        # (live, for up to PARQUET_LINGER_S: nobody can read the file before it rolls).
+        parquet = settings.format == "parquet"
+        self.limits = SinkLimits(max_records=per_send, linger=parquet,
+                                 linger_s=PARQUET_LINGER_S if parquet else None)  # fmt: skip
         self.dir = settings.dir
         self.suffix = suffix
         self._open: dict[str, _Open] = {}
