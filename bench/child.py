@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import Any
 
 
 def run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, float]:
@@ -15,7 +15,9 @@ def run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, 
     return stderr, elapsed, usage.ru_maxrss / 1024
 
 
-def run_child(args: Sequence[str], env: dict[str, str]) -> tuple[str, float, Any]:
+def run_child(
+    args: Sequence[str], env: dict[str, str]
+) -> tuple[str, float, resource.struct_rusage]:
     """Run ``args``; return (stderr, wall seconds, its ``wait4`` resource usage: the CPU of
     the child and of the processes it waited for, its own peak RSS)."""
     started = time.perf_counter()

@@ -89,7 +89,7 @@ def prepare(streams: list[Stream], t0: int, t1: int, limit: int | None) -> Prepa
 def plan_ticks(
     plan: deque[Prepared], streams: list[Stream], next_due: Callable[[int], int], cursor: int,
     last_wake: int, now: int, until_ms: int | None, limit: int | None, tick_ms: int,
-    span_ms: int | None = None,
+    span_ms: int,
 ) -> int:  # fmt: skip
     """Prepare onto ``plan`` the ticks whose wake comes within ``PLAN_MS`` of ``now``, from
     ``cursor`` on (``limit``: the records still allowed); return the first wake not prepared.
@@ -106,7 +106,7 @@ def plan_ticks(
     wake = min(max(next_due(cursor) + tick_ms - 1, last_wake + tick_ms, now), end)
     while wake <= now + PLAN_MS:
         t1 = min(wake + 1, end)
-        if span_ms is not None and t1 - cursor > span_ms:  # behind: a part of what is due
+        if t1 - cursor > span_ms:  # behind: a part of what is due
             t1, wake = cursor + span_ms, cursor + span_ms - 1
         if t1 <= cursor:
             break

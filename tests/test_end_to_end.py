@@ -18,7 +18,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import cli, next_event
+from tests.conftest import cli, next_event, running
 
 QUIET = {
     "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0.01",
@@ -417,14 +417,9 @@ def test_a_live_run_asked_for_more_than_it_can_make_stays_responsive(tmp_path: P
     from tests.services import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "run", "--sinks", "file", "--out", str(tmp_path),
-         "--metrics-port", str(port)],
-        env={**os.environ, "SYNTHSTREAM_LOG__FORMAT": "json", **QUIET,
-             "SYNTHSTREAM_BME280__DEVICES": "1000000", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    fleet = {"SYNTHSTREAM_BME280__DEVICES": "1000000", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": "1"}
+    with running("run", "--sinks", "file", "--out", str(tmp_path), "--metrics-port", str(port),
+                 env={**QUIET, **fleet}) as proc:  # fmt: skip
         assert proc.stderr is not None
         started = next_event(proc.stderr, "synthstream_started")
         assert started["target_per_s"]["bme280"] == 1_000_000
@@ -437,12 +432,6 @@ def test_a_live_run_asked_for_more_than_it_can_make_stays_responsive(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         rest = proc.stderr.read()
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     events = log_events(rest)
     summary = events["synthstream_finished"]
     stream = summary["streams"]["bme280"]

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import next_event
+from tests.conftest import next_event, running
 from tests.services import free_port, postgres, stop_group, wait_for_line
 from tests.test_end_to_end import log_events
 
@@ -91,23 +91,12 @@ def test_every_built_in_channel_lands_as_a_typed_table_with_exactly_what_was_del
 def producing(port: int, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
     """``synthstream run --sinks postgres`` against ``port`` in the background, JSON logs on
     its stderr pipe; killed (if still running) and closed at the end."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
-    full.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
-                 "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
-                 "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5"})  # fmt: skip
+    full = {"SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn(port),
+            "SYNTHSTREAM_SINKS__POSTGRES__CONNECT_TIMEOUT_S": "1",
+            "SYNTHSTREAM_DELIVERY__BACKOFF_MAX_S": "0.5"}  # fmt: skip
     full.update({f"SYNTHSTREAM_{k.upper()}": v for k, v in env.items()})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "run", "--sinks", "postgres", "--metrics-port", "0",
-         *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=full,
-    )  # fmt: skip
-    try:
+    with running("run", "--sinks", "postgres", "--metrics-port", "0", *args, env=full) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_a_server_down_at_start_is_waited_for_and_then_holds_what_was_delivered() -> None:
