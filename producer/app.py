@@ -184,27 +184,28 @@ class Engine:
                 self.kinds.add(channel.name, out.kinds, batch)
             lag_of = int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
             await self._route(channel, out.result, lag_of)
-        self.metrics.event_time.set(tick.t1 / 1000)
+        self.metrics.deferred.set(self.metrics.event_time, tick.t1 / 1000)
 
     async def _route(self, channel: Channel, result: FaultOutput, lag_of: int | None) -> None:
         now = self.clock.now_ms() / 1000
         m = self.metrics
         name = channel.name
         # Counted in one synchronous step, so /metrics never sees a half-done transition.
+        deferred = m.deferred  # (counts per tick: added up at the scrape, see Deferred)
         if result.generated:
             self.counted += result.generated
             m.observe_generated(name, result.generated, now)
             if result.dropped:
-                m.child(m.dropped_by_fault, name).inc(result.dropped)
+                deferred.inc(m.child(m.dropped_by_fault, name), result.dropped)
             if result.duplicated:
-                m.child(m.duplicated_by_fault, name).inc(result.duplicated)
+                deferred.inc(m.child(m.duplicated_by_fault, name), result.duplicated)
         for entry in result.truth:
-            m.child(m.faults_injected, name, entry.kind).inc(len(entry.records))
+            deferred.inc(m.child(m.faults_injected, name, entry.kind), len(entry.records))
         channel.record_ground_truth(result.truth)
         for route in channel.routes:
             route.accept(result.accepted)
         if lag_of is not None:
-            m.child(m.scheduler_lag, name).observe(max(0.0, now - lag_of / 1000))
+            deferred.observe(m.child(m.scheduler_lag, name), max(0.0, now - lag_of / 1000))
             if len(result.batch):  # live: how late each record is handed to the sinks
                 m.emission_latency.observe_later(name, now, result.batch.time_ms)
         if len(result.batch):

@@ -62,6 +62,7 @@ class Route:
         metrics.queue_depth.labels(*self.labels).set_function(lambda: self._queued)
         metrics.in_flight.labels(*self.labels).set_function(lambda: self.in_flight)
         self._delivered = metrics.delivered.labels(*self.labels)
+        self._deferred = metrics.deferred  # (counts per send: added up at the scrape)
         self.lane_count = max(1, sink.limits.max_in_flight)
         self._lanes: list[deque[RecordBatch]] = [deque() for _ in range(self.lane_count)]
         self._lane_size = [0] * self.lane_count
@@ -171,7 +172,7 @@ class Route:
                 return None
             self._failed_at_once = outcome[2]
             return outcome[0]
-        self._send_latency.observe(self.clock.monotonic() - started)
+        self._deferred.observe(self._send_latency, self.clock.monotonic() - started)
         self.delivered(len(batch))
         return None
 
@@ -298,7 +299,7 @@ class Route:
 
     def delivered(self, n: int) -> None:
         self.in_flight -= n
-        self._delivered.inc(n)
+        self._deferred.inc(self._delivered, n)
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
@@ -377,7 +378,7 @@ async def send_with_retry(
             if progress:
                 attempt = -1  # the bound counts attempts that achieved nothing
         else:
-            metrics.send_latency.labels(sink.name).observe(route.clock.monotonic() - started)
+            metrics.deferred.observe(route._send_latency, route.clock.monotonic() - started)
             route.delivered(len(pending))
             return
 

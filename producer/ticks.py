@@ -3,9 +3,10 @@
 A tick is two steps. *Preparing* it takes the records due in ``[t0, t1)`` from each stream's
 source and passes them through each channel's faults; *handing it over* counts them, writes
 their ground truth and queues them on the routes. Only the second has to happen at ``t1``.
-A live run prepares the ticks of the next ``PLAN_MS`` in one go (the code is then warm: a
-wake after a 30 ms sleep runs the same Python three to four times slower) and each wake only
-hands over what is due. A backfill prepares and hands over each tick at once.
+A live run prepares the ticks of the next ``PLAN_MS`` in one go, or of about ``PLAN_RECORDS``
+at high rates (the code is then warm: a wake after a 30 ms sleep runs the same Python three
+to four times slower), and each wake only hands over what is due. A backfill prepares and
+hands over each tick at once.
 
 Preparing moves state only in the faults' holdings (late records, replayed outages): each
 prepared tick keeps a reference to what the channels held before it, so that a run that
@@ -27,7 +28,10 @@ from producer.rates import NEVER
 from producer.records import Kinds, RecordBatch
 from producer.streams import Channel, Stream
 
-PLAN_MS = 250  # a live run prepares the ticks due within this much of now
+# A live run prepares the ticks due within this much of now, in bursts of about this many
+# records at most (20,000/s: 250 ms of ticks; a burst holds the loop for a few ms).
+PLAN_MS = 1_000
+PLAN_RECORDS = 5_000
 # A run that is behind (asked for more than the machine makes) catches up in ticks and bursts
 # of about this many records, so the loop serves /metrics and a stop between them.
 CATCH_UP_RECORDS = 50_000
@@ -94,7 +98,7 @@ def plan_ticks(
     """Prepare onto ``plan`` the ticks whose wake comes within ``PLAN_MS`` of ``now``, from
     ``cursor`` on (``limit``: the records still allowed); return the first wake not prepared.
     ``span_ms``: the most event time a tick takes (a run that is behind catches up in ticks
-    of about ``CATCH_UP_RECORDS``), and a burst ends once it made that many records.
+    of about ``CATCH_UP_RECORDS``), and a burst ends once it made ``PLAN_RECORDS``.
 
     Coalesced ticks: the first record due waits out the budget, and the records due meanwhile
     go out with it, with exact event times. At high rates this is a wake per tick; at low
@@ -116,6 +120,6 @@ def plan_ticks(
         if (limit is not None and made >= limit) or t1 >= end:
             break
         wake = min(max(next_due(cursor) + tick_ms - 1, wake + tick_ms), end)
-        if made >= CATCH_UP_RECORDS:  # the rest in another burst, after a turn of the loop
+        if made >= PLAN_RECORDS:  # the rest in another burst, after a turn of the loop
             break
     return wake

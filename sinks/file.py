@@ -171,6 +171,15 @@ class FileSink:
     def _write(self, batch: RecordBatch, schema: Schema, written: list[int]) -> None:
         """Window by window (a file per roll interval); ``written`` counts what is on disk."""
         roll_ms = max(1, round(self.settings.roll_interval_s * 1000))
+        if not len(batch):
+            return
+        if len(batch) <= INLINE_RECORDS:  # a live tick: one window, most likely
+            times = batch.time_ms.tolist()  # (a live wake runs cold: plain min/max are cheapest)
+            first = min(times) // roll_ms
+            if first == max(times) // roll_ms:
+                self._write_window(batch, schema, first * roll_ms)
+                written[0] = len(batch)
+                return
         window = batch.time_ms // roll_ms
         cuts = np.flatnonzero(window[1:] != window[:-1]) + 1
         for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(batch)], strict=True):

@@ -4,17 +4,20 @@ kept for later equal to latency observed at once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
+from prometheus_client import generate_latest
 
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
-from producer.metrics import EMISSION_BUCKETS, BatchHistogram
+from producer.metrics import EMISSION_BUCKETS, BatchHistogram, Metrics
 from producer.streams import Stream, build_stream
-from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
+from producer.ticks import PLAN_RECORDS, Prepared, plan_ticks, prepare, restore
 from sinks.fields import FileSinkFields
 from sinks.file import FileSink
 
@@ -79,6 +82,30 @@ def test_lines_encoded_ahead_are_the_lines_encoded_at_the_send(tmp_path: Path) -
     assert seen > 100
 
 
+def test_a_ticks_records_on_both_sides_of_a_roll_go_to_two_files(tmp_path: Path) -> None:
+    """A live tick is written in one piece when it falls in one file's window, and cut at
+    the roll when it does not, whatever order its records are in (a late one first)."""
+    s = stream()
+    sink = FileSink(FileSinkFields(dir=tmp_path, roll_interval_s=1))
+    schema = s.source.channels["bme280"]
+    made = prepare([s], START + 900, START + 1_100, None).outputs[0].result.batch
+    batch = made.take(np.argsort(-made.time_ms, kind="stable"))  # across the roll, reversed
+    assert len(batch) <= 256
+    assert len({t // 1000 for t in batch.time_ms.tolist()}) == 2
+    assert sink.send_now(batch, schema)
+    first = made.take(slice(0, 2))  # both in the first second: into the file open for it
+    assert {t // 1000 for t in first.time_ms.tolist()} == {START // 1000 + 0}
+    assert sink.send_now(first, schema)
+    asyncio.run(sink.aclose())
+    by_window = {}
+    for f in (tmp_path / "bme280").iterdir():
+        times = [orjson.loads(line)["timestamp"] for line in f.read_bytes().splitlines()]
+        assert len({t[:19] for t in times}) == 1, "one file, one second"
+        by_window[times[0][:19]] = len(times)
+    second = sum(1 for t in made.time_ms.tolist() if t // 1000 == START // 1000 + 1)
+    assert sorted(by_window.values()) == sorted([len(made) - second + 2, second])
+
+
 def test_latency_kept_for_later_equals_latency_observed_at_once() -> None:
     now_s = [START / 1000 + 0.004 * i for i in range(50)]
     times = [np.arange(START + i, START + i + 5 * (i % 4), 5, dtype=np.int64) for i in range(50)]
@@ -94,9 +121,35 @@ def test_latency_kept_for_later_equals_latency_observed_at_once() -> None:
     ]
 
 
+def test_counts_deferred_to_the_scrape_read_as_counts_made_at_once() -> None:
+    """A live tick's counters, gauges and histograms, added up when the registry is read
+    (and folded while observing once enough wait), read as if made one by one."""
+    at_once, later = Metrics(), Metrics()
+    later.deferred.FOLD_AT = 7
+    for i in range(50):
+        lag = 0.004 * (i % 9)
+        at_once.child(at_once.generated, "s").inc(i)
+        later.deferred.inc(later.child(later.generated, "s"), i)
+        at_once.child(at_once.scheduler_lag, "s").observe(lag)
+        later.deferred.observe(later.child(later.scheduler_lag, "s"), lag)
+        at_once.event_time.set(i)
+        later.deferred.set(later.event_time, i)
+        if i == 30:  # a scrape in between sees what was counted so far, and only once
+            assert ours(later) == ours(at_once)
+    assert later.value("synthstream_records_generated_total", {"stream": "s"}) == 1225
+    assert ours(later) == ours(at_once)
+    assert b"synthstream_scheduler_lag_seconds_count" in b"".join(ours(later))
+
+
+def ours(metrics: Metrics) -> list[bytes]:
+    """The product's own series on a scrape (not the process's CPU and memory)."""
+    body = generate_latest(metrics.registry).splitlines()
+    return [line for line in body if line.startswith(b"synthstream_") and b"_created" not in line]
+
+
 def test_a_run_that_is_behind_catches_up_in_bounded_ticks_and_bursts() -> None:
     """Ten seconds behind at 100,000 records/s: ticks of at most ``span_ms`` of event time,
-    a burst of about ``CATCH_UP_RECORDS`` (then the loop turns), and bursts planned one after
+    a burst ends once it made ``PLAN_RECORDS`` (then the loop turns), and bursts planned one after
     another make exactly the records of the window, in order, as one tick does."""
     fleet = {"devices": 100_000, "rate": {"interval_s": 1},
              "faults": {"drop_rate": 0, "duplicate_rate": 0}}  # fmt: skip
@@ -118,8 +171,8 @@ def test_a_run_that_is_behind_catches_up_in_bounded_ticks_and_bursts() -> None:
             burst += made
             keys += [k for out in tick.outputs for k in out.result.batch.key.tolist()]
             cursor = tick.t1
-        assert burst <= CATCH_UP_RECORDS + span * 100, "a burst stops at about its records"
+        assert burst <= PLAN_RECORDS + span * 100, "a burst stops at about its records"
         bursts += 1
-    assert bursts >= 10 * 100_000 // (CATCH_UP_RECORDS + span * 100)
+    assert bursts >= 10 * 100_000 // (PLAN_RECORDS + span * 100)
     at_once = prepare([build_stream("bme280", settings)], START, cursor, None)
     assert keys == [k for out in at_once.outputs for k in out.result.batch.key.tolist()]
