@@ -172,8 +172,7 @@ class Route:
                 return None
             self._failed_at_once = outcome[2]
             return outcome[0]
-        self._deferred.observe(self._send_latency, self.clock.monotonic() - started)
-        self.delivered(len(batch))
+        self.delivered(len(batch), took_s=self.clock.monotonic() - started)
         return None
 
     def _append(self, batch: RecordBatch) -> None:
@@ -297,9 +296,12 @@ class Route:
         that counts them as generated, so that the identity holds before any ``put`` waits."""
         self.in_flight += n
 
-    def delivered(self, n: int) -> None:
+    def delivered(self, n: int, took_s: float | None = None) -> None:
+        """``n`` records acknowledged; ``took_s``: by a send that took this long, whole."""
         self.in_flight -= n
         self._deferred.inc(self._delivered, n)
+        if took_s is not None:
+            self._deferred.observe(self._send_latency, took_s)
 
     def fail(self, n: int, reason: str, message: str, quiet: bool = False) -> None:
         self.in_flight -= n
@@ -378,8 +380,7 @@ async def send_with_retry(
             if progress:
                 attempt = -1  # the bound counts attempts that achieved nothing
         else:
-            metrics.deferred.observe(route._send_latency, route.clock.monotonic() - started)
-            route.delivered(len(pending))
+            route.delivered(len(pending), took_s=route.clock.monotonic() - started)
             return
 
 

@@ -6,6 +6,10 @@ same event loop:
 
     generated = delivered + dropped_by_fault + failed + in_flight
 
+Counts made many times a second (per live tick, per send) wait in ``Deferred`` and are
+added up when the registry is read, before any series is collected: a scrape still sees
+them all at one instant.
+
 ``generated`` counts every record that entered the pipeline, duplicates injected by faults
 included; ``duplicated_by_fault`` counts those copies separately.
 """

@@ -30,8 +30,8 @@ from producer.streams import Channel, Stream
 
 # A live run prepares the ticks due within this much of now, in bursts of about this many
 # records at most (20,000/s: 250 ms of ticks; a burst holds the loop for a few ms). Longer
-# plans cost less per tick (1 s: a few % less again), but a control action takes effect only
-# after what was made ahead: half a second is the balance.
+# plans cost less per tick (1 s was no cheaper than this within the noise), and a control
+# action takes effect only after what was made ahead: half a second is the balance.
 PLAN_MS = 500
 PLAN_RECORDS = 5_000
 # A run that is behind (asked for more than the machine makes) catches up in ticks and bursts
