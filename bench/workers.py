@@ -20,6 +20,7 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
+from bench.child import run_child
 from bench.live import free_port, generated, scrape
 
 ROUNDS = 2
@@ -40,23 +41,15 @@ def env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def backfill(workers: int) -> tuple[float, float]:
-    """(wall s, CPU s: user + sys of the command and every process it started)."""
-    import resource
-    import subprocess
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # children waited for, theirs
-        return usage.ru_utime + usage.ru_stime
-
+    """(wall s, CPU s: user + sys of the command and of the workers it waited for)."""
     with tempfile.TemporaryDirectory() as out:
-        spent, started = cpu(), time.perf_counter()
-        subprocess.run(
+        _, elapsed, usage = run_child(
             [sys.executable, "-m", "producer", "run", "--backfill", "--start", "2024-03-01",
              "--end", "2024-03-02", "--sinks", "file", "--out", out, "--metrics-port", "0",
              "--workers", str(workers)],
-            env=env(BACKFILL), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env(BACKFILL),
         )  # fmt: skip
-        return time.perf_counter() - started, cpu() - spent
+        return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def live(workers: int, sink: str, extra: dict[str, str]) -> float:

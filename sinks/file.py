@@ -170,9 +170,9 @@ class FileSink:
 
     def _write(self, batch: RecordBatch, schema: Schema, written: list[int]) -> None:
         """Window by window (a file per roll interval); ``written`` counts what is on disk."""
-        roll_ms = max(1, round(self.settings.roll_interval_s * 1000))
         if not len(batch):
             return
+        roll_ms = max(1, round(self.settings.roll_interval_s * 1000))
         if len(batch) <= INLINE_RECORDS:  # a live tick: one window, most likely
             times = batch.time_ms.tolist()  # (a live wake runs cold: plain min/max are cheapest)
             first = min(times) // roll_ms
