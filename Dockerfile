@@ -19,7 +19,7 @@ RUN rm -rf pyarrow/tests pyarrow/include pyarrow/src numpy/*/tests numpy/tests \
  && find . \( -name "*.pyx" -o -name "*.pxd" -o -name "*.pxi" \) -delete \
  && PYTHONPATH=. python -c "import pyarrow.parquet, pyarrow.csv, pyarrow.compute, \
 pyarrow.dataset, pyarrow.fs, numpy, producer.cli, sinks.kafka, sinks.kinesis, sinks.http, \
-sinks.file, ingest.app"
+sinks.file, sinks.s3, sinks.postgres, aiokafka, aioboto3, aiohttp, httpx, psycopg, ingest.app"
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="synthstream" \

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint bench clean image-test
+.PHONY: run test check lint bench clean image-test
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+
+check: lint  ## the inner loop, a few minutes: lint, types and every test that needs no server or image
+	SYNTHSTREAM_TEST_TIER=fast $(BIN)/pytest -q -m "not services"
 
 test: lint  ## set up, lint, type-check, validate the Kubernetes manifests, install LocalStack, Prometheus, PostgreSQL, Chromium, run every test (and the example plugin's)
 	scripts/check-manifests

@@ -23,8 +23,7 @@ from producer.config import load_settings
 from producer.encoding import json_documents
 from producer.records import RecordBatch
 from producer.streams import build_stream
-from sinks.kafka import KafkaSink
-from sinks.settings import KafkaSinkSettings
+from sinks.kafka import KafkaSink, KafkaSinkSettings
 from tests.services import kafka_broker
 
 T0 = 1_714_996_800_000
@@ -82,7 +81,7 @@ async def sink(bootstrap: str, topic: str, batches: list[RecordBatch], schema: o
     try:
         started = time.perf_counter()
         for batch in batches:
-            await kafka.send(batch, schema)  # type: ignore[arg-type]
+            await kafka.send(kafka.encode(batch, schema))  # type: ignore[arg-type]
         return time.perf_counter() - started
     finally:
         await kafka.aclose()

@@ -137,15 +137,14 @@ def changes_through_the_sink(url: str, prefix: str, sends: list[RecordBatch],
     through COPY into a temporary table, the deleted keys deleted), in this process."""
     import asyncio
 
-    from sinks.fields import PostgresSinkFields
-    from sinks.postgres import PostgresSink
+    from sinks.postgres import PostgresSink, PostgresSinkSettings
 
     async def go() -> float:
-        sink = PostgresSink(PostgresSinkFields(dsn=url, table_prefix=prefix),
+        sink = PostgresSink(PostgresSinkSettings(dsn=url, table_prefix=prefix),
                             {"customers": "customers"})  # fmt: skip
         began = time.perf_counter()
         for batch in sends:
-            await sink.send(batch, schema)
+            await sink.send(sink.encode(batch, schema))
         elapsed = time.perf_counter() - began
         await sink.aclose()
         return elapsed

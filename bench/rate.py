@@ -26,13 +26,12 @@ from producer.clock import Stopper
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
 from producer.metrics import Metrics
-from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits
+from producer.sink import BaseSink, Payload, SinkLimits
 
 WARMUP_S = 2.0
 
 
-class TimingSink:
+class TimingSink(BaseSink):
     """Encodes like a real JSON sink and notes arrival times."""
 
     name = "null"
@@ -47,7 +46,8 @@ class TimingSink:
     async def check(self) -> str:
         return "timing"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
+        batch, schema = payload.batch, payload.schema
         encode_jsonl(schema, batch)
         self.arrivals.append((time.time(), batch.time_ms.copy()))
 

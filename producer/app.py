@@ -43,10 +43,9 @@ from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
+from producer.sink import Payload, Sink
 from producer.streams import Channel, Stream, build_stream
 from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
-from sinks.base import Sink
-from sinks.file import FileSink
 
 if TYPE_CHECKING:
     from producer.workers import Link
@@ -56,6 +55,7 @@ log = structlog.get_logger("synthstream")
 BACKFILL_CHUNK_RECORDS = 200_000
 PROGRESS_S = 0.5  # a worker tells its parent how far its backfill is this often
 MAX_CHUNK_MS = 31 * 86_400_000  # sparse streams (hourly data sets) still tick in big chunks
+BEHIND_WARN_MS = 2_000  # a live run this far behind the wall clock says so, once
 EXIT_OK = 0
 EXIT_UNDELIVERED = 1
 
@@ -64,15 +64,16 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _destinations(settings: Settings, sink: str) -> dict[str, str]:
-    """Each channel's topic, Kinesis stream or HTTP path for ``sink`` (its channel's name for
-    a sink kind without a per-stream setting)."""
-    field = sink_kinds()[sink].DESTINATION
+def destinations(settings: Settings, sink: str) -> dict[str, str]:
+    """Each channel's address on ``sink`` (a topic, a Kinesis stream, a path, a table): the
+    sink's settings decide, with the stream's own default (``SinkSettings.address``)."""
+    sink_settings = settings.sink(sink)
     out = {}
     for stream in settings.streams:
         stream_settings = settings.stream(stream)
         for channel in stream_settings.channels(stream):
-            out[channel] = channel if field is None else stream_settings.destination(field, channel)
+            suggested = stream_settings.destination(sink, channel)
+            out[channel] = sink_settings.address(stream, channel, suggested)
     return out
 
 
@@ -84,7 +85,8 @@ def build_sinks(
     suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
     sinks: dict[str, Sink] = {}
     for name in dict.fromkeys(names):
-        context = SinkContext(_destinations(settings, name), suffix, metrics, clock or WallClock())
+        context = SinkContext(destinations(settings, name), suffix, settings.out, metrics,
+                              clock or WallClock())  # fmt: skip
         sinks[name] = settings.sink(name).build(context)
     return sinks
 
@@ -157,6 +159,8 @@ class Engine:
         # A worker of ``--workers`` tells its parent where it is (producer.workers).
         self.report: Callable[[dict[str, Any]], None] = lambda message: None
         self.summary: dict[str, Any] = {}
+        self.behind_ms = 0  # a live run: how far behind the wall clock it is
+        self._warned_behind = False
 
     @property
     def channels(self) -> list[Channel]:
@@ -183,10 +187,13 @@ class Engine:
                 self.generated += len(batch)
                 self.kinds.add(channel.name, out.kinds, batch)
             lag_of = int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
-            await self._route(channel, out.result, lag_of)
+            await self._route(channel, out.result, lag_of, out.ahead)
         self.metrics.deferred.set(self.metrics.event_time, tick.t1 / 1000)
 
-    async def _route(self, channel: Channel, result: FaultOutput, lag_of: int | None) -> None:
+    async def _route(
+        self, channel: Channel, result: FaultOutput, lag_of: int | None,
+        ahead: dict[Route, Payload] | None = None,
+    ) -> None:  # fmt: skip
         now = self.clock.now_ms() / 1000
         m = self.metrics
         name = channel.name
@@ -210,7 +217,7 @@ class Engine:
                 m.emission_latency.observe_later(name, now, result.batch.time_ms)
         if len(result.batch):
             for route in channel.routes:
-                left = await route.put(result.batch)
+                left = await route.put(result.batch, ahead.get(route) if ahead else None)
                 if left is not None:  # a stop came while waiting for room in the queue
                     route.fail(len(left), "stopped", "the run stopped before these were queued",
                                quiet=route.reader_gone)  # fmt: skip
@@ -277,14 +284,30 @@ class Engine:
                 await self._hand_over(tick, live=True)
                 cursor = self.cursor_ms = tick.t1
                 last_wake = max(last_wake, tick.t1 - 1)
-            if self.clock.now_ms() - cursor > tick_ms:  # behind: a turn of the loop between
+            wall = self.clock.now_ms()
+            self._behind(wall - cursor, tick_ms)
+            if wall - cursor > tick_ms:  # behind: a turn of the loop between
                 await asyncio.sleep(0)  # bursts (/metrics, signals, the sinks' lanes)
             if limit is not None and self.generated >= limit:
                 stopper.stop("max_records")
-            elif until_ms is not None and cursor >= until_ms:
-                stopper.stop("duration")
+            elif until_ms is not None and (cursor >= until_ms or wall >= until_ms + tick_ms):
+                stopper.stop("duration")  # (wall time: a run that is behind stops too)
         if plan:  # prepared, not due when the run stopped: as if never made
             restore(plan[0].before)
+
+    def _behind(self, behind_ms: int, tick_ms: int) -> None:
+        """How far the live run is behind the wall clock: on /metrics, and one warning line
+        the first time it is more than ``BEHIND_WARN_MS`` (it was asked for more than this
+        process makes)."""
+        behind_ms = max(0, behind_ms - tick_ms)  # (a tick's wait is the latency budget)
+        self.behind_ms = behind_ms
+        self.metrics.deferred.set(self.metrics.live_behind, behind_ms / 1000)
+        if behind_ms > BEHIND_WARN_MS and not self._warned_behind:
+            self._warned_behind = True
+            rate = sum(self._target_rates(self.cursor_ms).values())
+            log.warning("live_behind", behind_s=round(behind_ms / 1000, 1),
+                        target_per_s=round(rate, 1), hint="asked for more than this process "
+                        "makes: fewer entities, a lower rate or --workers")  # fmt: skip
 
     async def run_backfill(
         self,
@@ -432,20 +455,23 @@ class Engine:
                 log.info("sink_reachable", sink=name, after_attempts=attempt + 1)
 
     def _log_dataset(self) -> None:
+        """A named data set (``backfill.dataset``, a stream's preset): one line saying what
+        was written, from what the sinks say they wrote."""
         backfill = self.settings.backfill
-        file_sink = self.sinks.get("file")
-        if backfill.dataset is None or not isinstance(file_sink, FileSink):
+        if backfill.dataset is None:
             return
-        files = [p for p in file_sink.completed if p.exists()]
         assert backfill.start is not None
+        written = {name: sink.written() for name, sink in self.sinks.items()}
+        files = [f for report in written.values() for f in report.get("files", [])]
+        size = sum(int(report.get("bytes", 0)) for report in written.values())
         log.info(
             "dataset_written",
             dataset=backfill.dataset,
             records=self.generated,
-            cities=getattr(self.settings.stream("air_quality"), "cities", None),
+            entities={st.name: sum(st.source.entities().values()) for st in self.streams},
             date_range=[backfill.start.isoformat(), (backfill.end or backfill.start).isoformat()],
-            files=[str(p) for p in files],
-            size_mb=round(sum(p.stat().st_size for p in files) / 2**20, 1),
+            files=files,
+            size_mb=round(size / 2**20, 1),
         )
 
     async def _schedule(self, stopper: Stopper, start_ms: int) -> None:
@@ -508,6 +534,7 @@ class Engine:
             "reason": stopper.reason or "stopped",
             "elapsed_s": round(elapsed_s, 3),
             "event_time_reached": iso(self.cursor_ms) if self.cursor_ms else None,
+            **({"behind_s": round(self.behind_ms / 1000, 3)} if self.live else {}),
             "streams": streams,
             "undelivered": undelivered,
             "exit_code": code,

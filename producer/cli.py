@@ -20,7 +20,7 @@ from producer import __version__
 from producer.clock import Clock, WallClock
 from producer.config import Settings, env_example, env_names, load_settings
 from producer.errors import ConfigError
-from producer.plugins import catalogue, sink_kinds, stream_kinds
+from producer.plugins import Command, Invocation, Option, catalogue, sink_kinds, stream_kinds
 from producer.settings import parse_time
 from producer.timeline import HOUR_MS
 
@@ -28,7 +28,7 @@ from producer.timeline import HOUR_MS
 _FLAGS: dict[str, str] = {
     "--profile": "profile",
     "--streams": "streams",
-    "--out": "sinks.file.dir",
+    "--out": "out",
     "--duration": "duration_s",
     "--max-records": "max_records",
     "--seed": "seed",
@@ -72,13 +72,6 @@ _EXAMPLES = {
     "stats": """examples:
   synthstream stats --streams ecommerce --hours 24    a day in memory: counts, kinds, mix
   synthstream stats --streams air_quality --start 2024-01-01 --hours 168""",
-    "catalog": """examples:
-  synthstream catalog                                 users and products to data/catalog/
-  synthstream catalog --out cat --seed 7""",
-    "incidents": """examples:
-  synthstream incidents                               10,000 incidents, 90 days to now, CSV
-  synthstream incidents --incident-count 1000000 --output-format parquet
-  synthstream incidents --start-datetime 2024-01-15T00:00:00Z --window-days 30 --seed 7""",
     "list": """examples:
   synthstream list                                    stream and sink kinds, plugins included
   synthstream list --format json""",
@@ -122,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     def delivery(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sinks", help=f"comma list of sinks for every stream: "
                        f"{', '.join(sink_kinds())} (default: stdout)")  # fmt: skip
-        p.add_argument("--out", metavar="DIR", help="folder of the file sink (default: data/out)")
+        p.add_argument("--out", metavar="DIR", help="folder of the run's files: the file "
+                       "sink's and the ground truth's (default: data/out)")  # fmt: skip
+        for option in kind_options():  # the kinds' own flags (a preset such as --dataset)
+            p.add_argument(option.flag, metavar=option.metavar, help=option.help,
+                           choices=list(option.choices) if option.choices else None)  # fmt: skip
 
     run = sub("run", "stream records (live, or --backfill)")
     base(run)
@@ -151,11 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--then-live", action="store_true", help="after the backfill, go on live")
     run.add_argument("--progress", choices=["auto", "on", "off"],
                      help="backfill progress bar (default: auto: on a terminal)")  # fmt: skip
-    run.add_argument(
-        "--dataset", choices=list(DATASETS),
-        help="air-quality history: sample (2024, 50 cities, hourly: 439,200 records) or full "
-        "(2020-2024, 300 cities: 13,154,400) as Parquet under data/generated/",
-    )  # fmt: skip
 
     spec = sub("spec", "check spec files, preview their records, or print the format's schema")
     spec.add_argument("action", choices=["check", "preview", "schema"],
@@ -208,45 +200,11 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--start", dest="stats_start", metavar="ISO",
                        help="window start (default: the last --hours before now)")  # fmt: skip
 
-    catalog = sub("catalog", "write the e-commerce users and products as JSON lines")
-    base(catalog, seed="same seed, same catalog")
-    catalog.add_argument("--streams", help=argparse.SUPPRESS)  # only ecommerce has one
-    catalog.add_argument("--out", metavar="DIR", help="destination folder (default: data/catalog)")
-
-    incidents = sub("incidents", "write the fire/EMS tables: stations, incidents, units, assets, "
-                    "notes")  # fmt: skip
-    incidents.add_argument("--profile", help="profiles/<name>.env or a path (default: "
-                           "development)")  # fmt: skip
-    incidents.add_argument("--output-dir", default="data/generated",
-                           help="destination folder (default: data/generated)")  # fmt: skip
-    incidents.add_argument("--incident-count", type=int, default=10_000,
-                           help="incidents in the window (default: 10000)")  # fmt: skip
-    incidents.add_argument("--station-count", help="fire stations (default: 25)")
-    incidents.add_argument("--city", help="a city of producer/data/cities.csv (default: San "
-                           "Diego)")  # fmt: skip
-    incidents.add_argument("--seed", help="random seed: same seed and window end, same files "
-                           "(default: 42)")  # fmt: skip
-    incidents.add_argument("--output-format", choices=["csv", "parquet"], default="csv",
-                           help="file format (default: csv)")  # fmt: skip
-    incidents.add_argument("--window-days", type=float, default=90,
-                           help="days before the window's end (default: 90)")  # fmt: skip
-    incidents.add_argument(
-        "--start-datetime", "--window-end", dest="start_datetime", metavar="ISO",
-        help="end of the window (the seed's name for it; UTC if no zone; default: now)",
-    )  # fmt: skip
-    for table in ("units", "assets", "notes"):
-        incidents.add_argument(
-            f"--include-{table}", action=argparse.BooleanOptionalAction, default=True,
-            help=f"write incident_{table} (default: yes)",
-        )  # fmt: skip
-    incidents.add_argument("--units-min", help="dispatched units per incident, least (default: 1)")
-    incidents.add_argument("--units-max", help="dispatched units per incident, most (default: 3)")
-    incidents.add_argument("--assets-probability", help="chance of asset records (default: 0.35)")
-    incidents.add_argument("--notes-probability", help="chance of note records (default: 0.55)")
-    incidents.add_argument("--geohash-precision", help="geohash characters, 3-12 (default: 8)")
-    incidents.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True,
-                           help="progress bar (default: yes)")  # fmt: skip
-    incidents.add_argument("--log-format", help="console, json or auto (default: auto)")
+    for command in kind_commands():  # the kinds' own commands (the incidents tables)
+        own = sub(command.name, command.help)
+        own.epilog = command.examples or None
+        base(own)
+        command.arguments(own)
 
     config = sub("config", "print the effective settings or every variable")
     base(config)
@@ -285,52 +243,45 @@ def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]
             flags[f"{stream}.sinks"] = "--sinks"
         tree["specs_sinks"] = args.sinks
         flags["specs_sinks"] = "--sinks"
-    if getattr(args, "backfill", False) or getattr(args, "dataset", None):
+    if getattr(args, "backfill", False):
         _set(tree, "backfill.enabled", True)
         flags["backfill"] = "--backfill"
     if getattr(args, "then_live", False):
         _set(tree, "backfill.then_live", True)
     if getattr(args, "progress", None):
         _set(tree, "backfill.progress", args.progress)
-    if getattr(args, "dataset", None):
-        _dataset(tree, args.dataset)
+    for option in kind_options():
+        value = getattr(args, _dest(option.flag), None)
+        if value is not None:
+            option.apply(value, tree, flags)
+    backfilling = bool(tree.get("backfill", {}).get("enabled"))
     for flag in ("--start", "--end", "--speed", "--then-live"):
-        dest = flag.lstrip("-").replace("-", "_")
-        backfilling = getattr(args, "backfill", False) or getattr(args, "dataset", None)
-        if getattr(args, dest, None) not in (None, False) and not backfilling:
+        if getattr(args, _dest(flag), None) not in (None, False) and not backfilling:
             raise ConfigError(f"{flag} needs --backfill")
     return tree, flags
 
 
-# The seed's air-quality data sets: (start, end, cities).
-DATASETS = {
-    "sample": ("2024-01-01T00:00:00", "2025-01-01T00:00:00", 50),
-    "full": ("2020-01-01T00:00:00", "2025-01-01T00:00:00", 300),
-}
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
-def _dataset(tree: dict[str, Any], name: str) -> None:
-    """A data set is a backfill preset; flags the user gave explicitly still win."""
-    start, end, cities = DATASETS[name]
-    backfill = tree.setdefault("backfill", {})
-    backfill.update({"enabled": True, "dataset": name})
-    backfill.setdefault("start", start)
-    backfill.setdefault("end", end)
-    tree.setdefault("streams", "air_quality")
-    stream = tree.setdefault("air_quality", {})
-    stream.setdefault("sinks", "file")
-    stream.update({
-        "cities": cities,
-        "rate": {"interval_s": 3600, "aligned": True, "total_per_s": None},
-        "faults": {"drop_rate": 0, "duplicate_rate": 0},
-    })  # fmt: skip
-    file = tree.setdefault("sinks", {}).setdefault("file", {})
-    file.setdefault("dir", "data/generated")
-    # Row groups of 200,000 rows: each is encoded while the next hours are generated (with
-    # 500,000 the generator waited on every flush: 1.5 s more for `full`).
-    file.setdefault("row_group_rows", 200_000)
-    file.update({"format": "parquet", "roll_interval_s": 20 * 365 * 86_400.0,
-                 "roll_bytes": 2**62, "name": f"batch_{name}"})  # fmt: skip
+def kind_options() -> list[Option]:
+    """The flags the registered kinds add to run, check and config (each flag once)."""
+    found: dict[str, Option] = {}
+    options = [o for kind in stream_kinds().values() for o in kind.options()]
+    options += [o for kind in sink_kinds().values() for o in kind.options()]
+    for option in options:
+        found.setdefault(option.flag, option)
+    return list(found.values())
+
+
+def kind_commands() -> list[Command]:
+    """The commands the registered stream kinds add (each name once)."""
+    found: dict[str, Command] = {}
+    for kind in stream_kinds().values():
+        for command in kind.commands():
+            found.setdefault(command.name, command)
+    return list(found.values())
 
 
 def _run(settings: Settings, clock: Clock, argv: Sequence[str], worker_fd: int | None) -> int:
@@ -383,27 +334,6 @@ def _check(settings: Settings) -> int:
         return 1 if bad else 0
 
     return asyncio.run(probe())
-
-
-_INCIDENT_FLAGS = {
-    "--station-count": "stations", "--city": "city", "--units-min": "units_min",
-    "--units-max": "units_max", "--assets-probability": "assets_probability",
-    "--notes-probability": "notes_probability", "--geohash-precision": "geohash_precision",
-}  # fmt: skip
-
-
-def _incidents(settings: Settings, args: argparse.Namespace, clock: Clock) -> int:
-    from producer import logs
-    from producer.domains.incidents.tables import DataValidationError, plan_from, write_tables
-
-    logs.configure(settings.log)
-    try:
-        summary = write_tables(plan_from(settings, args, clock.now_ms()), clock)
-    except DataValidationError as exc:
-        print(f"synthstream: validation failed: {exc}", file=sys.stderr)
-        return 1
-    print(orjson_dumps(summary))
-    return 0
 
 
 def orjson_dumps(value: object) -> str:
@@ -498,14 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(env_example(), end="")
             return 0
         overrides, flags = _overrides(args)
-        if args.command == "incidents":
-            for flag, name in _INCIDENT_FLAGS.items():
-                value = getattr(args, flag.lstrip("-").replace("-", "_"))
-                if value is not None:
-                    _set(overrides, f"incidents.{name}", value)
-                    flags[f"incidents.{name}"] = flag
-        if args.command == "catalog":  # only the shop has a catalog
-            overrides.setdefault("streams", "ecommerce")
+        for command in kind_commands():
+            if args.command == command.name:
+                return command.run(Invocation(args, overrides, flags, clock))
         settings = load_settings(overrides, flags=flags)
         if args.command == "config":
             import orjson
@@ -514,16 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(settings)
-        if args.command == "incidents":
-            return _incidents(settings, args, clock)
         if args.command == "stats":
             return _stats(settings, args.stats_start, args.hours, clock)
-        if args.command == "catalog":
-            from producer.stats import write_catalog
-
-            folder = args.out or "data/catalog"
-            print(orjson_dumps(write_catalog(settings, Path(folder))))
-            return 0
         if args.command != "run" and settings.worker_count > 1:
             raise ConfigError("--workers / SYNTHSTREAM_WORKERS: only run has workers")
         return _run(settings, clock, argv, getattr(args, "worker_fd", None))

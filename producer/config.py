@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from producer.errors import ConfigError
 from producer.plugins import (
+    AddressedSinkSettings,
     SinkSettings,
     StreamSettings,
     registered,
@@ -50,7 +51,6 @@ from producer.settings import (
     Shard,
 )
 from producer.specs.stream import SpecStreamSettings
-from sinks.settings import FileSinkSettings
 
 
 @functools.cache
@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         None, description="Sinks of every spec stream, instead of each spec's own (--sinks)."
     )
     streams: CommaList = Field(["bme280"], description="Streams to run.")
+    out: Path = Field(
+        Path("data/out"), description="Folder of the run's files (--out): the ground truth's, "
+        "and a sink's that writes files unless its own setting says otherwise.",
+    )  # fmt: skip
     duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
     max_records: int | None = Field(None, ge=1, description="Stop after this many records.")
     use_uvloop: bool = Field(True, description="Run on uvloop.")
@@ -192,13 +196,6 @@ class Settings(BaseSettings):
         settings: SinkSettings = getattr(self.sinks, name)
         return settings
 
-    @property
-    def file_sink(self) -> FileSinkSettings:
-        """The file sink's settings: where ground truth and data sets go, whatever the sinks."""
-        settings = self.sink("file")
-        assert isinstance(settings, FileSinkSettings)
-        return settings
-
     def redacted(self) -> dict[str, Any]:
         """Effective settings for the start log line: secrets are dumped as '**********'."""
         return self.model_dump(mode="json")
@@ -275,11 +272,29 @@ def _nested_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def _moved(name: str) -> str | None:
+    """The line for a stream's address setting of earlier versions (``..._KAFKA_TOPIC``):
+    addresses belong to the sinks now."""
+    stream, _, last = name.upper().removeprefix(ENV_PREFIX).rpartition("__")
+    for kind in sink_kinds().values():
+        if isinstance(kind, type) and issubclass(kind, AddressedSinkSettings) and (
+            kind.REPLACES is not None and last == kind.REPLACES.upper() and stream
+        ):  # fmt: skip
+            sink = f"{ENV_PREFIX}SINKS__{kind.KIND.upper()}__"
+            example = f'{{"{stream.lower()}": "<name>"}}'
+            return (f"{name}: moved to the {kind.KIND} sink: {sink}{kind.OVERRIDES.upper()}="
+                    f"'{example}' (or {sink}DESTINATION, a template over {{stream}} and "
+                    "{channel}, for every stream)")  # fmt: skip
+    return None
+
+
 def _check_unknown(names: Iterator[str] | list[str], where: str) -> None:
     known = set(env_names()) | set(_nested_names())
     for name in names:
         upper = name.upper()
         if upper.startswith(ENV_PREFIX) and upper not in known:
+            if (moved := _moved(name)) is not None:
+                raise ConfigError(moved)
             close = difflib.get_close_matches(upper, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"{name}: unknown setting ({where}){hint} See .env.example.")
@@ -330,18 +345,22 @@ def load_settings(
 
 # Settings whose environment value is JSON (a list of objects), by the variable's last part.
 JSON_SETTINGS = {"EVENTS": '[{"name": "sale", "start": "2026-11-27", "end": "2026-11-28", '
-                           '"multiplier": 4}]'}  # fmt: skip
+                           '"multiplier": 4}]',
+                 "TOPICS": '{"transactions": "shop.tx"}', "STREAMS": '{"air_quality": "aq"}',
+                 "PATHS": '{"bme280": "/api/v1/sensors/bme280"}',
+                 "TABLES": '{"bme280": "readings"}',
+                 "FOLDERS": '{"air_quality": "aq/v1"}'}  # fmt: skip
 
 
 def _not_json(environ: Mapping[str, str]) -> str | None:
     for name, value in environ.items():
-        example = JSON_SETTINGS.get(name.rsplit("__", 1)[-1].upper())
+        example = JSON_SETTINGS.get(name.rsplit("__", 1)[-1].upper()) if "__" in name else None
         if not name.upper().startswith(ENV_PREFIX) or example is None:
             continue
         try:
             json.loads(value)
         except ValueError as exc:
-            return f"{name}: not JSON ({exc}); accepted: a JSON list such as {example}"
+            return f"{name}: not JSON ({exc}); accepted: JSON such as {example}"
     return None
 
 
@@ -412,7 +431,8 @@ def env_example(
             continue
         if field.description:
             lines.append(f"# {field.description}")
-        shown = json.dumps(value) if name.upper() in JSON_SETTINGS else _env_value(value)
+        as_json = name.upper() in JSON_SETTINGS and prefix != ENV_PREFIX
+        shown = json.dumps(value) if as_json else _env_value(value)
         lines.append(f"# {env}={shown}")
     for env, sub_model, sub_defaults in nested:
         lines += ["", f"# ---- {env}__* : {(sub_model.__doc__ or '').strip().splitlines()[0]}"]

@@ -23,8 +23,15 @@ from producer.clock import Clock, Stopper, WallClock, wait_first
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
-from sinks.base import Sink
-from sinks.errors import FatalError, Interrupted, PartialFailure, ReaderGone, RetryableError
+from producer.sink import (
+    FatalError,
+    Interrupted,
+    PartialFailure,
+    Payload,
+    ReaderGone,
+    RetryableError,
+    Sink,
+)
 
 log = structlog.get_logger("synthstream")
 
@@ -79,17 +86,13 @@ class Route:
         self.in_flight = 0
         self.reader_gone = False
         self.on_reader_gone: Callable[[], None] = lambda: None
-        # A sink may do its share of a send ahead, while a live tick is made (producer.ticks).
-        self.prepare: Callable[[RecordBatch], None] = lambda batch: None
-        if (prepare := getattr(sink, "prepare", None)) is not None:
-            self.prepare = lambda batch: prepare(batch, schema)
-        # A sink may take a small send at once, on the loop (a local write): a live tick's
-        # records then skip the queue and the lane's wake-up when nothing is ahead of them.
-        # Not where a fuller send is worth waiting for (linger: a Parquet row group).
-        self._send_now: Callable[[RecordBatch, Schema], bool] | None = None
-        at_once = not sink.limits.linger and getattr(sink, "encode", None) is None
-        if self.lane_count == 1 and at_once:
-            self._send_now = getattr(sink, "send_now", None)
+        # A sink may take a small send at once, on the loop (a local write: its declared
+        # ``at_once_records``): a live tick's records then skip the queue and the lane's
+        # wake-up when nothing is ahead of them, encoded while the tick was made.
+        limits = sink.limits
+        self.at_once = (
+            min(limits.at_once_records, limits.max_records) if self.lane_count == 1 else 0
+        )
         self._failed_at_once: RetryableError | None = None  # the lane's head was tried so
         self._send_latency = metrics.send_latency.labels(sink.name)
 
@@ -120,14 +123,22 @@ class Route:
         return self.stop is not None and self.stop.done()
 
     # ------------------------------------------------------------------ producer side
-    async def put(self, batch: RecordBatch) -> RecordBatch | None:
+    def prepare(self, batch: RecordBatch) -> Payload | None:
+        """A live tick's records encoded ahead, while the tick is made (producer.ticks), for
+        a sink that may take them at once; None where they will go through the queue."""
+        if len(batch) <= self.at_once:
+            return self.sink.encode(batch, self.schema)
+        return None
+
+    async def put(self, batch: RecordBatch, ahead: Payload | None = None) -> RecordBatch | None:
         """Queue a batch already counted by ``accept``, as room allows; with ``block`` wait
         for room, but not once the run is stopping. Returns what was not queued (or None).
-        A sink that can (``send_now``: a local write) takes a small batch at once instead,
-        when nothing is queued or being sent."""
-        if (self._send_now is not None and not self._queued and not self._sending
-                and not self._cut and len(batch) <= self.sink.limits.max_records):  # fmt: skip
-            left = self._at_once(batch, self._send_now)
+        A sink that can (``at_once_records``: a local write) takes a small batch at once
+        instead, when nothing is queued or being sent; ``ahead``: the batch as ``prepare``
+        encoded it."""
+        if (len(batch) <= self.at_once and not self._queued and not self._sending
+                and not self._cut):  # fmt: skip
+            left = self._at_once(ahead or self.sink.encode(batch, self.schema))
             if left is None:
                 return None
             batch = left
@@ -156,23 +167,20 @@ class Route:
                 self._blocked -= 1
         return None
 
-    def _at_once(
-        self, batch: RecordBatch, send_now: Callable[[RecordBatch, Schema], bool]
-    ) -> RecordBatch | None:
-        """The sink's send made now, nothing being queued or sent (so order holds): what is
-        left to queue, all of it if the sink declined, what failed and may be sent again (the
-        lane goes on from this attempt, with its backoff), or None once all is settled."""
+    def _at_once(self, payload: Payload) -> RecordBatch | None:
+        """The sink's send made now, nothing being queued or sent (so order holds): what
+        failed and may be sent again (the lane goes on from this attempt, with its backoff),
+        or None once all is settled."""
         started = self.clock.monotonic()
         try:
-            if not send_now(batch, self.schema):
-                return batch
+            self.sink.send_now(payload)
         except Exception as exc:
-            outcome = settle(self, batch, None, exc)
+            outcome = settle(self, payload, exc)
             if outcome is None:
                 return None
-            self._failed_at_once = outcome[2]
-            return outcome[0]
-        self.delivered(len(batch), took_s=self.clock.monotonic() - started)
+            self._failed_at_once = outcome[1]
+            return outcome[0].batch
+        self.delivered(len(payload), took_s=self.clock.monotonic() - started)
         return None
 
     def _append(self, batch: RecordBatch) -> None:
@@ -261,34 +269,33 @@ class Route:
 
     async def _run_lane(self, lane: int) -> None:
         while (batch := await self._take(lane)) is not None:
-            for part, entries in self._by_bytes(batch):
+            for part in self._by_bytes(batch):
                 if self._cut:
                     break  # (what is left stays in flight: abandoned, counted)
                 self._sending += 1
                 failed, self._failed_at_once = self._failed_at_once, None
                 try:
-                    await send_with_retry(self, part, entries, failed)
+                    await send_with_retry(self, part, failed)
                 finally:
                     self._sending -= 1
                     if not self._sending:
                         self._wake(self._idle_waiters)
 
-    def _by_bytes(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[Any] | None]]:
-        """Sends of at most the sink's ``max_bytes``, for a sink that encodes up front (its
-        ``encode`` gives entries and their sizes): each send is then one call it makes."""
-        budget = self.sink.limits.max_bytes
-        encode = getattr(self.sink, "encode", None)
-        if budget is None or encode is None:
-            yield batch, None
+    def _by_bytes(self, batch: RecordBatch) -> Iterator[Payload]:
+        """The batch as the sink encodes it, in sends of at most the sink's ``max_bytes``
+        (where its payload gives each entry's size): each send is then one call it makes."""
+        payload = self.sink.encode(batch, self.schema)
+        budget, sizes = self.sink.limits.max_bytes, payload.sizes
+        if budget is None or sizes is None:
+            yield payload
             return
-        entries, sizes = encode(batch, self.schema)
         start, used = 0, 0
         for i, size in enumerate(sizes):
             if i > start and used + size > budget:
-                yield batch.take(slice(start, i)), entries[start:i]
+                yield payload.take(slice(start, i))
                 start, used = i, 0
             used += size
-        yield (batch if start == 0 else batch.take(slice(start, None))), entries[start:]
+        yield payload if start == 0 else payload.take(slice(start, None))
 
     # ------------------------------------------------------------------ accounting
     def accept(self, n: int) -> None:
@@ -328,9 +335,8 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 
 
 async def send_with_retry(
-    route: Route, batch: RecordBatch, entries: list[Any] | None = None,
-    failed: RetryableError | None = None,
-) -> None:  # fmt: skip
+    route: Route, payload: Payload, failed: RetryableError | None = None
+) -> None:
     """Send until acknowledged, failed for good, or out of attempts. The only retry loop.
 
     ``max_attempts`` bounds consecutive attempts without progress: a partial failure that
@@ -341,7 +347,7 @@ async def send_with_retry(
     the batch's first attempt was made already (at once, by ``Route.put``) and failed so.
     """
     sink, settings, metrics = route.sink, route.settings, route.metrics
-    pending = batch
+    pending = payload
     attempt = 0  # consecutive attempts that made no progress
     error = failed
     while True:
@@ -365,18 +371,15 @@ async def send_with_retry(
                 metrics.redelivered.labels(*route.labels).inc(len(pending))
         started = route.clock.monotonic()
         try:
-            if entries is None:
-                await sink.send(pending, route.schema)
-            else:  # encoded up front (to size the sends): the sink sends these entries
-                await route.sink.send_encoded(pending, entries)  # type: ignore[attr-defined]
+            await sink.send(pending)
         except Interrupted as exc:  # cancelled mid-send: count what was acknowledged
             route.delivered(len(exc.acknowledged))
             raise asyncio.CancelledError from exc
         except Exception as exc:
-            outcome = settle(route, pending, entries, exc)
+            outcome = settle(route, pending, exc)
             if outcome is None:
                 return
-            pending, entries, error, progress = outcome
+            pending, error, progress = outcome
             if progress:
                 attempt = -1  # the bound counts attempts that achieved nothing
         else:
@@ -384,14 +387,12 @@ async def send_with_retry(
             return
 
 
-Retry = tuple[RecordBatch, list[Any] | None, RetryableError, bool]
+Retry = tuple[Payload, RetryableError, bool]
 
 
-def settle(
-    route: Route, pending: RecordBatch, entries: list[Any] | None, exc: Exception
-) -> Retry | None:
+def settle(route: Route, pending: Payload, exc: Exception) -> Retry | None:
     """What a failed attempt means: counts what it delivered or failed for good and returns
-    what to send again (records, their entries, the error, whether the attempt made
+    what to send again (the records with their entries, the error, whether the attempt made
     progress), or None when nothing is left to send."""
     if isinstance(exc, PartialFailure):
         failed = np.asarray(exc.failed, dtype=np.int64)
@@ -403,11 +404,9 @@ def settle(
                 route.fail(len(positions), reason, str(exc))
         if failed.size == 0:
             return None
-        if entries is not None:
-            entries = [entries[i] for i in failed.tolist()]
-        return pending.take(failed), entries, exc, bool(accepted or refused)
+        return pending.take(failed), exc, bool(accepted or refused)
     if isinstance(exc, RetryableError):
-        return pending, entries, exc, False
+        return pending, exc, False
     if isinstance(exc, FatalError):
         route.fail(len(pending), exc.reason, str(exc))
     elif isinstance(exc, ReaderGone):  # counted, not logged: the reader chose to stop

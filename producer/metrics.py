@@ -304,6 +304,11 @@ class Metrics:
             "Event time the scheduler has reached (Unix seconds).",
             registry=r,
         )
+        self.live_behind = Gauge(
+            p + "live_behind_seconds",
+            "How far a live run's event time is behind the wall clock (0: keeping up).",
+            registry=r,
+        )
         self.build = Info(p + "build", "Version of synthstream.", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._windows: dict[str, RateWindow] = {}

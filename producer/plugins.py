@@ -10,12 +10,15 @@ registry, so a new kind is one class and one entry point (see ``examples/plugin/
 
 from __future__ import annotations
 
+import argparse
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import ClassVar, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from producer.clock import Clock, WallClock
 from producer.episodes import EpisodeKind, Episodes
@@ -27,7 +30,7 @@ from producer.rates import Pace
 from producer.records import Schema
 from producer.rng import I64, U64
 from producer.settings import ENV_PREFIX, CommaList, FaultSettings, Model, RateSettings, Shard
-from sinks.base import Sink
+from producer.sink import Sink
 
 STREAM_GROUP = "synthstream.streams"
 SINK_GROUP = "synthstream.sinks"
@@ -39,14 +42,14 @@ BUILT_IN_STREAMS = {
     "incidents": "producer.domains.incidents.settings:IncidentsSettings",
 }
 BUILT_IN_SINKS = {
-    "stdout": "sinks.settings:StdoutSinkSettings",
-    "file": "sinks.settings:FileSinkSettings",
-    "http": "sinks.settings:HttpSinkSettings",
-    "kafka": "sinks.settings:KafkaSinkSettings",
-    "kinesis": "sinks.settings:KinesisSinkSettings",
-    "postgres": "sinks.settings:PostgresSinkSettings",
-    "s3": "sinks.settings:S3SinkSettings",
-    "null": "sinks.settings:NullSinkSettings",
+    "stdout": "sinks.stdout:StdoutSinkSettings",
+    "file": "sinks.file:FileSinkSettings",
+    "http": "sinks.http:HttpSinkSettings",
+    "kafka": "sinks.kafka:KafkaSinkSettings",
+    "kinesis": "sinks.kinesis:KinesisSinkSettings",
+    "postgres": "sinks.postgres:PostgresSinkSettings",
+    "s3": "sinks.s3:S3SinkSettings",
+    "null": "sinks.null:NullSinkSettings",
 }
 
 
@@ -54,7 +57,7 @@ BUILT_IN_SINKS = {
 
 
 class StreamSettings(Model):
-    """What every stream has: sinks, a rate model, faults, and where each sink puts it.
+    """What every stream has: the sinks it goes to, a rate model, faults.
 
     A stream kind is its settings model: a subclass names its ``KIND`` (its settings live
     under ``SYNTHSTREAM_<KIND>__``), says what it is in ``DESCRIPTION`` and ``build``s its
@@ -66,21 +69,20 @@ class StreamSettings(Model):
 
     sinks: CommaList = Field(["stdout"], description="Sinks this stream goes to.")
     faults: FaultSettings = FaultSettings()
-    http_path: str = Field("/", description="Path the http sink posts this stream's records to.")
-    kafka_topic: str = Field("records", description="Topic of the kafka sink.")
-    kinesis_stream: str = Field("records", description="Stream of the kinesis sink.")
 
-    # Record types of a stream with several (their names replace {type} in the destinations).
+    # Record types of a stream with several (each its own {channel} in the sinks' addresses).
     CHANNELS: ClassVar[tuple[str, ...]] = ()
+    # Where the stream's records go by default, per sink kind: a template over {stream} and
+    # {channel} (``destination`` below). Only a default: the sink's own settings win.
+    DESTINATIONS: ClassVar[dict[str, str]] = {}
 
     def channels(self, stream: str) -> tuple[str, ...]:
         return self.CHANNELS or (stream,)
 
-    def destination(self, field: str, channel: str) -> str:
-        """Where a sink sends ``channel``'s records: the stream setting ``field`` (a sink
-        kind's ``DESTINATION``: a topic, a Kinesis stream, a path), ``{type}`` filled in."""
-        value: str = getattr(self, field)
-        return value.replace("{type}", channel)
+    def destination(self, sink: str, channel: str) -> str | None:
+        """The stream's default address template for ``channel`` on the ``sink`` kind (a
+        topic, a Kinesis stream, a path), or None: the sink's own default."""
+        return self.DESTINATIONS.get(sink)
 
     @field_validator("sinks")
     @classmethod
@@ -113,6 +115,16 @@ class StreamSettings(Model):
         (``Stage.order`` places them); ``key`` is the channel's fault key."""
         return []
 
+    @classmethod
+    def options(cls) -> list[Option]:
+        """Flags the kind adds to ``synthstream run`` (a preset such as ``--dataset``)."""
+        return []
+
+    @classmethod
+    def commands(cls) -> list[Command]:
+        """Subcommands the kind adds to ``synthstream``."""
+        return []
+
 
 class SensorStreamSettings(StreamSettings):
     """A stream of entities due on a rate model: each on an interval, or a total rate. A kind
@@ -134,21 +146,129 @@ class SensorStreamSettings(StreamSettings):
 
 class SinkSettings(Model):
     """A sink kind is its settings model: ``KIND`` (settings under
-    ``SYNTHSTREAM_SINKS__<KIND>__``), ``DESCRIPTION``, the stream setting that names where a
-    stream's records go (``DESTINATION``, e.g. ``kafka_topic``; none: the channel's name),
-    ``NETWORK`` (probed at start, retried when unreachable) and ``build``. It is found through
-    the entry point group ``synthstream.sinks``."""
+    ``SYNTHSTREAM_SINKS__<KIND>__``), ``DESCRIPTION``, ``NETWORK`` (probed at start, retried
+    when unreachable) and ``build``. It is found through the entry point group
+    ``synthstream.sinks``. A sink that sends each channel somewhere of its own (a topic, a
+    table) subclasses ``AddressedSinkSettings``."""
 
     KIND: ClassVar[str] = ""
     DESCRIPTION: ClassVar[str] = ""
-    DESTINATION: ClassVar[str | None] = None
     NETWORK: ClassVar[bool] = False
+
+    def address(self, stream: str, channel: str, suggested: str | None = None) -> str:
+        """Where ``channel`` (of ``stream``) goes: its name, for a sink without addresses."""
+        return channel
 
     def build(self, context: SinkContext) -> Sink:
         raise NotImplementedError
 
+    @classmethod
+    def options(cls) -> list[Option]:
+        """Flags the kind adds to ``synthstream run``, ``check`` and ``config``."""
+        return []
+
+
+TEMPLATE_ACCEPTED = "accepted: text with {stream} and {channel}, e.g. 'prod.{channel}'"
+
+
+def fill(template: str, stream: str, channel: str) -> str:
+    """``{stream}`` and ``{channel}`` of an address template, filled in."""
+    return template.replace("{stream}", stream).replace("{channel}", channel)
+
+
+def check_template(template: str) -> str:
+    """``template`` if its only placeholders are ``{stream}`` and ``{channel}``."""
+    rest = template.replace("{stream}", "").replace("{channel}", "")
+    if "{" in rest or "}" in rest or not template.strip():
+        raise ValueError(f"{template!r} is not an address template; {TEMPLATE_ACCEPTED}")
+    return template
+
+
+class AddressedSinkSettings(SinkSettings):
+    """A sink kind whose channels each go somewhere of their own: a Kafka topic, a Kinesis
+    stream, an HTTP path, a table. The address of a channel is, first found:
+    its entry in the kind's per-channel settings (``OVERRIDES`` names that field, a JSON
+    object of channel or stream names to templates), the kind's ``destination`` template if
+    it was set, the stream's own default (``StreamSettings.DESTINATIONS``), and the kind's
+    ``destination`` default. Templates fill in ``{stream}`` and ``{channel}``."""
+
+    OVERRIDES: ClassVar[str] = "destinations"
+    # The stream setting these addresses replaced (``kafka_topic``): setting it says where
+    # the address is set now.
+    REPLACES: ClassVar[str | None] = None
+
+    destination: str = Field(
+        "{channel}", description="Where each channel goes: a template over {stream} and "
+        "{channel} (a stream's own default name comes before this default).",
+    )  # fmt: skip
+
+    @field_validator("destination")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
+
+    @model_validator(mode="after")
+    def _overrides(self) -> Self:
+        for template in self.overrides().values():
+            check_template(template)
+        return self
+
+    def overrides(self) -> dict[str, str]:
+        """The per-channel (or per-stream) templates: the field ``OVERRIDES`` names."""
+        found: dict[str, str] = getattr(self, self.OVERRIDES)
+        return found
+
+    def address(self, stream: str, channel: str, suggested: str | None = None) -> str:
+        overrides = self.overrides()
+        template = overrides.get(channel) or overrides.get(stream)
+        if template is None:
+            own = suggested is None or "destination" in self.model_fields_set
+            template = self.destination if own else suggested
+        assert template is not None
+        return fill(template, stream, channel)
+
 
 K = TypeVar("K", StreamSettings, SinkSettings)
+
+
+# --------------------------------------------------------------------------- the CLI's share
+
+
+@dataclass(frozen=True)
+class Option:
+    """A flag a kind adds to ``synthstream run``, ``check`` and ``config``: its value goes
+    into the settings by ``apply(value, tree, flags)`` (``tree``: the settings as a nested
+    dict, ``flags``: each dotted setting's flag, for error lines)."""
+
+    flag: str
+    help: str
+    apply: Callable[[str, dict[str, Any], dict[str, str]], None]
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a kind's command gets: its arguments, the settings its common flags make
+    (``--profile``, ``--seed``, ``--log-format``: a tree and each setting's flag, for
+    ``producer.api.load_settings``) and the clock (the one place it learns the time)."""
+
+    args: argparse.Namespace
+    overrides: dict[str, Any]
+    flags: dict[str, str]
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand a kind adds to ``synthstream`` (the incidents tables, the shop's
+    catalog): ``arguments`` adds its flags, ``run`` does it and returns the exit status."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Invocation], int]
+    examples: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,8 +289,9 @@ class StreamContext:
 class SinkContext:
     """What a sink kind's ``build`` gets besides its own settings."""
 
-    destinations: dict[str, str]  # each channel's topic, stream or path (its DESTINATION)
+    destinations: dict[str, str]  # each channel's address (SinkSettings.address)
     suffix: str  # for file names: "" or "-shard<i>of<n>"
+    out: Path  # the run's folder (SYNTHSTREAM_OUT): a sink's that writes files, by default
     metrics: Metrics | None
     clock: Clock = field(default_factory=WallClock)  # "now", for a sink that needs it
 

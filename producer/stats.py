@@ -1,23 +1,18 @@
-"""``synthstream stats`` and ``synthstream catalog``: what the configured streams generate.
+"""``synthstream stats``: what the configured streams generate.
 
-``stats`` plays the streams over a window of event time in memory (no sink, no faults) and
-reports, per channel, how many records of which kind came out and the mean of each measure;
-a domain adds its own figures (e-commerce: users and products by type, realised fraud rate).
-``catalog`` writes the e-commerce dimension tables (users with names, e-mail and street
-addresses; products) as JSON lines, so consumers can join the streams to them.
+It plays the streams over a window of event time in memory (no sink, no faults) and reports,
+per channel, how many records of which kind came out and the mean of each measure; a domain
+adds its own figures (e-commerce: users and products by type, realised fraud rate).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from producer.config import Settings
-from producer.errors import ConfigError, check_writable
 from producer.records import KindCounts
 from producer.streams import build_stream
 from producer.timeline import HOUR_MS
@@ -62,25 +57,3 @@ def describe(settings: Settings, start_ms: int, hours: int) -> dict[str, Any]:
             extra(entry)
         report[name] = entry
     return report
-
-
-def write_catalog(settings: Settings, folder: Path) -> dict[str, Any]:
-    if "ecommerce" not in settings.streams:
-        raise ConfigError(
-            "catalog: only the ecommerce stream has a catalog; use --streams ecommerce"
-        )
-    from producer.domains.ecommerce.model import EcommerceSource
-
-    source = build_stream("ecommerce", settings).source
-    assert isinstance(source, EcommerceSource)
-    check_writable(folder, "--out")
-    users = folder / "users.jsonl"
-    with users.open("wb") as out:
-        for user in range(source.users.count):
-            out.write(orjson.dumps(source.users.profile(user, settings.seed),
-                                   option=orjson.OPT_APPEND_NEWLINE))  # fmt: skip
-    products = folder / "products.jsonl"
-    with products.open("wb") as out:
-        for row in source.products.rows():
-            out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
-    return {"users": str(users), "products": str(products)}

@@ -79,13 +79,13 @@ def build_stream(name: str, settings: Settings) -> Stream:
         ground_truth = None
         if stream_settings.faults.ground_truth:
             suffix = "" if shard.count == 1 else f"-shard{shard.index}of{shard.count}"
-            ground_truth = settings.file_sink.dir / f"{channel}{suffix}.ground-truth.jsonl"
-            try:  # the folder of the file sink, whichever sinks the stream has
+            ground_truth = settings.out / f"{channel}{suffix}.ground-truth.jsonl"
+            try:  # the run's folder, whichever sinks the stream has
                 ground_truth.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(
                     f"{name}: faults.ground_truth: cannot create {ground_truth.parent} "
-                    f"({exc.strerror or exc}); accepted: a writable SYNTHSTREAM_SINKS__FILE__DIR"
+                    f"({exc.strerror or exc}); accepted: a writable --out / SYNTHSTREAM_OUT"
                 ) from None
         key = rng.text_key(settings.seed, name, "faults")
         if channel != name:

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from producer.delivery import Route
 from producer.faults import FaultOutput
 from producer.rates import NEVER
 from producer.records import Kinds, RecordBatch
+from producer.sink import Payload
 from producer.streams import Channel, Stream
 
 # A live run prepares the ticks due within this much of now, in bursts of about this many
@@ -61,6 +63,7 @@ class Output:
     made: RecordBatch | None
     result: FaultOutput
     kinds: Kinds | None  # what the records are counted by on /metrics
+    ahead: dict[Route, Payload] = field(default_factory=dict)  # encoded for a route ahead
 
 
 @dataclass
@@ -84,11 +87,13 @@ def prepare(streams: list[Stream], t0: int, t1: int, limit: int | None) -> Prepa
                 if batch is not None:
                     tick.generated += len(batch)
                 result = channel.faults.apply(batch, t1)
-                if len(result.batch):
+                ahead = {}
+                if len(result.batch):  # encoded now, for a sink that takes it at once
                     for route in channel.routes:
-                        route.prepare(result.batch)
+                        if (payload := route.prepare(result.batch)) is not None:
+                            ahead[route] = payload
                 kinds = stream.source.channels[channel.name].kinds
-                tick.outputs.append(Output(channel, batch, result, kinds))
+                tick.outputs.append(Output(channel, batch, result, kinds, ahead))
     return tick
 
 

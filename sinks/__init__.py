@@ -1,1 +1,1 @@
-"""Sinks deliver; the engine batches, paces and retries (see ``sinks.base.Sink``)."""
+"""The built-in sinks: each one module with its settings (the kind) and its sink."""

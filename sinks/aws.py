@@ -5,14 +5,29 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import aioboto3
+from pydantic import Field, SecretStr
 
-from sinks.fields import AwsFields
+from producer.plugins import AddressedSinkSettings
+
+
+class AwsFields(AddressedSinkSettings):
+    """Where an AWS service is and who calls it (Kinesis, S3)."""
+
+    endpoint_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:4566 for LocalStack; unset: AWS."
+    )
+    region: str = Field("us-east-1", description="AWS region (or AWS_DEFAULT_REGION).")
+    access_key_id: SecretStr | None = Field(
+        None, description="Unset: the standard AWS credential chain (AWS_ACCESS_KEY_ID, ...)."
+    )
+    secret_access_key: SecretStr | None = Field(None, description="Never logged.")
 
 
 async def open_client(settings: AwsFields, service: str, stack: contextlib.AsyncExitStack) -> Any:
     """A client of ``service`` at the settings' endpoint, closed with ``stack``; the keys
     when given, the standard AWS credential chain otherwise."""
+    import aioboto3  # 0.3 s to import: only when a sink connects
+
     credentials = {}
     if settings.access_key_id is not None and settings.secret_access_key is not None:
         credentials = {

@@ -19,26 +19,60 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from producer import errors
 from producer.encoding import encode_jsonl, prepare_jsonl
+from producer.plugins import SinkContext, SinkSettings
 from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits, finish_in_thread, flat
-from sinks.errors import FatalError, Interrupted, PartialFailure
-from sinks.fields import FileSinkFields
-
-_SETTING = "--out / SYNTHSTREAM_SINKS__FILE__DIR"
-
+from producer.sink import (
+    BaseSink,
+    FatalError,
+    Interrupted,
+    PartialFailure,
+    Payload,
+    Sink,
+    SinkLimits,
+    finish_in_thread,
+)
+from sinks.tables import flat
 
 # Sends up to this size are written on the loop; larger ones (backfill) in a thread.
 INLINE_RECORDS = 256
 PARQUET_LINGER_S = 10.0  # a live run's row group: what came in this long (or a full one)
+
+
+class FileSinkSettings(SinkSettings):
+    """Files, one set per channel under <dir>/<channel>/, rolled by size or event time."""
+
+    KIND: ClassVar[str] = "file"
+    DESCRIPTION: ClassVar[str] = "JSON lines, CSV or Parquet files, rolled by event time"
+
+    dir: Path | None = Field(None, description="Output folder; unset: the run's (--out, "
+                             "SYNTHSTREAM_OUT).")  # fmt: skip
+    format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="File format.")
+    roll_bytes: int = Field(256 * 2**20, ge=1024, description="Start a new file past this size.")
+    roll_interval_s: float = Field(
+        3600.0, gt=0, description="Start a new file past this much event time."
+    )
+    row_group_rows: int = Field(500_000, ge=1, description="Parquet rows per row group.")
+    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        "snappy", description="Parquet compression."
+    )
+    max_records: int = Field(500_000, ge=1, description="Records per write.")
+    name: str | None = Field(
+        None,
+        description="Write <dir>/<name>.<ext> instead of <dir>/<stream>/<stream>-<time>-<seq>.",
+    )
+
+    def build(self, context: SinkContext) -> Sink:
+        return FileSink(self, context.suffix, context.out)
 
 
 class TableFile:
@@ -102,10 +136,12 @@ class _Open:
     columns: list[str] | None = None  # CSV and Parquet: the file's columns
 
 
-class FileSink:
+class FileSink(BaseSink):
     name = "file"
 
-    def __init__(self, settings: FileSinkFields, suffix: str = "") -> None:
+    def __init__(
+        self, settings: FileSinkSettings, suffix: str = "", out: Path = Path("data/out")
+    ) -> None:
         self.settings = settings
         # Parquet: each send is a row group, written before it counts as delivered.
         per_send = settings.max_records
@@ -114,42 +150,48 @@ class FileSink:
         # Lines and CSV rows go out each tick; a Parquet send is a row group: worth filling
         # (live, for up to PARQUET_LINGER_S: nobody can read the file before it rolls).
         parquet = settings.format == "parquet"
+        # A live tick's few lines or rows are written at once, on the loop.
         self.limits = SinkLimits(max_records=per_send, linger=parquet,
-                                 linger_s=PARQUET_LINGER_S if parquet else None)  # fmt: skip
-        self.dir = settings.dir
+                                 linger_s=PARQUET_LINGER_S if parquet else None,
+                                 at_once_records=0 if parquet else INLINE_RECORDS)  # fmt: skip
+        self.dir = settings.dir or out
+        self.setting = ("SYNTHSTREAM_SINKS__FILE__DIR" if settings.dir is not None
+                        else "--out / SYNTHSTREAM_OUT")  # fmt: skip
         self.suffix = suffix
         self._open: dict[str, _Open] = {}
         self._seq: dict[str, int] = {}
         self.completed: list[Path] = []
 
     async def open(self) -> None:
-        check_writable(self.dir)
+        check_writable(self.dir, self.setting)
 
     async def check(self) -> str:
-        check_writable(self.dir)
+        check_writable(self.dir, self.setting)
         return f"{self.dir} is writable"
 
-    def prepare(self, batch: RecordBatch, schema: Schema) -> None:
-        """A live tick's lines, encoded while its tick is made ahead (producer.ticks)."""
+    def encode(self, batch: RecordBatch, schema: Schema) -> Payload:
+        """A live tick's lines are encoded here, while its tick is made ahead
+        (producer.ticks): the write then only copies them (they ride on the batch)."""
         if self.settings.format == "jsonl" and len(batch) <= INLINE_RECORDS:
             prepare_jsonl(schema, batch)
+        return Payload(batch, schema)
 
-    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
+    def send_now(self, payload: Payload) -> None:
         """A live tick's few records, written at once on the loop: a write to the page cache
-        takes microseconds, a hand-off to a thread and back several context switches. False
-        (nothing done) for a larger batch; the same errors as ``send``."""
-        if len(batch) > INLINE_RECORDS:
-            return False
+        takes microseconds, a hand-off to a thread and back several context switches. The
+        same errors as ``send``."""
+        batch = payload.batch
         written = [0]  # records of the batch on disk, in order
         try:
-            self._write(batch, schema, written)
+            self._write(batch, payload.schema, written)
         except OSError as exc:
             raise self._failure(exc, batch, written[0]) from exc
-        return True
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
-        if self.send_now(batch, schema):
+    async def send(self, payload: Payload) -> None:
+        if len(payload) <= INLINE_RECORDS:
+            self.send_now(payload)
             return
+        batch, schema = payload.batch, payload.schema
         written = [0]
         try:
             cancelled = await finish_in_thread(lambda: self._write(batch, schema, written))
@@ -260,6 +302,12 @@ class FileSink:
             current.handle.close()
         self.completed.append(current.path)
 
+    def written(self) -> dict[str, Any]:
+        """The files completed so far and their size."""
+        files = [p for p in self.completed if p.exists()]
+        return {"files": [str(p) for p in files],
+                "bytes": sum(p.stat().st_size for p in files)}  # fmt: skip
+
     async def aclose(self) -> None:
         def finish_all() -> None:
             for stream in list(self._open):
@@ -286,6 +334,6 @@ def _append_whole(current: _Open, data: bytes) -> None:
     current.bytes_written += len(data)
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, setting: str) -> None:
     """Create the folder if needed and prove a file can be written there, or ConfigError."""
-    errors.check_writable(folder, _SETTING)
+    errors.check_writable(folder, setting)

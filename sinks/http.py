@@ -17,29 +17,70 @@ from __future__ import annotations
 import email.utils
 import ssl
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
-import aiohttp
-import httpx
+from pydantic import Field, SecretStr
 
 from producer.clock import Clock, WallClock
 from producer.encoding import json_documents
 from producer.errors import ConfigError
 from producer.metrics import Metrics
-from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits
-from sinks.errors import FatalError, RetryableError, SinkError
-from sinks.fields import HttpSinkFields
+from producer.plugins import AddressedSinkSettings, SinkContext
+from producer.sink import BaseSink, FatalError, Payload, RetryableError, Sink, SinkError, SinkLimits
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BODY_LOG_CHARS = 200
 
 
-class HttpSink:
+class HttpSinkSettings(AddressedSinkSettings):
+    """POST records to an HTTP ingest API, such as the BME280 ingest endpoint."""
+
+    KIND: ClassVar[str] = "http"
+    DESCRIPTION: ClassVar[str] = "POST to an HTTP ingest API, one record or a JSON array"
+    NETWORK: ClassVar[bool] = True
+    OVERRIDES: ClassVar[str] = "paths"
+    REPLACES: ClassVar[str | None] = "http_path"
+
+    base_url: str = Field("http://127.0.0.1:8000", description="Scheme, host and port.")
+    destination: str = Field(
+        "/{channel}", description="Path of each channel: a template over {stream} and "
+        "{channel} (a stream's own default path comes before this default).",
+    )  # fmt: skip
+    paths: dict[str, str] = Field(
+        default_factory=dict, description="Paths per channel or stream, as JSON, e.g. "
+        '{"bme280": "/api/v1/sensors/bme280"}; they win over DESTINATION.',
+    )  # fmt: skip
+    mode: Literal["single", "batch"] = Field(
+        "single", description="single: one JSON reading per request; batch: a JSON array."
+    )
+    batch_size: int = Field(100, ge=1, le=100_000, description="Records per request in batch mode.")
+    max_in_flight: int = Field(
+        8, ge=1, le=1024, description="Concurrent requests (a device's records stay in order)."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Read/write timeout per request.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
+    bearer_token: SecretStr | None = Field(
+        None, description="Sent as 'Authorization: Bearer <token>'; never logged."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Extra headers as JSON, e.g. {"X-API-Key": "..."}.'
+    )
+    tls_verify: bool = Field(True, description="Verify the server's TLS certificate.")
+    ca_file: Path | None = Field(None, description="CA bundle to verify the server with.")
+    client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    client_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
+    http2: bool = Field(False, description="Use HTTP/2 (needs the h2 package).")
+
+    def build(self, context: SinkContext) -> Sink:
+        return HttpSink(self, context.destinations, context.metrics, context.clock)
+
+
+class HttpSink(BaseSink):
     name = "http"
 
     def __init__(
-        self, settings: HttpSinkFields, paths: dict[str, str], metrics: Metrics | None = None,
+        self, settings: HttpSinkSettings, paths: dict[str, str], metrics: Metrics | None = None,
         clock: Clock | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
@@ -102,11 +143,12 @@ class HttpSink:
             client, self._client = self._client, None
             await client.aclose()
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
         if self._client is None:
             await self.open()
         assert self._client is not None
-        docs = json_documents(schema, batch)
+        batch = payload.batch
+        docs = json_documents(payload.schema, batch)
         body = docs[0] if self.settings.mode == "single" else b"[" + b",".join(docs) + b"]"
         path = self.paths[batch.stream]
         try:
@@ -160,7 +202,10 @@ class _Aiohttp:
     """HTTP/1.1 through aiohttp: about 10x the requests a second of httpx here (the sink's
     ceiling in single mode, one reading per request, was httpx's connection handling)."""
 
-    def __init__(self, s: HttpSinkFields, headers: dict[str, str], tls: Any) -> None:
+    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+        import aiohttp  # (the client library loads when the sink is used)
+
+        self.aiohttp = aiohttp
         self.base = s.base_url.rstrip("/")
         self.session = aiohttp.ClientSession(
             headers=headers,
@@ -180,7 +225,7 @@ class _Aiohttp:
                 return _Answer(status, response.headers.get("Retry-After"), text)
         except TimeoutError as exc:
             raise _Unreachable("timeout", f"TimeoutError {exc}".strip()) from exc
-        except aiohttp.ClientError as exc:
+        except self.aiohttp.ClientError as exc:
             raise _Unreachable("connect", f"{type(exc).__name__} {exc}".strip()) from exc
 
     async def aclose(self) -> None:
@@ -190,7 +235,10 @@ class _Aiohttp:
 class _Httpx:
     """HTTP/2 (``SYNTHSTREAM_SINKS__HTTP__HTTP2``) through httpx and h2."""
 
-    def __init__(self, s: HttpSinkFields, headers: dict[str, str], tls: Any) -> None:
+    def __init__(self, s: HttpSinkSettings, headers: dict[str, str], tls: Any) -> None:
+        import httpx
+
+        self.httpx = httpx
         self.client = httpx.AsyncClient(
             base_url=s.base_url,
             headers=headers,
@@ -205,8 +253,8 @@ class _Httpx:
     async def request(self, method: str, path: str, body: bytes | None) -> _Answer:
         try:
             response = await self.client.request(method, path, content=body)
-        except httpx.TransportError as exc:
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
+        except self.httpx.TransportError as exc:
+            kind = "timeout" if isinstance(exc, self.httpx.TimeoutException) else "connect"
             raise _Unreachable(kind, f"{type(exc).__name__} {exc}".strip()) from exc
         status = response.status_code
         text = "" if 200 <= status < 300 else response.text

@@ -16,30 +16,85 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import structlog
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from pydantic import Field, SecretStr
 
 from producer.cdc import DELETE, ChangeSchema
 from producer.encoding import json_documents, record_keys
-from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits
-from sinks.errors import Interrupted, PartialFailure, RetryableError
-from sinks.fields import KafkaSinkFields
+from producer.plugins import AddressedSinkSettings, SinkContext
+from producer.records import RecordBatch
+from producer.sink import (
+    BaseSink,
+    Interrupted,
+    PartialFailure,
+    Payload,
+    RetryableError,
+    Sink,
+    SinkLimits,
+)
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 ACK_WAIT_S = 3.0  # at the deadline, for messages already handed to the producer
 
 log = structlog.get_logger("synthstream.kafka")
 
 
-class KafkaSink:
+class KafkaSinkSettings(AddressedSinkSettings):
+    """Kafka topics through aiokafka: one producer per process, key = the stream's key."""
+
+    KIND: ClassVar[str] = "kafka"
+    DESCRIPTION: ClassVar[str] = "Kafka topics (aiokafka), keyed, idempotent"
+    NETWORK: ClassVar[bool] = True
+    OVERRIDES: ClassVar[str] = "topics"
+    REPLACES: ClassVar[str | None] = "kafka_topic"
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    destination: str = Field(
+        "{channel}", description="Topic of each channel: a template over {stream} and "
+        "{channel} (a stream's own default topic comes before this default).",
+    )  # fmt: skip
+    topics: dict[str, str] = Field(
+        default_factory=dict, description="Topics per channel or stream, as JSON, e.g. "
+        '{"transactions": "shop.tx"}; they win over DESTINATION.',
+    )  # fmt: skip
+    acks: Literal["all", "1", "0"] = Field("all", description="Acknowledgements to wait for.")
+    idempotence: Literal["auto", "on", "off"] = Field(
+        "auto", description="Idempotent producer; auto: on, off if the broker lacks it."
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Batch compression (snappy, lz4, zstd need their packages)."
+    )
+    linger_ms: int = Field(5, ge=0, description="aiokafka linger before sending a batch.")
+    max_batch_bytes: int = Field(1_048_576, ge=1024, description="aiokafka batch size, bytes.")
+    request_timeout_ms: int = Field(30_000, ge=1000, description="Request timeout.")
+    create_topics: bool = Field(True, description="Create missing topics at start.")
+    partitions: int = Field(3, ge=1, description="Partitions of a created topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication of a created topic.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Passed to aiokafka."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism."
+    )
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password; never logged.")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL.")
+    max_records: int = Field(5_000, ge=1, description="Records per send call.")
+
+    def build(self, context: SinkContext) -> Sink:
+        return KafkaSink(self, context.destinations)
+
+
+class KafkaSink(BaseSink):
     name = "kafka"
 
-    def __init__(self, settings: KafkaSinkFields, topics: dict[str, str]) -> None:
+    def __init__(self, settings: KafkaSinkSettings, topics: dict[str, str]) -> None:
         self.settings = settings
         self.topics = topics
         self.limits = SinkLimits(max_records=settings.max_records)
@@ -68,6 +123,8 @@ class KafkaSink:
         return options
 
     async def _start_producer(self, idempotent: bool) -> AIOKafkaProducer:
+        from aiokafka import AIOKafkaProducer  # (the client loads when the sink is used)
+
         s = self.settings
         producer = AIOKafkaProducer(
             **self._common(),
@@ -87,6 +144,8 @@ class KafkaSink:
     async def _start(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
+        from aiokafka.errors import KafkaError, KafkaTimeoutError
+
         mode = self.settings.idempotence
         try:
             producer = await self._start_producer(mode != "off")
@@ -108,6 +167,9 @@ class KafkaSink:
         return producer
 
     async def _create_topics(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
         admin = AIOKafkaAdminClient(**self._common())
         await admin.start()
         try:
@@ -125,6 +187,8 @@ class KafkaSink:
             await admin.close()
 
     async def open(self) -> None:
+        from aiokafka.errors import KafkaError
+
         try:
             await self._start()
         except KafkaError:  # the engine's probe at start says it once, or waits for it
@@ -138,7 +202,10 @@ class KafkaSink:
             f"idempotence {'on' if self._idempotent else 'off'}"
         )
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
+        from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+        batch, schema = payload.batch, payload.schema
         try:
             producer = await self._start()
         except KafkaError as exc:
@@ -199,6 +266,8 @@ class KafkaSink:
     ) -> list[Any]:  # fmt: skip
         """Hand every message to the producer (``futures`` fills as it goes), then wait for
         the broker's acknowledgements. ``owner`` is each message's record."""
+        from aiokafka.errors import KafkaError
+
         stamps = batch.iso_times()
         ids = batch.message_ids()
         times = batch.time_ms.tolist()

@@ -14,18 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field
 
 from producer.encoding import json_documents, record_keys
+from producer.plugins import SinkContext
 from producer.records import RecordBatch, Schema
-from sinks.aws import open_client
-from sinks.base import SinkLimits
-from sinks.errors import FatalError, Interrupted, PartialFailure, RetryableError, SinkError
-from sinks.fields import KinesisSinkFields
+from producer.sink import (
+    BaseSink,
+    FatalError,
+    Interrupted,
+    PartialFailure,
+    Payload,
+    RetryableError,
+    Sink,
+    SinkError,
+    SinkLimits,
+)
+from sinks.aws import AwsFields, open_client
 
 log = structlog.get_logger("synthstream.kinesis")
 
@@ -37,10 +47,40 @@ RETRYABLE_CODES = frozenset({
 })  # fmt: skip
 
 
-class KinesisSink:
+class KinesisSinkSettings(AwsFields):
+    """Kinesis Data Streams through aioboto3 (LocalStack locally): PutRecords batches."""
+
+    KIND: ClassVar[str] = "kinesis"
+    DESCRIPTION: ClassVar[str] = "Kinesis Data Streams (aioboto3), PutRecords"
+    NETWORK: ClassVar[bool] = True
+    OVERRIDES: ClassVar[str] = "streams"
+    REPLACES: ClassVar[str | None] = "kinesis_stream"
+
+    destination: str = Field(
+        "{channel}", description="Kinesis stream of each channel: a template over {stream} "
+        "and {channel} (a stream's own default comes before this default).",
+    )  # fmt: skip
+    streams: dict[str, str] = Field(
+        default_factory=dict, description="Kinesis streams per channel or stream, as JSON, "
+        'e.g. {"air_quality": "aq"}; they win over DESTINATION.',
+    )  # fmt: skip
+    create_streams: bool = Field(True, description="Create a missing stream at start.")
+    shards: int = Field(
+        1, ge=1, description="Shards of a created stream (1 MB/s, 1,000 rec/s each)."
+    )
+    explicit_hash_key: bool = Field(
+        False, description="Send an explicit hash key from the partition key's hash."
+    )
+    max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords call.")
+
+    def build(self, context: SinkContext) -> Sink:
+        return KinesisSink(self, context.destinations)
+
+
+class KinesisSink(BaseSink):
     name = "kinesis"
 
-    def __init__(self, settings: KinesisSinkFields, streams: dict[str, str]) -> None:
+    def __init__(self, settings: KinesisSinkSettings, streams: dict[str, str]) -> None:
         self.settings = settings
         self.streams = streams
         self.limits = SinkLimits(max_records=settings.max_records, max_bytes=MAX_CALL_BYTES)
@@ -84,22 +124,23 @@ class KinesisSink:
             raise SinkError(f"{self.settings.endpoint_url or 'AWS'}: {exc}") from exc
         return f"{self.settings.endpoint_url or 'AWS'}: streams {', '.join(sorted(self._ready))}"
 
-    def encode(self, batch: RecordBatch, schema: Schema) -> tuple[list[Any], list[int]]:
+    def encode(self, batch: RecordBatch, schema: Schema) -> Payload:
         """Entries (document, partition key) and each one's size as Kinesis counts it: the
         engine forms sends of at most ``max_records`` entries and ``max_bytes``."""
         rows = schema.rows(batch)
         keys = [key.decode() for key in record_keys(schema, rows)]
         docs = json_documents(schema, batch, rows)
         entries = list(zip(docs, keys, strict=True))
-        return entries, [len(doc) + len(key) for doc, key in entries]
+        return Payload(batch, schema, entries, [len(doc) + len(key) for doc, key in entries])
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
-        await self.send_encoded(batch, self.encode(batch, schema)[0])
-
-    async def send_encoded(self, batch: RecordBatch, entries: list[Any]) -> None:
+    async def send(self, payload: Payload) -> None:
         """One PutRecords call; entries that come back with an ErrorCode are resent, and
         only they; a record over 1 MiB fails for good."""
-        stream = self.streams[batch.stream]
+        if payload.entries is None:
+            payload = self.encode(payload.batch, payload.schema)
+        assert payload.entries is not None
+        entries = list(payload.entries)
+        stream = self.streams[payload.batch.stream]
         try:
             await self._ensure(stream)
         except (ClientError, BotoCoreError) as exc:

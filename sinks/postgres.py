@@ -22,20 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import structlog
+from pydantic import Field, SecretStr
 
 from producer.cdc import DELETE, ChangeSchema
 from producer.errors import ConfigError
+from producer.plugins import AddressedSinkSettings, SinkContext
 from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits
-from sinks.base import flat as flat_table
-from sinks.errors import FatalError, Interrupted, RetryableError, SinkError
-from sinks.fields import PostgresSinkFields
+from producer.sink import (
+    BaseSink,
+    FatalError,
+    Interrupted,
+    Payload,
+    RetryableError,
+    Sink,
+    SinkError,
+    SinkLimits,
+)
+from sinks.tables import flat as flat_table
 
 log = structlog.get_logger("synthstream.postgres")
 
@@ -69,7 +78,7 @@ def column_type(field: pa.Field) -> str:  # type: ignore[type-arg]
 
 
 def flat(table: pa.Table) -> pa.Table:
-    """What COPY's CSV can carry (``sinks.base.flat``), with column names PostgreSQL need
+    """What COPY's CSV can carry (``sinks.tables.flat``), with column names PostgreSQL need
     not quote: ``metadata.version`` is ``metadata_version``."""
     table = flat_table(table)
     return table.rename_columns([name.replace(".", "_") for name in table.column_names])
@@ -108,10 +117,42 @@ async def _copy(cursor: Any, target: str, data: pa.Table) -> None:
         await copy.write(csv_bytes(data))
 
 
-class PostgresSink:
+class PostgresSinkSettings(AddressedSinkSettings):
+    """PostgreSQL through psycopg 3: a table per channel, appended to with COPY."""
+
+    KIND: ClassVar[str] = "postgres"
+    DESCRIPTION: ClassVar[str] = "PostgreSQL tables (psycopg 3), a table per channel, COPY"
+    NETWORK: ClassVar[bool] = True
+    OVERRIDES: ClassVar[str] = "tables"
+
+    dsn: str = Field(
+        "postgresql://127.0.0.1:5432/synthstream",
+        description="libpq connection string or URL (a password here is never logged).",
+    )
+    password: SecretStr | None = Field(None, description="Unset: the DSN's, or PGPASSWORD.")
+    schema_name: str = Field("public", description="The schema of the tables.")
+    destination: str = Field(
+        "{channel}", description="Table of each channel: a template over {stream} and "
+        "{channel} (a change stream's table keeps its own name).",
+    )  # fmt: skip
+    tables: dict[str, str] = Field(
+        default_factory=dict, description="Tables per channel or stream, as JSON, e.g. "
+        '{"bme280": "readings"}; they win over DESTINATION.',
+    )  # fmt: skip
+    table_prefix: str = Field("", description="Put before each table's name.")
+    create_database: bool = Field(True, description="Create the DSN's database if missing.")
+    create_tables: bool = Field(True, description="Create a missing table from the schema.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    max_records: int = Field(10_000, ge=1, description="Records per COPY transaction.")
+
+    def build(self, context: SinkContext) -> Sink:
+        return PostgresSink(self, context.destinations)
+
+
+class PostgresSink(BaseSink):
     name = "postgres"
 
-    def __init__(self, settings: PostgresSinkFields, tables: dict[str, str]) -> None:
+    def __init__(self, settings: PostgresSinkSettings, tables: dict[str, str]) -> None:
         self.settings = settings
         self.tables = tables  # channel -> table name
         for table in tables.values():  # PostgreSQL would cut a longer name, silently
@@ -268,9 +309,10 @@ class PostgresSink:
     def _target(self, table: str) -> str:
         return f"{quoted(self.settings.schema_name)}.{quoted(table)}"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
         import psycopg
 
+        batch, schema = payload.batch, payload.schema
         name = (schema.table_spec.name if isinstance(schema, ChangeSchema)
                 else self.tables[batch.stream])  # fmt: skip
         table = self.settings.table_prefix + name

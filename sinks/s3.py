@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import itertools
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,14 +26,24 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field
 
 from producer.encoding import encode_jsonl
+from producer.plugins import SinkContext
 from producer.records import RecordBatch, Schema
+from producer.sink import (
+    BaseSink,
+    Interrupted,
+    PartialFailure,
+    Payload,
+    RetryableError,
+    Sink,
+    SinkError,
+    SinkLimits,
+)
 from producer.timeline import HOUR_MS
-from sinks.aws import open_client
-from sinks.base import SinkLimits, flat
-from sinks.errors import Interrupted, PartialFailure, RetryableError, SinkError
-from sinks.fields import S3SinkFields
+from sinks.aws import AwsFields, open_client
+from sinks.tables import flat
 
 log = structlog.get_logger("synthstream.s3")
 
@@ -65,10 +75,42 @@ def encode(schema: Schema, batch: RecordBatch, fmt: str,
     return bytes(out.getvalue())
 
 
-class S3Sink:
+class S3SinkSettings(AwsFields):
+    """S3 objects through aioboto3 (LocalStack locally): an object per send and event hour."""
+
+    KIND: ClassVar[str] = "s3"
+    DESCRIPTION: ClassVar[str] = "S3 objects (aioboto3) by stream, day and hour"
+    NETWORK: ClassVar[bool] = True
+    OVERRIDES: ClassVar[str] = "folders"
+
+    bucket: str = Field("synthstream", min_length=3, description="The bucket.")
+    prefix: str = Field("synthstream", description="Put before <channel>/dt=.../hour=.../.")
+    destination: str = Field(
+        "{channel}", description="Folder of each channel under PREFIX: a template over "
+        "{stream} and {channel}.",
+    )  # fmt: skip
+    folders: dict[str, str] = Field(
+        default_factory=dict, description="Folders per channel or stream, as JSON, e.g. "
+        '{"air_quality": "aq/v1"}; they win over DESTINATION.',
+    )  # fmt: skip
+    create_bucket: bool = Field(False, description="Create the bucket if it is missing.")
+    format: Literal["jsonl", "csv", "parquet"] = Field("jsonl", description="Object format.")
+    compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        "snappy", description="Parquet compression."
+    )
+    multipart_bytes: int = Field(
+        16 * 2**20, ge=5 * 2**20, description="Objects above this go up in parts this big."
+    )
+    max_records: int = Field(100_000, ge=1, description="Records per send (objects per hour).")
+
+    def build(self, context: SinkContext) -> Sink:
+        return S3Sink(self, context.destinations, context.suffix)
+
+
+class S3Sink(BaseSink):
     name = "s3"
 
-    def __init__(self, settings: S3SinkFields, paths: dict[str, str], suffix: str = "") -> None:
+    def __init__(self, settings: S3SinkSettings, paths: dict[str, str], suffix: str = "") -> None:
         self.settings = settings
         self.paths = paths  # channel -> its name under the prefix
         self.suffix = suffix
@@ -117,7 +159,8 @@ class S3Sink:
             raise SinkError(f"{self.where}: {exc}") from exc
         return f"{self.where} ({self.settings.endpoint_url or 'AWS'})"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
+        batch, schema = payload.batch, payload.schema
         s = self.settings
         try:
             await self._ensure_bucket()

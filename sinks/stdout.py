@@ -5,21 +5,40 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from producer.encoding import encode_jsonl
-from producer.records import RecordBatch, Schema
-from sinks.base import SinkLimits, finish_in_thread
-from sinks.errors import Interrupted, ReaderGone
-from sinks.fields import StdoutSinkFields
+from producer.plugins import SinkContext, SinkSettings
+from producer.sink import (
+    BaseSink,
+    Interrupted,
+    Payload,
+    ReaderGone,
+    Sink,
+    SinkLimits,
+    finish_in_thread,
+)
 
 
-class StdoutSink:
+class StdoutSinkSettings(SinkSettings):
+    """JSON lines on standard output (logs go to standard error)."""
+
+    KIND: ClassVar[str] = "stdout"
+    DESCRIPTION: ClassVar[str] = "JSON lines on standard output"
+
+    max_records: int = Field(1000, ge=1, description="Records per write.")
+
+    def build(self, context: SinkContext) -> Sink:
+        return StdoutSink(self)
+
+
+class StdoutSink(BaseSink):
     name = "stdout"
 
-    def __init__(self, settings: StdoutSinkFields, stream: BinaryIO | None = None) -> None:
+    def __init__(self, settings: StdoutSinkSettings, stream: BinaryIO | None = None) -> None:
         self.limits = SinkLimits(max_records=settings.max_records, linger=False)
         self._out = stream if stream is not None else sys.stdout.buffer
         # Routes of several streams write from their own threads: one write at a time, or a
@@ -32,8 +51,9 @@ class StdoutSink:
     async def check(self) -> str:
         return "standard output"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
-        data = encode_jsonl(schema, batch)
+    async def send(self, payload: Payload) -> None:
+        batch = payload.batch
+        data = encode_jsonl(payload.schema, batch)
         whole = [False]  # this write reached the pipe (the sink may serve several routes)
 
         def write() -> None:
@@ -52,27 +72,3 @@ class StdoutSink:
     async def aclose(self) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError):
             self._out.flush()
-
-
-class NullSink:
-    """Accepts and forgets everything: for benchmarks and dry runs."""
-
-    name = "null"
-
-    def __init__(self) -> None:
-        self.limits = SinkLimits(max_records=100_000, linger=False)
-
-    async def open(self) -> None:
-        return None
-
-    async def check(self) -> str:
-        return "discards records"
-
-    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
-        return True
-
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None

@@ -14,6 +14,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def needs(what: str) -> None:
+    """A test that starts a server must be marked ``services``: the fast tier (``make
+    check``) runs without them, and says so here rather than waiting for one."""
+    if os.environ.get("SYNTHSTREAM_TEST_TIER") == "fast":
+        raise AssertionError(f"this test starts {what}: mark it @pytest.mark.services")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,6 +49,7 @@ def ingest(*args: str, port: int = 0) -> Iterator[tuple[int, subprocess.Popen[st
 def kafka_broker(port: int | None = None) -> Iterator[str]:
     """A Tansu broker (Kafka protocol, memory storage); yields its bootstrap address once it
     has printed that it is ready."""
+    needs("a Kafka-protocol broker")
     port = port or free_port()
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "kafka-broker"), str(port)],
@@ -60,6 +68,7 @@ def kafka_broker(port: int | None = None) -> Iterator[str]:
 def localstack(**env: str) -> Iterator[str]:
     """LocalStack (Kinesis) started natively by scripts/localstack; yields its endpoint URL
     once a real ListStreams call answers (its health endpoint answers earlier)."""
+    needs("LocalStack")
     import time
 
     import boto3
@@ -120,6 +129,7 @@ def stop_group(proc: subprocess.Popen[str], timeout: float) -> None:
 def postgres(port: int | None = None) -> Iterator[tuple[str, int]]:
     """A fresh PostgreSQL cluster started by scripts/postgres on loopback (on ``port``, or a
     free one); yields (psql binary, port) once the server says it accepts connections."""
+    needs("PostgreSQL")
     import shutil
     import tempfile
 

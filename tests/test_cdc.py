@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import pytest
 
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
@@ -161,6 +162,7 @@ async def read_topic(bootstrap: str, topic: str, delivered: int) -> list[Any]:
     return messages
 
 
+@pytest.mark.services
 def test_a_backfill_applied_to_postgres_equals_the_replayed_changes_and_kafka_replays_it(
     tmp_path: Path,
 ) -> None:
@@ -169,7 +171,7 @@ def test_a_backfill_applied_to_postgres_equals_the_replayed_changes_and_kafka_re
         env = {"SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn,
                "SYNTHSTREAM_SINKS__POSTGRES__MAX_RECORDS": "700",  # several sends a key
                "SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-               "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out")}  # fmt: skip
+               "SYNTHSTREAM_OUT": str(tmp_path / "out")}  # fmt: skip
         # Tables lose no change unless asked: with some lost, the table is what was delivered.
         spec = tmp_path / "customers.yaml"
         spec.write_text(CUSTOMERS.read_text() + "    faults: {cdc_drop_rate: 0.002}\n")

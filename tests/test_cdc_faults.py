@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 import pyarrow.parquet as pq
+import pytest
 
 from tests.services import postgres
 from tests.test_end_to_end import log_events
@@ -49,7 +50,7 @@ def run(tmp_path: Path, faults: str, sinks: str = "file",
     spec.write_text(SPEC + f"    faults: {faults}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
     env.update({"SYNTHSTREAM_LOG__FORMAT": "json",
-                "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out"), **settings})  # fmt: skip
+                "SYNTHSTREAM_OUT": str(tmp_path / "out"), **settings})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "producer", "run", "--metrics-port", "0", "--progress", "off",
          "--spec", str(spec), "--sinks", sinks, "--backfill", "--start", "2024-02-28",
@@ -115,6 +116,7 @@ def test_without_cdc_faults_no_seq_goes_back(tmp_path: Path) -> None:
     assert {c["message_id"] for c in regressions(changes)} <= late
 
 
+@pytest.mark.services
 def test_a_schema_change_adds_a_column_to_rows_files_and_the_postgres_table(
     tmp_path: Path,
 ) -> None:
@@ -160,6 +162,7 @@ def test_a_schema_change_adds_a_column_to_rows_files_and_the_postgres_table(
     assert widened[-1] is True
 
 
+@pytest.mark.services
 def test_a_consumer_that_goes_by_seq_rebuilds_the_table_despite_the_faults(
     tmp_path: Path,
 ) -> None:

@@ -128,14 +128,14 @@ def test_ground_truth_gets_its_folder_whatever_the_sink(tmp_path: Path) -> None:
            "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0.5"}  # fmt: skip
     args = ("run", "--sinks", "stdout", "--backfill", "--start", "2024-01-01T00:00:00",
             "--end", "2024-01-01T00:01:00", "--metrics-port", "0")  # fmt: skip
-    result = cli(*args, env={**env, "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "a" / "b")})
+    result = cli(*args, env={**env, "SYNTHSTREAM_OUT": str(tmp_path / "a" / "b")})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a" / "b" / "bme280.ground-truth.jsonl").read_bytes().count(b"\n") > 10
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    refused = cli(*args, env={**env, "SYNTHSTREAM_SINKS__FILE__DIR": str(blocker / "x")})
+    refused = cli(*args, env={**env, "SYNTHSTREAM_OUT": str(blocker / "x")})
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         f"synthstream: error: bme280: faults.ground_truth: cannot create {blocker / 'x'} "
-        "(Not a directory); accepted: a writable SYNTHSTREAM_SINKS__FILE__DIR"
+        "(Not a directory); accepted: a writable --out / SYNTHSTREAM_OUT"
     )

@@ -46,6 +46,8 @@ from tests.test_end_to_end import delivered_series, log_events, scrape_until
 from tests.test_kafka import consume
 from tests.test_kinesis import read_all
 
+pytestmark = pytest.mark.services  # a real server (scripts/ start it)
+
 SINKS = ("stdout", "file", "http", "kafka", "kinesis", "postgres", "s3")
 
 
@@ -390,7 +392,7 @@ def test_every_example_spec_runs_through_the_sink_exactly(
         assert delivered > 0, name
         assert counts["generated"] == delivered + counts["dropped_by_fault"], name
         if sink == "kafka":
-            topic = spec.kafka_topic or name
+            topic = spec.destinations.get("kafka", name)
             bootstrap = dest.env["SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS"]
             got = asyncio.run(read_topic(bootstrap, topic, delivered))
             got = [m for m in got if m.value is not None]  # (a table's tombstones)
@@ -414,6 +416,6 @@ def test_every_example_spec_runs_through_the_sink_exactly(
         elif sink == "kinesis":
             url = dest.env["SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL"]
             held[name] = [orjson.loads(r["Data"])["message_id"]
-                          for rs in read_all(url, spec.kinesis_stream or name).values()
+                          for rs in read_all(url, spec.destinations.get("kinesis", name)).values()
                           for r in rs]  # fmt: skip
         assert len(held.get(name, [])) == delivered, name

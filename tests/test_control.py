@@ -319,6 +319,7 @@ def test_a_broken_control_log_is_one_line_and_status_2(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.services
 def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -20,8 +20,7 @@ from producer.delivery import Route, backoff_s
 from producer.metrics import Metrics
 from producer.records import RecordBatch, Schema
 from producer.settings import DeliverySettings
-from sinks.base import SinkLimits
-from sinks.errors import FatalError, PartialFailure, RetryableError
+from producer.sink import BaseSink, FatalError, PartialFailure, Payload, RetryableError, SinkLimits
 
 RECORDS = 10 * 600  # 10 devices, one reading a second, ten minutes
 
@@ -46,7 +45,7 @@ def settings(**delivery: Any) -> Settings:
     )
 
 
-class Destination:
+class Destination(BaseSink):
     """Records what it accepted; ``behaviour(call_number, batch)`` may raise instead."""
 
     name = "null"
@@ -64,7 +63,8 @@ class Destination:
     async def check(self) -> str:
         return "test destination"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
+        batch = payload.batch
         self.calls += 1
         if self.behaviour is not None:
             accepted = await self.behaviour(self.calls, batch)
@@ -147,11 +147,11 @@ async def test_a_partial_failure_resends_only_the_failed_records() -> None:
         return None
 
     class Partial(Destination):
-        async def send(self, batch: RecordBatch, schema: Schema) -> None:
+        async def send(self, payload: Payload) -> None:
             try:
-                await super().send(batch, schema)
+                await super().send(payload)
             except PartialFailure as exc:
-                self.accepted.append(batch.key[exc.accepted])  # type: ignore[attr-defined]
+                self.accepted.append(payload.batch.key[exc.accepted])  # type: ignore[attr-defined]
                 raise
 
     dest = Partial(half)
@@ -340,11 +340,13 @@ async def test_the_engine_forms_sends_within_a_sinks_byte_limit() -> None:
             self.limits = SinkLimits(max_records=500, max_bytes=10_000)
             self.sizes: list[int] = []
 
-        def encode(self, batch: RecordBatch, schema: Schema) -> tuple[list[Any], list[int]]:
+        def encode(self, batch: RecordBatch, schema: Schema) -> Payload:
             entries = [(int(k), 97 + int(k) % 7) for k in batch.key.tolist()]
-            return entries, [size for _, size in entries]
+            return Payload(batch, schema, entries, [size for _, size in entries])
 
-        async def send_encoded(self, batch: RecordBatch, entries: list[Any]) -> None:
+        async def send(self, payload: Payload) -> None:
+            batch, entries = payload.batch, payload.entries
+            assert entries is not None
             assert [e[0] for e in entries] == batch.key.tolist(), "entries follow the batch"
             self.calls += 1
             self.sizes.append(sum(size for _, size in entries))
@@ -363,19 +365,21 @@ async def test_the_engine_forms_sends_within_a_sinks_byte_limit() -> None:
 
 
 class AtOnce(Destination):
-    """A destination a few records are written to at once (a local file): ``send_now``.
+    """A destination up to 50 records are written to at once (a local file): ``send_now``.
     ``refuse(call)`` may return an error that call raises, having taken the records before
-    the failed positions (as a short write to a full disk does)."""
+    the failed positions (as a short write to a full disk does). One that lingers (a
+    Parquet file) declares no at-once write."""
 
     def __init__(self, refuse: Any = None, linger: bool = False) -> None:
         super().__init__(max_records=100)
-        self.limits = SinkLimits(max_records=100, linger=linger)
+        self.limits = SinkLimits(max_records=100, linger=linger,
+                                 at_once_records=0 if linger else 50)  # fmt: skip
         self.refuse = refuse
         self.now_calls = 0
 
-    def send_now(self, batch: RecordBatch, schema: Schema) -> bool:
-        if len(batch) > 50:  # declined: sent through the lane
-            return False
+    def send_now(self, payload: Payload) -> None:
+        batch = payload.batch
+        assert len(batch) <= 50, "only what the sink declared it takes at once"
         self.now_calls += 1
         error = self.refuse(self.now_calls) if self.refuse is not None else None
         if isinstance(error, PartialFailure):
@@ -383,7 +387,6 @@ class AtOnce(Destination):
         if error is not None:
             raise error
         self.accepted.append(batch.key.copy())
-        return True
 
 
 def small_batch(first: int, n: int) -> RecordBatch:
@@ -453,8 +456,8 @@ async def test_a_failed_send_at_once_counts_as_an_attempt(max_attempts: int) -> 
 
 
 async def test_a_sink_that_wants_fuller_sends_is_not_sent_at_once() -> None:
-    """A sink that lingers (a Parquet file: a send is a row group) gets its records through
-    the lane, batched, even if it could write them at once."""
+    """A sink that declares no at-once write (a Parquet file: a send is a row group, worth
+    lingering for) gets its records through the lane, batched, even small ones."""
     dest = AtOnce(linger=True)
     route = route_to(dest, Metrics(), linger_s=0.05)
     lane = asyncio.create_task(route.run())

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import pytest
 
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
@@ -107,6 +108,7 @@ def test_the_table_is_the_same_in_any_chunking_and_cdc_off_has_no_table() -> Non
     assert "products" not in plain
 
 
+@pytest.mark.services
 def test_a_backfill_applied_to_postgres_gives_the_tables_the_changes_say(tmp_path: Path) -> None:
     with postgres() as (_psql, port):
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -115,7 +117,7 @@ def test_a_backfill_applied_to_postgres_gives_the_tables_the_changes_say(tmp_pat
                     "SYNTHSTREAM_ECOMMERCE__SINKS": "postgres,file",
                     "SYNTHSTREAM_ECOMMERCE__CDC": "true",
                     "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn,
-                    "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out"),
+                    "SYNTHSTREAM_OUT": str(tmp_path / "out"),
                     **{f"SYNTHSTREAM_ECOMMERCE__{k.upper()}": str(v)
                        for k, v in SMALL.items()}})  # fmt: skip
         result = subprocess.run(

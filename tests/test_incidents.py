@@ -254,6 +254,7 @@ def test_the_stream_tells_the_same_incidents_as_the_tables(tmp_path: Path) -> No
         assert [order[s] for s in stages] == sorted(order[s] for s in stages)
 
 
+@pytest.mark.services
 def test_csv_files_load_into_postgresql_with_copy_and_postgis(
     csv_tables: tuple[Path, dict[str, pa.Table]],
 ) -> None:

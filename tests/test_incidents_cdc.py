@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 import pyarrow.csv as pacsv
+import pytest
 
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
@@ -102,13 +103,14 @@ def test_each_unit_is_created_when_sent_and_updated_when_cleared() -> None:
     assert changes(T0 + 3 * DAY, 3_600_000 * 7, "incident_units") == units
 
 
+@pytest.mark.services
 def test_a_backfill_applied_to_postgres_is_the_incidents_state(tmp_path: Path) -> None:
     with postgres() as (_psql, port):
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
         env.update({"SYNTHSTREAM_LOG__FORMAT": "json", "SYNTHSTREAM_INCIDENTS__CDC": "true",
                     "SYNTHSTREAM_SINKS__POSTGRES__DSN": dsn,
-                    "SYNTHSTREAM_SINKS__FILE__DIR": str(tmp_path / "out")})  # fmt: skip
+                    "SYNTHSTREAM_OUT": str(tmp_path / "out")})  # fmt: skip
         result = subprocess.run(
             [sys.executable, "-m", "producer", "run", "--streams", "incidents", "--sinks",
              "postgres,file", "--metrics-port", "0", "--progress", "off", "--backfill",

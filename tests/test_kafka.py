@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from producer.app import Engine
@@ -20,6 +21,8 @@ from producer.metrics import Metrics
 from tests.conftest import cli, next_event
 from tests.services import free_port, kafka_broker
 from tests.test_end_to_end import delivered_series, log_events, scrape_until
+
+pytestmark = pytest.mark.services  # a real server (scripts/ start it)
 
 
 def settings(bootstrap: str, topic: str) -> Any:

@@ -15,8 +15,10 @@ from producer.config import load_settings
 from producer.domains.air_quality.model import AirQualityMeasurement
 from producer.metrics import Metrics
 from producer.records import Kinds
-from sinks.settings import KinesisSinkSettings
+from sinks.kinesis import KinesisSinkSettings
 from tests.services import localstack
+
+pytestmark = pytest.mark.services  # a real server (scripts/ start it)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,7 @@ async def test_records_over_1_mib_fail_for_good_and_the_rest_arrive(endpoint: st
     import numpy as np
 
     from producer.records import RecordBatch
-    from sinks.errors import PartialFailure
+    from producer.sink import PartialFailure
     from sinks.kinesis import KinesisSink
 
     s = settings(endpoint, "aq-huge")
@@ -157,7 +159,7 @@ async def test_records_over_1_mib_fail_for_good_and_the_rest_arrive(endpoint: st
     batch = RecordBatch("air_quality", np.arange(n), np.arange(n), np.arange(n, dtype=np.uint64),
                         {})  # fmt: skip
     with pytest.raises(PartialFailure) as caught:
-        await sink.send(batch, _Huge())
+        await sink.send(sink.encode(batch, _Huge()))
     await sink.aclose()
     assert caught.value.failed.size == 0
     assert caught.value.rejected["record_too_large"].tolist() == [0, 3, 6]

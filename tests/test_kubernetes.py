@@ -83,7 +83,7 @@ def test_probes_and_scrapes_reach_the_port_the_settings_serve() -> None:
             assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/tmp", "/data"}
-    assert settings["SYNTHSTREAM_SINKS__FILE__DIR"].startswith("/data/")
+    assert settings["SYNTHSTREAM_OUT"].startswith("/data/")  # a writable volume
 
 
 def test_the_settings_are_settings_synthstream_knows() -> None:

@@ -54,6 +54,7 @@ def query(port: int, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql).fetchall()
 
 
+@pytest.mark.services
 def test_every_built_in_channel_lands_as_a_typed_table_with_exactly_what_was_delivered(
     server: int,
 ) -> None:
@@ -99,6 +100,7 @@ def producing(port: int, *args: str, **env: str) -> Iterator[subprocess.Popen[st
         yield proc
 
 
+@pytest.mark.services
 def test_a_server_down_at_start_is_waited_for_and_then_holds_what_was_delivered() -> None:
     port = free_port()
     window = ("--backfill", "--start", "2024-05-01T00:00:00", "--end", "2024-05-01T00:05:00")
@@ -128,6 +130,7 @@ def test_a_table_name_postgresql_would_cut_is_refused_at_start() -> None:
     )
 
 
+@pytest.mark.services
 def test_a_missing_database_is_created(server: int) -> None:
     url = f"postgresql://postgres@127.0.0.1:{server}/fresh_synthstream"
     events = run({"SYNTHSTREAM_SINKS__POSTGRES__DSN": url}, "--backfill", "--start",
@@ -149,6 +152,7 @@ def start_server(command: str, folder: str, port: int) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.services
 def test_a_server_crash_mid_run_loses_nothing_that_was_delivered() -> None:
     """The server (synchronous_commit off, as many test servers are) crashes mid-run and comes
     back after recovery: every record counted as delivered is in the table."""

@@ -21,6 +21,8 @@ import pytest
 from tests.services import localstack
 from tests.test_end_to_end import log_events
 
+pytestmark = pytest.mark.services  # a real server (scripts/ start it)
+
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:

@@ -140,7 +140,7 @@ def test_unwritable_output_folder_fails_before_any_record(tmp_path: Path) -> Non
     blocker.write_text("not a folder")
     result = cli("run", "--sinks", "file", "--out", str(blocker / "out"), "--metrics-port", "0")
     assert result.returncode == 2
-    assert "--out / SYNTHSTREAM_SINKS__FILE__DIR: cannot write to" in result.stderr
+    assert "--out / SYNTHSTREAM_OUT: cannot write to" in result.stderr
     assert "records_generated" not in result.stderr
     assert result.stderr.count("\n") == 1
 

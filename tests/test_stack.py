@@ -13,8 +13,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, next_event
 from tests.services import free_port, ingest, kafka_broker, localstack
+
+pytestmark = pytest.mark.services  # a real server (scripts/ start it)
 
 ROUTES = {
     ("bme280", "http"),

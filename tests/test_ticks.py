@@ -16,10 +16,10 @@ from prometheus_client import generate_latest
 from producer.config import load_settings
 from producer.encoding import encode_jsonl
 from producer.metrics import EMISSION_BUCKETS, BatchHistogram, Metrics
+from producer.sink import Payload
 from producer.streams import Stream, build_stream
 from producer.ticks import PLAN_RECORDS, Prepared, plan_ticks, prepare, restore
-from sinks.fields import FileSinkFields
-from sinks.file import FileSink
+from sinks.file import FileSink, FileSinkSettings
 
 START = round(datetime(2024, 12, 31, 23, 59, 58, tzinfo=UTC).timestamp() * 1000)  # New Year
 LATE = {"late_rate": 0.5, "late_mean_s": 0.5, "late_max_s": 2.0, "duplicate_rate": 0.1}
@@ -68,13 +68,13 @@ def test_a_stop_before_any_tick_was_handed_over_leaves_nothing_held() -> None:
 
 def test_lines_encoded_ahead_are_the_lines_encoded_at_the_send(tmp_path: Path) -> None:
     s = stream()
-    sink = FileSink(FileSinkFields(dir=tmp_path))
+    sink = FileSink(FileSinkSettings(dir=tmp_path))
     schema = s.source.channels["bme280"]
     seen = 0
     for tick in planned(s, 200):
         for out in tick.outputs:
             batch = out.result.batch
-            sink.prepare(batch, schema)
+            sink.encode(batch, schema)
             fresh = batch.take(np.arange(len(batch)))  # the same records, nothing encoded
             assert not fresh.memo
             assert encode_jsonl(schema, batch) == encode_jsonl(schema, fresh)
@@ -86,16 +86,16 @@ def test_a_ticks_records_on_both_sides_of_a_roll_go_to_two_files(tmp_path: Path)
     """A live tick is written in one piece when it falls in one file's window, and cut at
     the roll when it does not, whatever order its records are in (a late one first)."""
     s = stream()
-    sink = FileSink(FileSinkFields(dir=tmp_path, roll_interval_s=1))
+    sink = FileSink(FileSinkSettings(dir=tmp_path, roll_interval_s=1))
     schema = s.source.channels["bme280"]
     made = prepare([s], START + 900, START + 1_100, None).outputs[0].result.batch
     batch = made.take(np.argsort(-made.time_ms, kind="stable"))  # across the roll, reversed
     assert len(batch) <= 256
     assert len({t // 1000 for t in batch.time_ms.tolist()}) == 2
-    assert sink.send_now(batch, schema)
+    sink.send_now(Payload(batch, schema))
     first = made.take(slice(0, 2))  # both in the first second: into the file open for it
     assert {t // 1000 for t in first.time_ms.tolist()} == {START // 1000}
-    assert sink.send_now(first, schema)
+    sink.send_now(Payload(first, schema))
     asyncio.run(sink.aclose())
     by_window = {}
     for f in (tmp_path / "bme280").iterdir():

@@ -26,6 +26,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from producer.plugins import check_template, registered, sink_kinds
 from producer.settings import FaultSettings, Model, RateSettings
 from producer.specs.expressions import ExpressionError, compile_expression
 
@@ -347,16 +348,43 @@ class StreamSpec(Model):
         "rows (before, after, op), a snapshot of every row opening the run.",
     )  # fmt: skip
     sinks: list[str] = Field(default_factory=lambda: ["stdout"])
+    destinations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where the stream goes on each sink kind, a template over {stream} and "
+        "{channel}: {kafka: clicks, http: /api/clicks}. The sink's own settings win; unset: "
+        "the sink's default (the stream's name).",
+    )
     faults: FaultSettings = FaultSettings()
-    http_path: str | None = None
-    kafka_topic: str | None = None
-    kinesis_stream: str | None = None
     # Resolved when the file is read: each referenced stream's (id format, entity count).
     _references: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
 
     @property
     def references(self) -> dict[str, tuple[str, int]]:
         return self._references
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        moved = {"kafka_topic": "kafka", "http_path": "http", "kinesis_stream": "kinesis"}
+        if isinstance(data, dict):
+            for old, sink in moved.items():
+                if old in data:
+                    raise ValueError(f"{old} moved: say destinations: {{{sink}: "
+                                     f"{data[old]}}}")  # fmt: skip
+        return data
+
+    @field_validator("sinks")
+    @classmethod
+    def _sinks(cls, value: list[str]) -> list[str]:
+        return registered(value, sink_kinds(), "sink")
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, value: dict[str, str]) -> dict[str, str]:
+        for sink, template in value.items():
+            registered([sink], sink_kinds(), "sink")
+            check_template(template)
+        return value
 
     @model_validator(mode="after")
     def _names(self) -> Self:

@@ -4,7 +4,8 @@ column by column (``SpecSchema.jsonl``), the same bytes as orjson on the records
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -12,12 +13,38 @@ import orjson
 import pyarrow as pa
 
 from producer.records import Kinds, RecordBatch, arrow_schema, timestamp_array, uuid_array
-from producer.specs.format import value_type
-
-if TYPE_CHECKING:
-    from producer.specs.stream import SpecGenerator, _Values
+from producer.specs.expressions import Expression
+from producer.specs.format import StreamSpec, ValueSpec, value_type
 
 Values = npt.NDArray[Any]
+
+
+class _Values(Protocol):
+    """What the schema reads of one attribute's or field's draws (``specs.stream``)."""
+
+    @property
+    def spec(self) -> ValueSpec: ...
+    @property
+    def labels(self) -> list[Any]: ...
+    @property
+    def ref(self) -> tuple[str, str, int] | None: ...
+    @property
+    def numeric(self) -> bool: ...
+    @property
+    def expression(self) -> Expression | None: ...
+
+
+class SpecGenerator(Protocol):
+    """What the schema reads of the stream's generator (``specs.stream``)."""
+
+    @property
+    def spec(self) -> StreamSpec: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, _Values]: ...
+    @property
+    def fields(self) -> Mapping[str, _Values]: ...
 
 
 class SpecSchema:

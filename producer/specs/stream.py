@@ -94,11 +94,12 @@ class SpecStreamSettings(SensorStreamSettings):
     def fault_stages(self, key: int, schema: Schema) -> list[Any]:
         return [EpisodeTruth(tuple(self.spec.episodes))] if self.spec.episodes else []
 
+    def destination(self, sink: str, channel: str) -> str | None:
+        return self.spec.destinations.get(sink)
+
     @classmethod
     def of(cls, name: str, spec: StreamSpec) -> SpecStreamSettings:
-        return cls(name=name, spec=spec, sinks=spec.sinks, faults=spec.faults, rate=spec.rate,
-                   http_path=spec.http_path or f"/{name}", kafka_topic=spec.kafka_topic or name,
-                   kinesis_stream=spec.kinesis_stream or name)  # fmt: skip
+        return cls(name=name, spec=spec, sinks=spec.sinks, faults=spec.faults, rate=spec.rate)
 
 
 def _salt(name: str) -> int:

@@ -1,8 +1,11 @@
 """A SQLite sink: every record as a JSON document in a table per channel.
 
-A sink kind is its settings model (``KIND``, ``DESCRIPTION``, ``build``) and a small class
-around one acknowledged call: here a transaction. The engine batches, retries and counts;
-``send`` returns once the rows are committed, and only then do they count as delivered.
+A sink kind is one module and one entry point: its settings model (``KIND``,
+``DESCRIPTION``, ``build``; ``AddressedSinkSettings`` gives it a table per channel, a
+``destination`` template over ``{stream}`` and ``{channel}`` and per-channel ``tables``) and a
+small class around one acknowledged call: here a transaction. The engine batches, retries and
+counts; ``send`` returns once the rows are committed, and only then do they count as
+delivered.
 """
 
 from __future__ import annotations
@@ -15,32 +18,44 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from producer.encoding import json_documents
-from producer.errors import ConfigError
-from producer.plugins import SinkContext, SinkSettings
-from producer.records import RecordBatch, Schema
-from sinks.base import Sink, SinkLimits
-from sinks.errors import FatalError, RetryableError
+from producer.api import (
+    AddressedSinkSettings,
+    BaseSink,
+    ConfigError,
+    FatalError,
+    Payload,
+    RetryableError,
+    Sink,
+    SinkContext,
+    SinkLimits,
+    json_documents,
+)
 
 
-class SqliteSinkSettings(SinkSettings):
+class SqliteSinkSettings(AddressedSinkSettings):
     """SQLite: a table per channel of JSON documents, committed per send."""
 
     KIND: ClassVar[str] = "sqlite"
     DESCRIPTION: ClassVar[str] = "a SQLite database, a table per channel (a plugin)"
+    OVERRIDES: ClassVar[str] = "tables"  # the field of per-channel addresses
 
     path: Path = Field(Path("data/synthstream.db"), description="The database file.")
+    destination: str = Field("{channel}", description="Table of each channel (a template).")
+    tables: dict[str, str] = Field(
+        default_factory=dict, description='Tables per channel or stream, as JSON: {"ticks": "t"}.'
+    )
     max_records: int = Field(5_000, ge=1, description="Records per transaction.")
 
     def build(self, context: SinkContext) -> Sink:
-        return SqliteSink(self)
+        return SqliteSink(self, context.destinations)
 
 
-class SqliteSink:
+class SqliteSink(BaseSink):
     name = "sqlite"
 
-    def __init__(self, settings: SqliteSinkSettings) -> None:
+    def __init__(self, settings: SqliteSinkSettings, tables: dict[str, str]) -> None:
         self.settings = settings
+        self.tables = {channel: re.sub(r"\W", "_", t) for channel, t in tables.items()}
         self.limits = SinkLimits(max_records=settings.max_records, linger=False)
         self._db: sqlite3.Connection | None = None
         self._tables: set[str] = set()
@@ -57,10 +72,10 @@ class SqliteSink:
     async def check(self) -> str:
         return f"{self.settings.path} is open"
 
-    async def send(self, batch: RecordBatch, schema: Schema) -> None:
+    async def send(self, payload: Payload) -> None:
         assert self._db is not None
-        table = re.sub(r"\W", "_", batch.stream)
-        rows = [(doc.decode(),) for doc in json_documents(schema, batch)]
+        table = self.tables[payload.batch.stream]
+        rows = [(doc.decode(),) for doc in json_documents(payload.schema, payload.batch)]
         try:
             await asyncio.to_thread(self._insert, table, rows)
         except sqlite3.OperationalError as exc:  # locked, busy: may pass

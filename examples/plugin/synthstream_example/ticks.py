@@ -14,13 +14,21 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from producer import rng
-from producer.generators import Generator, rank_within_entity
-from producer.plugins import SensorStreamSettings
-from producer.rates import Due
-from producer.records import Kinds, RecordBatch, Schema, timestamp_array, uuid_array
-from producer.rng import I64, U64
-from producer.settings import RateSettings
+from producer.api import (
+    I64,
+    U64,
+    Due,
+    Generator,
+    Kinds,
+    RateSettings,
+    RecordBatch,
+    Schema,
+    SensorStreamSettings,
+    rank_within_entity,
+    rng,
+    timestamp_array,
+    uuid_array,
+)
 
 
 class TicksSettings(SensorStreamSettings):
@@ -32,7 +40,6 @@ class TicksSettings(SensorStreamSettings):
     symbols: int = Field(50, ge=1, le=100_000, description="Number of symbols.")
     volatility: float = Field(0.001, gt=0, le=0.1, description="Log-price step per tick, sd.")
     rate: RateSettings = RateSettings(interval_s=1.0)
-    kafka_topic: str = Field("ticks", description="Topic of the kafka sink (key: symbol).")
 
     @property
     def entities(self) -> int:

@@ -38,16 +38,21 @@ def test_the_plugin_kinds_are_listed_with_the_built_in_ones() -> None:
     assert {"SYNTHSTREAM_TICKS__SYMBOLS", "SYNTHSTREAM_SINKS__SQLITE__PATH"} <= set(names)
 
 
-def ticks_to_sqlite(db: Path, *extra: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def ticks_to_sqlite(
+    db: Path, *extra: str, table: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    env = {"SYNTHSTREAM_SINKS__SQLITE__PATH": str(db), "SYNTHSTREAM_TICKS__SYMBOLS": "20"}
+    if table is not None:  # the sink's per-channel address
+        env["SYNTHSTREAM_SINKS__SQLITE__TABLES"] = json.dumps({"ticks": table})
     run = synthstream(
         "run", "--streams", "ticks", "--sinks", "sqlite", "--backfill",
         "--start", "2024-12-31T23:30:00", "--end", "2025-01-01T00:30:00", "--metrics-port", "0",
-        *extra, env={"SYNTHSTREAM_SINKS__SQLITE__PATH": str(db),
-                     "SYNTHSTREAM_TICKS__SYMBOLS": "20"},
+        *extra, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     with sqlite3.connect(db) as conn:
-        rows = [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM ticks ORDER BY rowid")]
+        query = f"SELECT doc FROM {table or 'ticks'} ORDER BY rowid"
+        rows = [json.loads(doc) for (doc,) in conn.execute(query)]
     return finished(run.stderr), rows
 
 
@@ -65,6 +70,17 @@ def test_ticks_go_to_sqlite_counted_exactly_and_the_same_for_a_seed(tmp_path: Pa
     assert again == rows
     _, other = ticks_to_sqlite(tmp_path / "c.db", "--seed", "4")
     assert other != rows
+
+
+def test_the_sink_sends_each_channel_to_the_table_its_settings_name(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    summary, _ = ticks_to_sqlite(db, "--seed", "3", table="quotes")
+    delivered = summary["streams"]["ticks"]["sinks"]["sqlite"]["delivered"]
+    with sqlite3.connect(db) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        count = conn.execute("SELECT count(*) FROM quotes").fetchone()[0]
+    assert tables == {"quotes"}
+    assert count == delivered > 0
 
 
 def test_a_bad_plugin_setting_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -37,15 +37,6 @@ class AirQualityFields(SensorStreamSettings):
         0.12, ge=0, le=1, description="Chance of rain in a reading (more when humid)."
     )
     noise_pct: float = Field(5.0, ge=0, le=50, description="Sensor noise, % (normal).")
-    http_path: str = Field(
-        "/api/v1/air-quality", description="Path the http sink posts this stream's records to."
-    )
-    kafka_topic: str = Field(
-        "air-quality-measurements", description="Topic of the kafka sink (key: city_id)."
-    )
-    kinesis_stream: str = Field(
-        "air-quality-measurements", description="Kinesis stream (partition key: city_id)."
-    )
 
     @property
     def entities(self) -> int:

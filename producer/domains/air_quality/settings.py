@@ -9,6 +9,7 @@ from producer.domains.air_quality.fields import AirQualityFields
 from producer.episodes import EpisodeKind
 from producer.faults import Stage
 from producer.generators import Generator
+from producer.plugins import Option
 from producer.records import Schema
 from producer.rng import I64, U64
 
@@ -18,6 +19,17 @@ class AirQualitySettings(AirQualityFields):
 
     KIND: ClassVar[str] = "air_quality"
     DESCRIPTION: ClassVar[str] = "air quality of real cities: PM2.5, PM10, NO2, O3, AQI"
+    DESTINATIONS: ClassVar[dict[str, str]] = {
+        "http": "/api/v1/air-quality",
+        "kafka": "air-quality-measurements",  # (key: city_id)
+        "kinesis": "air-quality-measurements",  # (partition key: city_id)
+    }
+
+    @classmethod
+    def options(cls) -> list[Option]:
+        from producer.domains.air_quality.datasets import DATASET
+
+        return [DATASET]
 
     def generator(self, entity_ids: I64, keys: U64) -> Generator:
         from producer.domains.air_quality.model import (

@@ -57,11 +57,6 @@ class Bme280Fields(SensorStreamSettings):
     utc_offset_hours: float = Field(
         0.0, ge=-14, le=14, description="Devices' local time for the daily pattern."
     )
-    http_path: str = Field(
-        "/api/v1/sensors/bme280", description="Path the http sink posts this stream's records to."
-    )
-    kafka_topic: str = Field("bme280", description="Topic of the kafka sink (key: device_id).")
-    kinesis_stream: str = Field("bme280", description="Kinesis stream (partition key: device_id).")
 
     @property
     def entities(self) -> int:

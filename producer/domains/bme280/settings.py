@@ -16,6 +16,8 @@ class Bme280Settings(Bme280Fields):
 
     KIND: ClassVar[str] = "bme280"
     DESCRIPTION: ClassVar[str] = "BME280 sensors: temperature, humidity, pressure per device"
+    # The ingest endpoint's path (the seed's); a topic and a Kinesis stream named bme280.
+    DESTINATIONS: ClassVar[dict[str, str]] = {"http": "/api/v1/sensors/bme280"}
 
     def episode_kinds(self) -> dict[str, EpisodeKind]:
         from producer.domains.bme280.episodes import WEATHER

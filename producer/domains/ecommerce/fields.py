@@ -60,14 +60,6 @@ class EcommerceFields(StreamSettings):
     seasonal_events: bool = Field(
         True, description="Black Friday x8, Cyber Monday x4, Christmas x6, back to school x1.3."
     )
-    http_path: str = Field(
-        "/api/v1/ecommerce/{type}", description="Path per record type ({type}: transactions...)."
-    )
-    kafka_topic: str = Field(
-        "{type}", description="Topic per record type: transactions, user-events, "
-        "product-updates, fraud-alerts, analytics-results.",
-    )  # fmt: skip
-    kinesis_stream: str = Field("{type}", description="Kinesis stream per record type.")
     cdc: bool = Field(
         False, description="Also the products and users tables as change data capture: "
         "channels products (price/stock/rating updates, a delete when discontinued) and users "

@@ -8,7 +8,7 @@ from typing import ClassVar
 from producer.domains.ecommerce.fields import ECOMMERCE_TRAFFIC, EcommerceFields
 from producer.episodes import EpisodeKind
 from producer.generators import Source
-from producer.plugins import StreamContext
+from producer.plugins import Command, StreamContext
 
 
 class EcommerceSettings(EcommerceFields):
@@ -17,9 +17,17 @@ class EcommerceSettings(EcommerceFields):
 
     KIND: ClassVar[str] = "ecommerce"
     PACED: ClassVar[bool] = True  # its sessions and product updates take the pace
+    # A topic and a Kinesis stream per record type (transactions, user-events, ...).
+    DESTINATIONS: ClassVar[dict[str, str]] = {"http": "/api/v1/ecommerce/{channel}"}
     DESCRIPTION: ClassVar[str] = (
         "e-commerce: transactions, user events, product updates, fraud alerts, analytics"
     )
+
+    @classmethod
+    def commands(cls) -> list[Command]:
+        from producer.domains.ecommerce.commands import CATALOG
+
+        return [CATALOG]
 
     def rate_scenario(self) -> str:
         return ECOMMERCE_TRAFFIC[self.scenario]

@@ -37,9 +37,6 @@ class IncidentsFields(StreamSettings):
     assets_probability: float = Field(0.35, ge=0, le=1, description="Chance of asset records.")
     notes_probability: float = Field(0.55, ge=0, le=1, description="Chance of note records.")
     geohash_precision: int = Field(8, ge=3, le=12, description="Characters of location_geohash.")
-    http_path: str = Field("/api/v1/incidents", description="Path of the http sink.")
-    kafka_topic: str = Field("incidents", description="Topic (key: incident_number).")
-    kinesis_stream: str = Field("incidents", description="Kinesis stream (key: incident_number).")
     cdc: bool = Field(
         False, description="The lifecycle as changes of an incidents table (Debezium envelope, "
         "key incident_number): created when reported, updated as it moves; and of a table "
@@ -50,17 +47,12 @@ class IncidentsFields(StreamSettings):
     def channels(self, stream: str) -> tuple[str, ...]:
         return (stream, "incident_units") if self.cdc else (stream,)
 
-    def destination(self, field: str, channel: str) -> str:
-        """The units table (CDC) goes next to the incidents: topic and Kinesis stream
-        ``incident_units`` (a name ending in ``incidents`` ends in ``incident_units``, any
-        other gets ``_units``), HTTP path ``<path>/units``; ``{type}`` is the channel."""
-        value: str = getattr(self, field)
-        if channel == "incident_units" and "{type}" not in value:
-            if field == "http_path":
-                return value.rstrip("/") + "/units"
-            stem = value.removesuffix("incidents")
-            return stem + "incident_units" if stem != value else value + "_units"
-        return super().destination(field, channel)
+    def destination(self, sink: str, channel: str) -> str | None:
+        """The units table (CDC) goes next to the incidents: HTTP path
+        ``/api/v1/incidents/units``; elsewhere the channel's name (``incident_units``)."""
+        if sink == "http":
+            return "/api/v1/incidents" + ("/units" if channel == "incident_units" else "")
+        return None
 
     @property
     def entities(self) -> int:

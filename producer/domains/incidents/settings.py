@@ -8,7 +8,7 @@ from typing import ClassVar
 from producer.domains.incidents.fields import IncidentsFields
 from producer.episodes import EpisodeKind
 from producer.generators import Source
-from producer.plugins import StreamContext
+from producer.plugins import Command, StreamContext
 
 
 class IncidentsSettings(IncidentsFields):
@@ -18,6 +18,12 @@ class IncidentsSettings(IncidentsFields):
     KIND: ClassVar[str] = "incidents"
     DESCRIPTION: ClassVar[str] = "fire/EMS incidents of a real city: lifecycle events"
     PACED: ClassVar[bool] = True  # its arrival model takes the pace
+
+    @classmethod
+    def commands(cls) -> list[Command]:
+        from producer.domains.incidents.commands import INCIDENTS
+
+        return [INCIDENTS]
 
     def episode_kinds(self) -> dict[str, EpisodeKind]:
         from producer.domains.incidents.episodes import MAJOR_INCIDENT
