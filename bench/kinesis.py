@@ -24,8 +24,8 @@ from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
 from producer.config import load_settings
+from producer.domains.air_quality.kind import AirQualitySettings
 from producer.domains.air_quality.model import AirQualityGenerator
-from producer.domains.air_quality.settings import AirQualitySettings
 from producer.generators import entity_keys
 from producer.metrics import Metrics
 from producer.rates import FixedInterval
@@ -65,10 +65,12 @@ async def through_sink(url: str, records: int) -> tuple[float, int]:
             "backfill": {"enabled": True, "start": "2024-01-01T00:00:00",
                          "end": f"2024-01-01T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
                                 f"{seconds % 60:02d}", "progress": "off"},
-            "air_quality": {"sinks": "kinesis", "kinesis_stream": "sink",
+            "air_quality": {"sinks": "kinesis",
                             "rate": {"total_per_s": 100.0},
                             "faults": {"drop_rate": 0, "duplicate_rate": 0}},
-            "sinks": {"kinesis": {"endpoint_url": url, "shards": 4, "access_key_id": "test",
+            "sinks": {"kinesis": {"endpoint_url": url, "shards": 4,
+                                  "streams": {"air_quality": "sink"},
+                                  "access_key_id": "test",
                                   "secret_access_key": "test"}},
         }
     )  # fmt: skip

@@ -130,7 +130,8 @@ def destination(sink: str, tmp_path: Path, request: pytest.FixtureRequest,
     elif sink == "kafka":
         bootstrap = request.getfixturevalue("broker")
         dest = Destination(sink, {"SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-                                  "SYNTHSTREAM_BME280__KAFKA_TOPIC": name})  # fmt: skip
+                                  "SYNTHSTREAM_SINKS__KAFKA__TOPICS":
+                                      orjson.dumps({"bme280": name}).decode()})  # fmt: skip
 
         def read_kafka(_out: str) -> list[str]:
             expected = dest.extra.get("expected", 0)
@@ -163,7 +164,8 @@ def destination(sink: str, tmp_path: Path, request: pytest.FixtureRequest,
         yield Destination(sink, {"SYNTHSTREAM_SINKS__KINESIS__ENDPOINT_URL": url,
                                  "SYNTHSTREAM_SINKS__KINESIS__ACCESS_KEY_ID": "test",
                                  "SYNTHSTREAM_SINKS__KINESIS__SECRET_ACCESS_KEY": "test",
-                                 "SYNTHSTREAM_BME280__KINESIS_STREAM": name},
+                                 "SYNTHSTREAM_SINKS__KINESIS__STREAMS":
+                                     orjson.dumps({"bme280": name}).decode()},
                           lambda _out: [orjson.loads(r["Data"])["message_id"]
                                         for rs in read_all(url, name).values()
                                         for r in rs])  # fmt: skip

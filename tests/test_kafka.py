@@ -32,9 +32,8 @@ def settings(bootstrap: str, topic: str) -> Any:
             "backfill": {"enabled": True, "start": "2024-05-01T00:00:00",
                          "end": "2024-05-01T00:00:50", "progress": "off"},
             "bme280": {"devices": 20, "sinks": "kafka", "rate": {"interval_s": 1},
-                       "kafka_topic": topic,
                        "faults": {"drop_rate": 0.01, "duplicate_rate": 0.02}},
-            "sinks": {"kafka": {"bootstrap_servers": bootstrap}},
+            "sinks": {"kafka": {"bootstrap_servers": bootstrap, "topics": {"bme280": topic}}},
         }
     )  # fmt: skip
 
@@ -107,7 +106,7 @@ def resilient_env(port: int, topic: str, interval_s: str) -> dict[str, str]:
         **os.environ, "SYNTHSTREAM_LOG__FORMAT": "json",
         "SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
         "SYNTHSTREAM_SINKS__KAFKA__REQUEST_TIMEOUT_MS": "2000",
-        "SYNTHSTREAM_BME280__KAFKA_TOPIC": topic,
+        "SYNTHSTREAM_SINKS__KAFKA__TOPICS": orjson.dumps({"bme280": topic}).decode(),
         "SYNTHSTREAM_BME280__DEVICES": "20", "SYNTHSTREAM_BME280__RATE__INTERVAL_S": interval_s,
         "SYNTHSTREAM_BME280__FAULTS__DROP_RATE": "0",
         "SYNTHSTREAM_BME280__FAULTS__DUPLICATE_RATE": "0",
@@ -189,9 +188,9 @@ async def test_ecommerce_topics_keyed_in_order_and_referentially_whole() -> None
                 "backfill": {"enabled": True, "start": "2024-05-01T12:00:00",
                              "end": "2024-05-01T12:10:00", "progress": "off"},
                 "ecommerce": {"sinks": "kafka", "scenario": "fraud_testing",
-                              "kafka_topic": "shop.{type}",
                               "faults": {"drop_rate": 0, "duplicate_rate": 0.01}},
-                "sinks": {"kafka": {"bootstrap_servers": bootstrap}},
+                "sinks": {"kafka": {"bootstrap_servers": bootstrap,
+                                    "destination": "shop.{channel}"}},
             }
         )  # fmt: skip
         metrics = Metrics()

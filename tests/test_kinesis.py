@@ -34,10 +34,11 @@ def settings(url: str, stream: str, per_call: int = 500, **faults: Any) -> Any:
             "metrics": {"enabled": False},
             "backfill": {"enabled": True, "start": "2024-05-01T00:00:00",
                          "end": "2024-05-01T00:33:20", "progress": "off"},
-            "air_quality": {"sinks": "kinesis", "kinesis_stream": stream,
+            "air_quality": {"sinks": "kinesis",
                             "rate": {"total_per_s": 1.0}, "cities": 20,
                             "faults": {"drop_rate": 0.01, "duplicate_rate": 0.02, **faults}},
             "sinks": {"kinesis": {"endpoint_url": url, "shards": 3, "max_records": per_call,
+                                  "streams": {"air_quality": stream},
                                   "access_key_id": "test", "secret_access_key": "test"}},
             "delivery": {"backoff_base_s": 0.02, "backoff_max_s": 0.3, "max_attempts": 100},
         }
