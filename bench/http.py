@@ -40,8 +40,8 @@ from producer import logs
 from producer.app import Engine
 from producer.clock import Stopper
 from producer.config import load_settings
+from producer.domains.bme280.kind import Bme280Settings
 from producer.domains.bme280.model import Bme280Generator
-from producer.domains.bme280.settings import Bme280Settings
 from producer.generators import entity_keys
 from producer.metrics import Metrics
 from producer.rates import FixedInterval

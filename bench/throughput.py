@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
+from producer.domains.bme280.kind import Bme280Settings
 from producer.domains.bme280.model import Bme280Generator
-from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.rates import FixedInterval

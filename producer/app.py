@@ -21,24 +21,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
-from tqdm import tqdm
 
 from producer.clock import Clock, Stopper, WallClock
 from producer.config import Settings
 from producer.delivery import Route, backoff_s, drain
-from producer.errors import ConfigError, SinkUnreachable
+from producer.errors import SinkUnreachable
 from producer.faults import FaultOutput
 from producer.generators import Lookahead
-from producer.logs import quiet
+from producer.logs import progress_bar, quiet
 from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
@@ -46,9 +44,6 @@ from producer.server import MetricsServer
 from producer.sink import Payload, Sink
 from producer.streams import Channel, Stream, build_stream
 from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
-
-if TYPE_CHECKING:
-    from producer.workers import Link
 
 log = structlog.get_logger("synthstream")
 
@@ -324,14 +319,7 @@ class Engine:
         if speed is not None:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
         total_ms = (end_ms if end_ms is not None else self.clock.now_ms()) - start_ms
-        bar = tqdm(
-            total=max(total_ms, 1),
-            desc="backfill",
-            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
-            disable=not progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+        bar = progress_bar(total_ms, progress)
         started = reported_s = self.clock.monotonic()
         cursor = start_ms
         with bar:
@@ -482,9 +470,7 @@ class Engine:
             end_ms = round(backfill.end.timestamp() * 1000) if backfill.end else None
             if end_ms is None and not backfill.then_live:
                 end_ms = self.clock.now_ms()
-            show = backfill.progress == "on" or (
-                backfill.progress == "auto" and sys.stderr.isatty()
-            )
+            show = backfill.shows_progress(sys.stderr.isatty())
             cursor = await self.run_backfill(stopper, start_ms, end_ms, backfill.speed, show)
             if not backfill.then_live or stopper.stopped:
                 if not stopper.stopped:  # (a stop again would count as a second signal)
@@ -541,47 +527,3 @@ class Engine:
         }
         log.info("synthstream_finished", **self.summary)
         return Outcome(code, self.generated, undelivered)
-
-
-async def main_async(
-    settings: Settings, clock: Clock | None = None, link: Link | None = None
-) -> int:
-    """Run until stopped; return the exit status. ``link`` makes this a worker of
-    ``--workers``: its parent is told the metrics port, the start of live mode, backfill
-    progress and the summary, and owns the duration (SIGUSR1 ends the run as ``--duration``);
-    the run stops if the parent goes."""
-    metrics = Metrics()
-    if link is not None:
-        settings = settings.model_copy(update={"duration_s": None})
-    engine = Engine(settings, metrics, clock=clock)
-    stopper = Stopper()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopper.stop, f"signal {sig.name}")
-    if link is not None:
-        engine.report = link.send
-        loop.add_signal_handler(signal.SIGUSR1, stopper.stop, "duration")
-        link.watch(loop, functools.partial(stopper.stop, "parent_gone"))
-    server = None
-    from producer.control import from_settings
-
-    control = from_settings(settings, engine.streams, metrics, engine.clock, engine.floor_ms,
-                            engine.nudge)  # fmt: skip
-    if settings.metrics.enabled:
-        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port,
-                               control=control)  # fmt: skip
-        try:
-            await server.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"--metrics-port / SYNTHSTREAM_METRICS__PORT: cannot listen on "
-                f"{settings.metrics.host}:{settings.metrics.port}: {exc.strerror or exc}"
-            ) from None
-    engine.report({"port": server.port if server else None})
-    try:
-        outcome = await engine.run(stopper, server)
-    finally:
-        if server:
-            await server.stop()
-    engine.report({"summary": engine.summary})
-    return outcome.exit_code

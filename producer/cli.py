@@ -284,37 +284,6 @@ def kind_commands() -> list[Command]:
     return list(found.values())
 
 
-def _run(settings: Settings, clock: Clock, argv: Sequence[str], worker_fd: int | None) -> int:
-    from producer import logs
-
-    logs.configure(settings.log)
-    main: Any
-    if settings.worker_count > 1:
-        from producer import workers
-
-        main = workers.run(settings, argv)
-    else:
-        from producer.app import main_async
-
-        link = None
-        if worker_fd is not None:
-            import structlog
-
-            from producer.workers import Link
-
-            link = Link(worker_fd)
-            structlog.contextvars.bind_contextvars(worker=settings.shard)
-        main = main_async(settings, clock, link)
-    if settings.use_uvloop:
-        try:
-            import uvloop
-
-            return int(uvloop.run(main))
-        except ImportError:  # pragma: no cover - platforms without uvloop
-            pass
-    return int(asyncio.run(main))
-
-
 def _check(settings: Settings) -> int:
     from producer.app import build_sinks
 
@@ -443,7 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stats(settings, args.stats_start, args.hours, clock)
         if args.command != "run" and settings.worker_count > 1:
             raise ConfigError("--workers / SYNTHSTREAM_WORKERS: only run has workers")
-        return _run(settings, clock, argv, getattr(args, "worker_fd", None))
+        from producer import root
+
+        return root.run(settings, clock, argv, getattr(args, "worker_fd", None))
     except ConfigError as exc:
         print(f"synthstream: error: {exc}", file=sys.stderr)
         return exc.exit_code

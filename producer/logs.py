@@ -7,12 +7,15 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 
 from producer.settings import LogSettings
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def _json_dumps(obj: Any, default: Any = None) -> str:
@@ -132,3 +135,13 @@ def quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in saved:
             logger.setLevel(level)
+
+
+def progress_bar(total_ms: int, show: bool) -> tqdm[Any]:
+    """A backfill's progress bar on standard error, over ``total_ms`` of event time (the same
+    for one process and for the parent of ``--workers``)."""
+    from tqdm import tqdm
+
+    shape = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+    return tqdm(total=max(total_ms, 1), desc="backfill", disable=not show, file=sys.stderr,
+                dynamic_ncols=True, bar_format=shape)  # fmt: skip

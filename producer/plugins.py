@@ -36,10 +36,10 @@ STREAM_GROUP = "synthstream.streams"
 SINK_GROUP = "synthstream.sinks"
 # What pyproject.toml registers, for a source tree used without being installed.
 BUILT_IN_STREAMS = {
-    "bme280": "producer.domains.bme280.settings:Bme280Settings",
-    "air_quality": "producer.domains.air_quality.settings:AirQualitySettings",
-    "ecommerce": "producer.domains.ecommerce.settings:EcommerceSettings",
-    "incidents": "producer.domains.incidents.settings:IncidentsSettings",
+    "bme280": "producer.domains.bme280.kind:Bme280Settings",
+    "air_quality": "producer.domains.air_quality.kind:AirQualitySettings",
+    "ecommerce": "producer.domains.ecommerce.kind:EcommerceSettings",
+    "incidents": "producer.domains.incidents.kind:IncidentsSettings",
 }
 BUILT_IN_SINKS = {
     "stdout": "sinks.stdout:StdoutSinkSettings",

@@ -348,11 +348,15 @@ class BackfillSettings(Model):
     )
     then_live: bool = Field(False, description="After the window, go on live from now.")
     progress: Literal["auto", "on", "off"] = Field("auto", description="Progress bar (auto: tty).")
-    dataset: Literal["sample", "full"] | None = Field(
+    dataset: str | None = Field(
         None,
-        description="Air-quality historical data set (--dataset): sets window, cities, "
-        "hourly rate and Parquet output.",
+        description="The name of a backfill preset a kind sets (the air-quality data sets: "
+        "--dataset), for the dataset_written line.",
     )
+
+    def shows_progress(self, terminal: bool) -> bool:
+        """Whether a backfill shows its progress bar (``auto``: on a terminal)."""
+        return self.enabled and (self.progress == "on" or (self.progress == "auto" and terminal))
 
     @field_validator("start", "end")
     @classmethod

@@ -44,9 +44,8 @@ from producer.errors import ConfigError
 log = structlog.get_logger("synthstream")
 
 SCRAPE_TIMEOUT_S = 5.0
-BAR = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
 _EARLIEST = ("_created", "process_start_time_seconds", "synthstream_event_time_seconds")
-_ONE = ("_info", "process_max_fds")
+_ONE = ("_info", "process_max_fds", "synthstream_live_behind_seconds")  # (the most)
 
 
 def worker_args(settings: Settings, argv: Sequence[str], index: int, fd: int) -> list[str]:
@@ -301,50 +300,8 @@ async def _get(host: str, port: int, path: str) -> str:
     return body.decode() if head.split(b" ", 2)[1:2] == [b"200"] else ""
 
 
-async def run(settings: Settings, argv: Sequence[str]) -> int:
-    """Run the workers until they end; one summary, the worst exit status."""
-    from tqdm import tqdm
-
-    from producer.server import MetricsServer
-
-    check(settings)
-    pool = Pool(settings, argv)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Each signal goes on: a second one forces the workers' stop.
-        loop.add_signal_handler(sig, pool.stop, f"signal {signal.Signals(sig).name}")
-    server = None
-    if settings.metrics.enabled:
-        server = MetricsServer(None, settings.metrics.host, settings.metrics.port,
-                               render=pool.render, healthy=pool.healthy)  # fmt: skip
-        try:
-            await server.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"--metrics-port / SYNTHSTREAM_METRICS__PORT: cannot listen on "
-                f"{settings.metrics.host}:{settings.metrics.port}: {exc.strerror or exc}"
-            ) from None
-    backfill = settings.backfill
-    show = backfill.enabled and (backfill.progress == "on" or (
-        backfill.progress == "auto" and sys.stderr.isatty()))  # fmt: skip
-    start_ms = round(backfill.start.timestamp() * 1000) if backfill.start else 0
-    end_ms = round(backfill.end.timestamp() * 1000) if backfill.end else int(time.time() * 1000)
-    bar = tqdm(total=max(end_ms - start_ms, 1), desc="backfill", disable=not show,
-               file=sys.stderr, dynamic_ncols=True, bar_format=BAR)  # fmt: skip
-
-    def progress() -> None:
-        cursors = [w.cursor_ms for w in pool.workers if w.cursor_ms is not None]
-        if cursors and not bar.disable:
-            bar.n = max(0, min(min(cursors), end_ms) - start_ms)
-            bar.set_postfix_str(f"{sum(w.records for w in pool.workers):,} records")
-
-    try:
-        with bar:
-            await pool.start()
-            await pool.wait(settings.duration_s, progress)
-    finally:
-        if server is not None:
-            await server.stop()
+def finish(pool: Pool) -> int:
+    """The one ``synthstream_finished`` of the workers' summaries; the worst exit status."""
     summary = add_up([w.summary for w in pool.workers])
     reasons = {w.summary.get("reason") for w in pool.workers if w.summary}
     code = pool.exit_code()

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from producer.domains.air_quality.kind import AirQualitySettings
 from producer.domains.air_quality.model import (
     AirQualityGenerator,
     AirQualityMeasurement,
     invalid_rows,
 )
-from producer.domains.air_quality.settings import AirQualitySettings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.geography import load_cities
@@ -187,7 +187,7 @@ def test_the_sample_data_set(tmp_path: Path) -> None:
 
 
 def test_pollution_episodes_multiply_a_city_for_hours_with_ramps() -> None:
-    from producer.domains.air_quality.settings import AirQualitySettings
+    from producer.domains.air_quality.kind import AirQualitySettings
     from producer.faults import Faults
 
     clean, gen = year_of_data([0, 3, 11])

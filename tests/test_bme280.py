@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from ingest.app import BME280Reading  # the seed's schema, as the ingest endpoint enforces it
+from producer.domains.bme280.kind import Bme280Settings
 from producer.domains.bme280.model import Bme280Generator, daily_cycle
-from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.generators import entity_keys
 from producer.rates import Due, FixedInterval

@@ -25,8 +25,8 @@ from producer.config import load_settings
 from producer.domains.ecommerce import shop
 from producer.domains.ecommerce import vocabulary as ec
 from producer.domains.ecommerce.fields import FRAUD_PATTERNS
+from producer.domains.ecommerce.kind import EcommerceSettings
 from producer.domains.ecommerce.model import EcommerceSource
-from producer.domains.ecommerce.settings import EcommerceSettings
 from producer.metrics import Metrics
 from producer.records import KindCounts, RecordBatch
 from producer.settings import Shard

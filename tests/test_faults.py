@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from producer.domains.bme280.kind import Bme280Settings
 from producer.domains.bme280.model import Bme280Generator
-from producer.domains.bme280.settings import Bme280Settings
 from producer.encoding import encode_jsonl
 from producer.faults import Faults, Truth
 from producer.generators import entity_keys

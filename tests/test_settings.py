@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from producer.config import Settings, env_example, env_names, load_settings, settings_model
-from producer.domains.bme280.settings import Bme280Settings
+from producer.domains.bme280.kind import Bme280Settings
 from producer.errors import ConfigError
 from tests.conftest import ROOT, cli
 
