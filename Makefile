@@ -22,7 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/hadolint Dockerfile
 
 check: lint  ## the inner loop, a few minutes: lint, types and every test that needs no server or image
-	SYNTHSTREAM_TEST_TIER=fast $(BIN)/pytest -q -m "not services"
+	SYNTHSTREAM_TEST_TIER=fast $(BIN)/pytest -q -n auto -m "not services"
 
 test: lint  ## set up, lint, type-check, validate the Kubernetes manifests, install LocalStack, Prometheus, PostgreSQL, Chromium, run every test (and the example plugin's)
 	scripts/check-manifests

@@ -100,18 +100,18 @@ def by_entity(records: list[Row], key: str) -> dict[object, list[Row]]:
     return out
 
 
-@pytest.mark.parametrize(("name", "stream", "field", "key", "days"), [
-    ("clickstream", "clicks", "page", "user_id", 1),
-    ("order-lifecycle", "orders", "status", "slot_id", 2),
-    ("sales-pipeline", "deals", "stage", "slot_id", 60),
+@pytest.mark.parametrize(("name", "stream", "field", "key", "hours"), [
+    ("clickstream", "clicks", "page", "user_id", 4),
+    ("order-lifecycle", "orders", "status", "slot_id", 24),
+    ("sales-pipeline", "deals", "stage", "slot_id", 60 * 24),
 ])  # fmt: skip
 def test_state_machines_only_take_declared_transitions(
-    name: str, stream: str, field: str, key: str, days: int
+    name: str, stream: str, field: str, key: str, hours: int
 ) -> None:
     spec = ROOT / "examples" / "specs" / f"{name}.yaml"
     machine = load_spec(spec).streams[stream].fields[field].machine
     assert machine is not None
-    batch, _ = batches(spec, stream, [24 * HOUR], T0 + days * 24 * HOUR)  # faults come later
+    batch, _ = batches(spec, stream, [24 * HOUR], T0 + hours * HOUR)  # faults come later
     records = [orjson.loads(line) for line in lines(spec, stream, batch)]
     allowed = reachable(machine)
     seen: set[tuple[str, str]] = set()
@@ -129,7 +129,7 @@ def test_state_machines_only_take_declared_transitions(
 
 def test_a_count_numbers_the_entries_and_per_count_values_stay() -> None:
     spec = ROOT / "examples" / "specs" / "clickstream.yaml"
-    for readings in by_entity(rows(spec, "clicks", 24), "user_id").values():
+    for readings in by_entity(rows(spec, "clicks", 4), "user_id").values():
         sessions = [int(str(r["session"])) for r in readings]
         assert sessions[0] == 1
         for a, b in itertools.pairwise(readings):
