@@ -51,6 +51,13 @@ class BME280Reading(BaseModel):
     is_duplicate: bool | None = None
 
 
+# What one request may cost: a body of at most MAX_BODY (413 beyond; the producer's HTTP sink
+# sends far less per request), headers within h11's 16 KiB, at most MAX_CONNECTIONS at once
+# (503 beyond), idle connections closed after KEEP_ALIVE_S.
+MAX_BODY = 32 * 1024 * 1024
+MAX_CONNECTIONS = 256
+KEEP_ALIVE_S = 5
+
 _ONE_OR_MANY: TypeAdapter[BME280Reading | list[BME280Reading]] = TypeAdapter(
     BME280Reading | list[BME280Reading]
 )
@@ -98,11 +105,13 @@ class Ingest:
         refused = await self._refuse(request)
         if refused is not None:
             return refused
-        body = await request.body()
+        body = await _body(request)
+        if body is None:
+            return self.answer(413, {"detail": f"body: at most {MAX_BODY} bytes"})
         try:
             parsed = _ONE_OR_MANY.validate_json(body)
         except ValidationError as exc:
-            count = len(orjson.loads(body)) if body.startswith(b"[") else 1
+            count = _count(body)
             reasons = [
                 {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
             ]
@@ -115,8 +124,11 @@ class Ingest:
         refused = await self._refuse(request)
         if refused is not None:
             return refused
+        body = await _body(request)
+        if body is None:
+            return self.answer(413, {"detail": f"body: at most {MAX_BODY} bytes"})
         try:
-            parsed = orjson.loads(await request.body())
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return self._reject(1, [{"loc": [], "msg": f"not JSON: {exc}"}])
         records = parsed if isinstance(parsed, list) else [parsed]
@@ -178,6 +190,31 @@ class Ingest:
 
     async def root(self, request: Request) -> Response:
         return JSONResponse({"service": "synthstream reference ingest endpoint"})
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None when it is larger than MAX_BODY (not read past it)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _count(body: bytes) -> int:
+    """How many records a refused body held (an array's length; 1 for anything else)."""
+    if not body.startswith(b"["):
+        return 1
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return 1
+    return len(parsed) if isinstance(parsed, list) else 1
 
 
 def create_app(settings: IngestSettings) -> Starlette:
@@ -252,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     tls = args.tls_cert is not None
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-        access_log=False, lifespan="off",
+        access_log=False, lifespan="off", http="h11", limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE_S,
         ssl_certfile=str(args.tls_cert) if tls else None,
         ssl_keyfile=str(args.tls_key) if tls else None,
     )  # fmt: skip

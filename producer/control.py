@@ -33,6 +33,9 @@ from producer.timeline import SCENARIO_FACTORS
 log = structlog.get_logger("synthstream")
 
 MAX_MULTIPLIER = 100.0
+# The smallest multiplier other than 0 (paused): below it a rate's arithmetic underflows and
+# a steered run would no longer replay exactly.
+MIN_MULTIPLIER = 0.001
 MAX_EPISODE_S = 86_400.0
 SETTABLE = ("rate_multiplier", "scenario", "paused")
 
@@ -108,9 +111,13 @@ class Control:
         multiplier, scenario, paused = steered.multiplier, steered.scenario, steered.paused
         if "rate_multiplier" in changes:
             multiplier = _number(changes["rate_multiplier"], "rate_multiplier", 0, MAX_MULTIPLIER)
+            if 0 < multiplier < MIN_MULTIPLIER:
+                raise RequestError(422, f"rate_multiplier: {multiplier:g} is too small; accepted: "
+                                   f"0 (stopped) or a number from {MIN_MULTIPLIER:g} to "
+                                   f"{MAX_MULTIPLIER:g}")  # fmt: skip
         if "scenario" in changes:
             scenario = changes["scenario"]
-            if scenario not in SCENARIO_FACTORS:
+            if not isinstance(scenario, str) or scenario not in SCENARIO_FACTORS:
                 raise RequestError(422, "scenario: accepted: " + ", ".join(SCENARIO_FACTORS))
         if "paused" in changes:
             paused = changes["paused"]
@@ -131,7 +138,7 @@ class Control:
         given_id = request.pop("id", None)  # a replayed episode keeps its id
         kinds = steered.stream.episodes.kinds
         kind_name = request.pop("kind", None)
-        if kind_name not in kinds:
+        if not isinstance(kind_name, str) or kind_name not in kinds:
             raise RequestError(422, f"kind: accepted for {name}: {', '.join(kinds)}")
         kind = kinds[kind_name]
         seconds = _number(request.pop("seconds", kind.default_seconds), "seconds", 1,
@@ -296,7 +303,7 @@ def _params(kind: EpisodeKind, request: dict[str, Any]) -> dict[str, Any]:
     for key, param in own.items():
         value = request.get(key, param.default)
         if param.choices:
-            if value not in param.choices:
+            if not isinstance(value, str | int | float) or value not in param.choices:
                 raise RequestError(422, f"{key}: accepted: {param.accepts()}")
         else:
             assert param.low is not None
@@ -334,9 +341,10 @@ def from_settings(
 
 
 PAGE = Path(__file__).parent / "data" / "control.html"
-_STATUS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 404: "404 Not Found",
-           405: "405 Method Not Allowed", 422: "422 Unprocessable Entity",
-           503: "503 Service Unavailable"}  # fmt: skip
+_STATUS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
+           404: "404 Not Found", 405: "405 Method Not Allowed", 415: "415 Unsupported Media Type",
+           422: "422 Unprocessable Entity", 503: "503 Service Unavailable"}  # fmt: skip
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
 def handler(control: Control, token: str | None) -> Callable[..., tuple[str, str, bytes]]:
@@ -353,6 +361,9 @@ def handler(control: Control, token: str | None) -> Callable[..., tuple[str, str
             return _STATUS[200], "text/html; charset=utf-8", page
         if not authorised(headers, token):
             return _error(401, "authorization: accepted: Bearer <SYNTHSTREAM_CONTROL__TOKEN>")
+        refused = foreign(headers, token)
+        if refused:
+            return _error(403, refused)
         parts = path.strip("/").split("/")
         try:
             if parts == ["control", "state"]:
@@ -362,6 +373,9 @@ def handler(control: Control, token: str | None) -> Callable[..., tuple[str, str
             if len(parts) in (3, 4) and parts[1] == "streams" and parts[3:] in ([], ["events"]):
                 if method != "POST":
                     return _error(405, f"{path}: POST only")
+                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+                if ctype != "application/json":
+                    return _error(415, "content-type: accepted: application/json")
                 try:
                     request = orjson.loads(body) if body.strip() else None
                 except orjson.JSONDecodeError as exc:
@@ -384,8 +398,26 @@ def authorised(headers: dict[str, str], token: str | None) -> bool:
     """A request carries ``Authorization: Bearer <token>`` (none needed without a token)."""
     if not token:
         return True
-    given = headers.get("authorization", "")
-    return given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip(), token)
+    given = headers.get("authorization", "")  # (latin-1 as read: compared as bytes)
+    return given.startswith("Bearer ") and hmac.compare_digest(
+        given[7:].strip().encode("latin-1", "replace"), token.encode()
+    )
+
+
+def foreign(headers: dict[str, str], token: str | None) -> str | None:
+    """Why a request from another site is refused, or None. A browser says where a request
+    comes from (``Origin``): only the page this port serves may call the API. Without a token
+    (loopback only) the ``Host`` must name loopback too, so a page of another site cannot reach
+    the API through a name of its own that resolves to 127.0.0.1 (DNS rebinding)."""
+    host = headers.get("host", "")
+    origin = headers.get("origin")
+    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        return f"origin: {origin[:100]} is another site; accepted: this port's own page"
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if not token and host and name.lower() not in _LOOPBACK_NAMES and not name.startswith("127."):
+        return (f"host: {host[:100]} is not loopback; accepted without a token: localhost, "
+                "127.0.0.1 or [::1] (SYNTHSTREAM_CONTROL__TOKEN lets other names in)")  # fmt: skip
+    return None
 
 
 def encode(body: Any) -> bytes:

@@ -138,7 +138,7 @@ def test_the_http_side_asks_for_the_token_and_answers_in_json() -> None:
     status, _, body = respond("GET", "/control/state", {}, b"")
     assert status.startswith("401")
     assert "Bearer" in json.loads(body)["error"]
-    auth = {"authorization": "Bearer s3cret"}
+    auth = {"authorization": "Bearer s3cret", "content-type": "application/json"}
     assert respond("GET", "/control/state", auth, b"")[0].startswith("200")
     assert respond("GET", "/control", {}, b"")[1].startswith("text/html")  # the page asks
     status, _, body = respond("POST", "/control/streams/bme280", auth, b"{not json")
@@ -176,7 +176,10 @@ class Run:
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         request = urllib.request.Request(
-            self.url + path, method=method, data=None if body is None else orjson.dumps(body)
+            self.url + path,
+            method=method,
+            data=None if body is None else orjson.dumps(body),
+            headers={"Content-Type": "application/json"},
         )
         if token:
             request.add_header("Authorization", f"Bearer {token}")

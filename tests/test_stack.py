@@ -105,7 +105,7 @@ def test_the_stack_runs_natively_and_prometheus_sees_every_route(tmp_path: Path)
             # A control action shows as the dashboard's annotation, by its own query.
             request = urllib.request.Request(
                 f"http://127.0.0.1:{metrics_port}/control/streams/bme280", method="POST",
-                data=b'{"rate_multiplier": 2}',
+                data=b'{"rate_multiplier": 2}', headers={"Content-Type": "application/json"},
             )  # fmt: skip
             urllib.request.urlopen(request, timeout=5).close()
             dashboard = json.loads((ROOT / "deploy/grafana/dashboards/synthstream.json")
