@@ -198,12 +198,19 @@ class RateEvent(Model):
         return self
 
 
+# What a rate may ask for: one record a year at least, ten million a second at most (beyond
+# that one tick's records would not fit in memory).
+MAX_INTERVAL_S = 366 * 86_400.0
+MAX_TOTAL_PER_S = 10_000_000.0
+
+
 class RateSettings(Model):
     """When records are due. Either a fixed interval per entity, or a total rate over all."""
 
     interval_s: float = Field(
-        10.0, ge=0.001, description="Fixed interval between two records of one entity."
-    )
+        10.0, ge=0.001, le=MAX_INTERVAL_S,
+        description="Fixed interval between two records of one entity (at most a year).",
+    )  # fmt: skip
     jitter_s: float = Field(
         0.0, ge=0.0, description="Uniform jitter +/- this around each due time (< interval/2)."
     )
@@ -211,7 +218,8 @@ class RateSettings(Model):
         None,
         gt=0.0,
         description="If set, a total rate in records/s spread over random entities "
-        "(replaces interval_s); scaled by the multipliers below.",
+        "(replaces interval_s); scaled by the multipliers below (at their highest, at most "
+        "10,000,000/s).",
     )
     hour_multipliers: NumberList | None = Field(
         None, description="24 factors by hour of day (total rate only)."
@@ -252,7 +260,17 @@ class RateSettings(Model):
                 raise ValueError(f"{name} needs {size} non-negative numbers, got {values}")
         if self.jitter_s * 2 >= self.interval_s:
             raise ValueError("jitter_s must be less than half of interval_s")
+        if self.total_per_s is not None and self.peak_per_s() > MAX_TOTAL_PER_S:
+            raise ValueError(f"total_per_s x the highest multipliers is {self.peak_per_s():.3g} "
+                             f"records/s; accepted: at most {MAX_TOTAL_PER_S:,.0f}")  # fmt: skip
         return self
+
+    def peak_per_s(self) -> float:
+        """The highest total rate the multipliers can make (peak scenario, busiest event)."""
+        peak = (self.total_per_s or 0.0) * 3.0  # x3: a steered run may switch to peak
+        for values in (self.hour_multipliers, self.weekday_multipliers, self.month_multipliers):
+            peak *= max(values) if values else 1.0
+        return peak * max([1.0, *(e.multiplier for e in self.events)])
 
 
 def parse_time(text: str, flag: str) -> datetime:

@@ -106,6 +106,22 @@ class Expression:
         return np.broadcast_to(np.asarray(out, dtype=np.float64), keys.shape).copy()
 
 
+# What one expression may be: at most MAX_CHARS characters, nested at most MAX_DEPTH deep.
+MAX_CHARS = 2_000
+MAX_DEPTH = 100
+ROUND_DIGITS = (-10, 15)  # round(x, n): n a whole number written out, within these
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep ``tree`` nests (without recursion: a deep tree is what this looks for)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def compile_expression(
     text: str, fields: set[str], draw_base: int = 0,
     categories: Mapping[str, Sequence[str]] | None = None,
@@ -114,14 +130,23 @@ def compile_expression(
     the first draw of the record key its random calls use (each call ``DRAWS_PER_CALL``),
     ``categories`` the categorical names it may compare with their values (a column of
     codes: the index of each record's value, -1 for null)."""
+    if len(text) > MAX_CHARS:
+        raise ExpressionError(f"1:1: {len(text):,} characters; accepted: an expression of at "
+                              f"most {MAX_CHARS:,}")  # fmt: skip
     try:
         tree = ast.parse(text.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"1:1: nested too deeply; accepted: at most {MAX_DEPTH} "
+                              "levels of operators, calls and parentheses") from None  # fmt: skip
     except SyntaxError as exc:
         raise ExpressionError(
             f"{exc.lineno or 1}:{exc.offset or 1}: not an expression ({exc.msg}); "
             "accepted: numbers, field names, + - * / // % **, comparisons, and/or/not, "
             "'a if c else b', function calls"
         ) from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ExpressionError(f"1:1: nested more than {MAX_DEPTH} deep; accepted: at most "
+                              f"{MAX_DEPTH} levels of operators, calls, parentheses")  # fmt: skip
     compiler = _Compiler(fields, draw_base, categories or {})
     evaluate = compiler.node(tree.body)
     body = tree.body
@@ -149,7 +174,10 @@ class _Compiler:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise self.fail(node, f"{node.value!r} is not a number", "numbers")
-            value = float(node.value)
+            try:
+                value = float(node.value)
+            except OverflowError:
+                raise self.fail(node, "a number too large", "numbers up to 1.8e308") from None
             return lambda columns, keys: np.full(keys.shape, value)
         if isinstance(node, ast.Name):
             return self.name(node)
@@ -269,6 +297,8 @@ class _Compiler:
         if name in FUNCTIONS:
             arity, fn = FUNCTIONS[name]
             args = self.arguments(node, name, arity)
+            if name == "round":
+                self.digits(node.args[1])
             return lambda columns, keys: fn(*(a(columns, keys) for a in args))
         if name in RANDOM:
             arity, _ = RANDOM[name]
@@ -277,6 +307,17 @@ class _Compiler:
             self.calls += 1
             return _random(name, args, draw)
         raise self.fail(node, f"unknown function {name!r}", accepted)
+
+    def digits(self, node: ast.expr) -> None:
+        """round()'s digits: a whole number as written, so every record rounds alike."""
+        low, high = ROUND_DIGITS
+        try:
+            value = ast.literal_eval(node)
+        except ValueError:
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(node, f"round()'s digits {ast.unparse(node)[:40]!r}",
+                            f"a whole number from {low} to {high}, as written")  # fmt: skip
 
     def arguments(self, node: ast.Call, name: str, arity: int) -> list[Evaluator]:
         if len(node.args) != arity:

@@ -189,7 +189,10 @@ class ValueSpec(Model):
         if isinstance(value, str):
             return {"expr": value}
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return {"expr": repr(float(value))}
+            try:
+                return {"expr": repr(float(value))}
+            except OverflowError:
+                raise ValueError("a number too large; accepted: numbers up to 1.8e308") from None
         return value
 
     @field_validator("format")
@@ -264,12 +267,17 @@ class Entities(Model):
     @field_validator("id")
     @classmethod
     def _format(cls, value: str) -> str:
+        accepted = "a format of {stream} and {index} only, e.g. 'sensor-{index:04d}'"
         try:
+            names = [p[1] for p in string.Formatter().parse(value) if p[1] is not None]
+            for name in names:  # (no attribute or item access: {stream.__class__} is refused)
+                if name not in ("stream", "index"):
+                    raise ValueError(f"{{{name}}} is not a name of an id; accepted: {accepted}")
             value.format(stream="s", index=1)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"not a format with {{stream}} and {{index}} ({exc}); e.g. 'sensor-{{index:04d}}'"
-            ) from None
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            if "is not a name of an id" in str(exc):
+                raise
+            raise ValueError(f"not a format ({exc}); accepted: {accepted}") from None
         return value
 
 

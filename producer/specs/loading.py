@@ -19,25 +19,87 @@ if TYPE_CHECKING:
     import yaml
 
 
-def load_spec(path: Path) -> SpecFile:
-    """Read and check a spec file, or ``ConfigError``: ``FILE:LINE:COL: what; accepted``."""
+# What a spec file may be, whoever wrote it: at most MAX_BYTES of UTF-8, collections nested at
+# most MAX_DEPTH deep, at most MAX_VALUES values once its aliases are expanded (an alias bomb
+# stops there, not at a billion).
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
+
+
+def _text(path: Path) -> str:
+    """The file's text, or one line: unreadable, too large, or not UTF-8 (where)."""
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the spec ({exc.strerror or exc})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KiB; accepted: a spec file "
+                          f"of at most {MAX_BYTES // 1024} KiB")  # fmt: skip
+    for bom, name in ((b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):
+            raise ConfigError(f"{path}:1:1: the file is {name}; accepted: UTF-8 text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(f"{path}:{line}:{col}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+                          "accepted: UTF-8 text") from None  # fmt: skip
+
+
+def _where(path: Path, text: str, exc: Exception) -> str:
+    """``FILE:LINE:COL`` of a YAML error: its mark, or the position of a reader's error."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{path}:{mark.line + 1}:{mark.column + 1}"
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):
+        before = text[:position]
+        return f"{path}:{before.count(chr(10)) + 1}:{position - (before.rfind(chr(10)) + 1) + 1}"
+    return f"{path}:1:1"
+
+
+def _compose(path: Path, text: str) -> yaml.Node | None:
+    """The YAML tree of ``text``, its nesting checked first without recursion (the composer
+    recurses, and a file 20,000 brackets deep would end it)."""
     import yaml  # only when a spec is read: start-up stays lean
 
+    accepted = "accepted: a YAML mapping with 'streams'"
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    at = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+                    raise ConfigError(f"{path}:{at}: nested more "
+                                      f"than {MAX_DEPTH} deep; {accepted}, nested at most "
+                                      f"{MAX_DEPTH} deep")  # fmt: skip
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        what = f"character U+{code:04X}"
+        raise ConfigError(f"{_where(path, text, exc)}: {what} is not allowed in YAML; "
+                          "accepted: printable text, tabs and newlines") from None  # fmt: skip
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "not YAML"
-        raise ConfigError(f"{where}: {problem}; accepted: a YAML mapping with 'streams'") from None
+        raise ConfigError(f"{_where(path, text, exc)}: {problem}; {accepted}") from None
+
+
+def load_spec(path: Path) -> SpecFile:
+    """Read and check a spec file, or ``ConfigError``: ``FILE:LINE:COL: what; accepted``."""
+    text = _text(path)
+    node = _compose(path, text)
     if node is None:
         raise ConfigError(f"{path}:1:1: the file is empty; accepted: a mapping with 'streams'")
     marks: Marks = {}
-    data = _plain(node, (), marks)
+    data = _plain(node, (), marks, path, [MAX_VALUES])
     try:
         spec = SpecFile.model_validate(data)
     except ValidationError as exc:
@@ -71,25 +133,47 @@ def _resolve_references(path: Path, name: str, spec: SpecFile, marks: Marks) -> 
 Marks = dict[tuple[Any, ...], tuple[int, int]]  # a value's path -> (line, column)
 
 
-def _plain(node: yaml.Node, path: tuple[Any, ...], marks: Marks) -> Any:
-    """The data of a YAML node, with the line and column of every value by its path."""
+def _plain(
+    node: yaml.Node, path: tuple[Any, ...], marks: Marks, file: Path, left: list[int]
+) -> Any:
+    """The data of a YAML node, with the line and column of every value by its path; at most
+    ``left[0]`` values in all (aliases count each time they are used); a key given twice in a
+    mapping is an error."""
     import yaml
 
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    where = (node.start_mark.line + 1, node.start_mark.column + 1)
+    left[0] -= 1
+    if left[0] < 0:
+        raise ConfigError(f"{file}:{where[0]}:{where[1]}: more than {MAX_VALUES:,} values "
+                          "(aliases counted each time they are used); accepted: a spec of at "
+                          f"most {MAX_VALUES:,}")  # fmt: skip
+    marks[path] = where
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
             # A key is a name as written: YAML 1.1 would read ``on``, ``no`` or ``1`` (a state,
             # a country, a choice) as true, false or a number.
-            key = (key_node.value if isinstance(key_node, yaml.ScalarNode)
-                   else yaml.SafeLoader(" ").construct_object(key_node))  # fmt: skip
-            marks[(*path, key, "<key>")] = (key_node.start_mark.line + 1,
-                                            key_node.start_mark.column + 1)  # fmt: skip
-            out[key] = _plain(value_node, (*path, key), marks)
+            at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"{file}:{at[0]}:{at[1]}: a key that is a list or a mapping; "
+                                  "accepted: a name")  # fmt: skip
+            key = key_node.value
+            if key in out:
+                dotted = ".".join(str(p) for p in (*path, key))
+                first = marks[(*path, key, "<key>")]
+                raise ConfigError(f"{file}:{at[0]}:{at[1]}: {dotted} is given twice (first at "
+                                  f"line {first[0]}); accepted: each key once")  # fmt: skip
+            marks[(*path, key, "<key>")] = at
+            out[key] = _plain(value_node, (*path, key), marks, file, left)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), marks) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(" ").construct_object(node)
+        return [_plain(item, (*path, i), marks, file, left) for i, item in enumerate(node.value)]
+    try:
+        return yaml.SafeLoader(" ").construct_object(node)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:  # 2024-02-30, a bad !!binary
+        raise ConfigError(f"{file}:{where[0]}:{where[1]}: {str(exc).splitlines()[0]} "
+                          f"({node.value[:40]!r}); accepted: a number, text, a date, "
+                          "true or false") from None  # fmt: skip
 
 
 def _located(path: Path, exc: ValidationError, marks: Marks) -> str:

@@ -4,6 +4,7 @@ column by column (``SpecSchema.jsonl``), the same bytes as orjson on the records
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -47,6 +48,16 @@ class SpecGenerator(Protocol):
     def fields(self) -> Mapping[str, _Values]: ...
 
 
+def _json_texts(texts: list[str]) -> list[bytes]:
+    """Each text as a JSON string, each of its own size (orjson's output keeps a 4 KiB
+    buffer: a million ids would hold 4 GB). Printable ASCII without quotes or backslashes,
+    what ids almost always are, needs no escaping."""
+    joined = "".join(texts)
+    if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+        return [b'"' + t.encode() + b'"' for t in texts]
+    return [json.dumps(t, ensure_ascii=False).encode() for t in texts]
+
+
 class SpecSchema:
     """The records as JSON rows and Arrow tables: the id, the time, every attribute and
     field not starting with ``_``, the message id and the duplicate flag."""
@@ -87,7 +98,7 @@ class SpecSchema:
         count = spec.entities.count
         self.ids = np.array([spec.entities.id.format(stream=self.stream, index=i)
                              for i in range(count)], dtype=object)  # fmt: skip
-        self._id_texts = np.array([orjson.dumps(i) for i in self.ids.tolist()], dtype=object)
+        self._id_texts = np.array(_json_texts(self.ids.tolist()), dtype=object)
         # For jsonl: each id with the keys around it (``{"id":"x-1","timestamp":"``) as a
         # row of bytes, when they all have one width; the message id's keys likewise.
         heads = [self._keys[0] + t + self._keys[1] + b'"' for t in self._id_texts.tolist()]
