@@ -149,6 +149,7 @@ class Engine:
         self.generated = 0  # records the sources made (what --max-records counts)
         self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
+        self.last_made_ms = 0  # the event time of the latest record made
         self.live = False
         self.nudged: asyncio.Future[None] | None = None  # done: wake now (a control action)
         # A worker of ``--workers`` tells its parent where it is (producer.workers).
@@ -181,6 +182,8 @@ class Engine:
             if batch is not None:
                 self.generated += len(batch)
                 self.kinds.add(channel.name, out.kinds, batch)
+                if len(batch):
+                    self.last_made_ms = max(self.last_made_ms, int(batch.time_ms.max()))
             lag_of = int(batch.time_ms[0]) if live and batch is not None and len(batch) else None
             await self._route(channel, out.result, lag_of, out.ahead)
         self.metrics.deferred.set(self.metrics.event_time, tick.t1 / 1000)
@@ -284,7 +287,8 @@ class Engine:
             if wall - cursor > tick_ms:  # behind: a turn of the loop between
                 await asyncio.sleep(0)  # bursts (/metrics, signals, the sinks' lanes)
             if limit is not None and self.generated >= limit:
-                stopper.stop("max_records")
+                stopper.stop("max_records")  # (the stream is whole up to its last record)
+                self.cursor_ms = min(cursor, self.last_made_ms + 1)
             elif until_ms is not None and (cursor >= until_ms or wall >= until_ms + tick_ms):
                 stopper.stop("duration")  # (wall time: a run that is behind stops too)
         if plan:  # prepared, not due when the run stopped: as if never made
@@ -341,7 +345,8 @@ class Engine:
                 if now_s >= reported_s + PROGRESS_S:
                     self.report({"cursor_ms": t1, "records": self.counted})
                     reported_s = now_s
-                cursor = t1
+                # Cut by --max-records within the chunk: whole up to its last record.
+                cursor = t1 if more else min(t1, self.last_made_ms + 1)
                 self.cursor_ms = cursor
                 if not more:
                     stopper.stop("max_records")

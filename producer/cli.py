@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from producer import __version__
+from producer import __version__, entry
 from producer.clock import Clock, WallClock
 from producer.config import Settings, env_example, env_names, load_settings
 from producer.errors import ConfigError
@@ -127,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     delivery(run)
     run.add_argument("--duration", metavar="SECONDS",
                      help="stop a live run after this long (default: until Ctrl-C)")  # fmt: skip
-    run.add_argument("--max-records", metavar="N", help="stop after N generated records")
+    run.add_argument("--max-records", metavar="N",
+                     help="stop after the streams made N records (before faults: duplicates "
+                     "come on top, dropped ones count)")  # fmt: skip
     run.add_argument("--metrics-port", metavar="PORT",
                      help="port of /metrics and /healthz, 0: any free (default: 9108)")  # fmt: skip
     run.add_argument("--wait-for-sinks", metavar="SECONDS",
@@ -380,6 +382,8 @@ def _spec(args: argparse.Namespace, clock: Clock) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.command != "run":  # (a run takes the stops that came early: producer.root)
+        entry.release()
     clock = WallClock()  # the one place a command learns what time it is
     if args.command is None:
         _parser().print_help(sys.stderr)

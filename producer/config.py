@@ -104,7 +104,11 @@ class Settings(BaseSettings):
         "and a sink's that writes files unless its own setting says otherwise.",
     )  # fmt: skip
     duration_s: float | None = Field(None, gt=0, description="Stop a live run after this long.")
-    max_records: int | None = Field(None, ge=1, description="Stop after this many records.")
+    max_records: int | None = Field(
+        None, ge=1,
+        description="Stop after the streams made this many records (before faults: the "
+        "summary's generated adds the duplicates faults injected, and dropped ones count).",
+    )  # fmt: skip
     use_uvloop: bool = Field(True, description="Run on uvloop.")
     wait_for_sinks_s: float = Field(
         0.0, ge=0, description="Wait this long for unreachable sinks at start (0: fail at once "

@@ -19,6 +19,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from producer import entry
 from producer.clock import Clock, Stopper
 from producer.config import Settings
 from producer.errors import ConfigError
@@ -53,10 +54,13 @@ async def _serving(server: MetricsServer, settings: Settings) -> MetricsServer:
 
 
 def _on_signals(stop: Any) -> None:
-    """SIGINT and SIGTERM call ``stop("signal NAME")``, each one (a second forces)."""
+    """SIGINT and SIGTERM call ``stop("signal NAME")``, each one (a second forces), those
+    that came while the process started too."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, f"signal {sig.name}")
+    for reason in entry.caught():
+        stop(reason)
 
 
 def _one(settings: Settings, clock: Clock, worker_fd: int | None) -> Coroutine[Any, Any, int]:

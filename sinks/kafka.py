@@ -42,6 +42,18 @@ if TYPE_CHECKING:
 
 ACK_WAIT_S = 3.0  # at the deadline, for messages already handed to the producer
 
+
+def retriable(exc: BaseException) -> bool:
+    """Whether a message that failed with ``exc`` is sent again (the engine's retries are
+    bounded). aiokafka marks only some errors retriable; a timeout is worth another try, and
+    so is ``UnknownError`` (error code -1), which a broker answers while it restarts."""
+    from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownError
+
+    return isinstance(exc, KafkaError) and (
+        exc.retriable or isinstance(exc, KafkaTimeoutError | UnknownError)
+    )
+
+
 log = structlog.get_logger("synthstream.kafka")
 
 
@@ -203,7 +215,7 @@ class KafkaSink(BaseSink):
         )
 
     async def send(self, payload: Payload) -> None:
-        from aiokafka.errors import KafkaError, KafkaTimeoutError
+        from aiokafka.errors import KafkaError
 
         batch, schema = payload.batch, payload.schema
         try:
@@ -245,9 +257,7 @@ class KafkaSink(BaseSink):
             if not isinstance(result, BaseException):
                 continue
             last = f"{type(result).__name__}: {result}"
-            if isinstance(result, KafkaError) and (result.retriable or isinstance(
-                result, KafkaTimeoutError
-            )):  # fmt: skip
+            if retriable(result):
                 retry[owner[m]] = None
             else:
                 rejected.setdefault(f"kafka_{type(result).__name__}", {})[owner[m]] = None

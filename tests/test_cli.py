@@ -139,3 +139,61 @@ def test_ground_truth_gets_its_folder_whatever_the_sink(tmp_path: Path) -> None:
         f"synthstream: error: bme280: faults.ground_truth: cannot create {blocker / 'x'} "
         "(Not a directory); accepted: a writable --out / SYNTHSTREAM_OUT"
     )
+
+
+# A stop while the process starts, sent at a fixed point: when numpy is first imported (the
+# slow part of starting), by the process itself.
+EARLY_STOP = """\
+import os, signal, sys
+class Stop:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.{sig})
+sys.meta_path.insert(0, Stop())
+sys.argv = ["synthstream", *sys.argv[1:]]
+from producer.entry import main
+raise SystemExit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stop_while_starting_ends_the_run_with_its_summary(sig: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    result = subprocess.run(
+        [sys.executable, "-c", EARLY_STOP.format(sig=sig), "run", "--sinks", "null",
+         "--metrics-port", "0", "--log-format", "json"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finished = json.loads(result.stderr.splitlines()[-1])
+    assert finished["event"] == "synthstream_finished"
+    assert finished["reason"] == f"signal {sig}"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_stop_while_another_command_starts_does_what_the_signal_does(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", EARLY_STOP.format(sig="SIGTERM"), "config"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == -15, result.stderr
+    assert result.stdout == ""
+
+
+def test_max_records_counts_what_the_streams_made_and_the_time_reached_is_the_last(
+    tmp_path: Path,
+) -> None:
+    """--max-records N: N records made, before faults (duplicates on top, drops counted);
+    the summary reaches the event time of the last record, not the end of its chunk."""
+    result = cli("run", "--backfill", "--start", "2024-12-31T23:30:00", "--max-records", "1000",
+                 "--seed", "7", "--sinks", "file", "--out", str(tmp_path), "--metrics-port", "0",
+                 "--log-format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finished = json.loads(result.stderr.splitlines()[-1])
+    counts = finished["streams"]["bme280"]
+    assert counts["generated"] - counts["duplicated_by_fault"] == 1000
+    assert counts["duplicated_by_fault"] > 0, "the seed injects duplicates"
+    rows = [json.loads(line) for p in sorted((tmp_path / "bme280").glob("*.jsonl"))
+            for line in p.read_text().splitlines()]  # fmt: skip
+    assert len(rows) == counts["sinks"]["file"]["delivered"]
+    last = max(row["timestamp"] for row in rows)
+    assert finished["event_time_reached"][:19] == last[:19], (finished, last)

@@ -537,3 +537,35 @@ async def test_a_drain_that_takes_a_while_is_said_once_with_how_to_end_it(
     with structlog.testing.capture_logs() as logs:
         await run(Destination())
     assert not [e for e in logs if e["event"] in ("draining", "waiting_for_sinks")]
+
+
+async def test_kafka_sends_again_what_a_restarting_broker_answered_with_unknown_error() -> None:
+    """aiokafka marks UnknownError (code -1, a broker restarting) not retriable: the sink
+    hands those records back for another try, and fails for good only what cannot pass."""
+    from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, UnknownError
+
+    from producer.streams import build_stream
+    from sinks.kafka import KafkaSink, KafkaSinkSettings
+
+    source = build_stream("bme280", settings()).source
+    t0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+    batch = next(iter(source.advance(t0, t0 + 1_000, None).values()))
+    assert len(batch) == 10
+    answers: list[BaseException | None] = [UnknownError(), MessageSizeTooLargeError(), None,
+                                           KafkaTimeoutError(), *[None] * 6]  # fmt: skip
+
+    class Broker:  # aiokafka's producer as the sink uses it: send() gives a future
+        async def send(self, topic: str, **message: Any) -> asyncio.Future[None]:
+            future = asyncio.get_running_loop().create_future()
+            answer = answers.pop(0)
+            future.set_result(None) if answer is None else future.set_exception(answer)
+            return future
+
+    sink = KafkaSink(KafkaSinkSettings(), {"bme280": "readings"})
+    sink._producer = Broker()
+    with pytest.raises(PartialFailure) as caught:
+        await sink.send(Payload(batch, source.channels["bme280"]))
+    assert caught.value.failed.tolist() == [0, 3]
+    assert {k: v.tolist() for k, v in caught.value.rejected.items()} == {
+        "kafka_MessageSizeTooLargeError": [1]
+    }
