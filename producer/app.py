@@ -150,6 +150,7 @@ class Engine:
         self.counted = 0  # ... plus fault duplicates: the summary's and /metrics' generated
         self.cursor_ms = 0
         self.last_made_ms = 0  # the event time of the latest record made
+        self.worker = False  # a worker of --workers: its parent logs the port that answers
         self.live = False
         self.nudged: asyncio.Future[None] | None = None  # done: wake now (a control action)
         # A worker of ``--workers`` tells its parent where it is (producer.workers).
@@ -393,7 +394,7 @@ class Engine:
             shard=s.shard,
             seed=s.seed,
             profile=s.profile,
-            metrics_port=server.port if server else None,
+            **({} if self.worker else {"metrics_port": server.port if server else None}),
         )
         log.debug("synthstream_settings", settings=s.redacted())  # all of them: `config`
         for route in self.routes:  # `| head`: the reader chose to stop, so do we

@@ -181,8 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     control.add_argument(
         "--url",
-        default="http://127.0.0.1:9108",
-        help="the producer's metrics port (default: http://127.0.0.1:9108)",
+        help="the producer's metrics port (default: the one run with control on this "
+        "machine, else http://127.0.0.1:9108)",
     )
     control.add_argument("--token", help="bearer token (default: $SYNTHSTREAM_CONTROL__TOKEN)")
 
@@ -395,8 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _spec(args, clock)
         if args.command == "ctl":
             from producer import ctl
+            from producer.runs import url_of_local_run
 
-            return ctl.run(args.url, args.token, args.action, args.args)
+            return ctl.run(args.url or url_of_local_run(), args.token, args.action, args.args)
         if args.command == "config" and args.env_names:
             print("\n".join(env_names()))
             return 0

@@ -309,6 +309,10 @@ def _params(kind: EpisodeKind, request: dict[str, Any]) -> dict[str, Any]:
             assert param.low is not None
             assert param.high is not None
             value = _number(value, key, param.low, param.high)
+            if param.whole:
+                if not value.is_integer():
+                    raise RequestError(422, f"{key}: {value:g}; accepted: {param.accepts()}")
+                value = int(value)
         out[key] = value
     return out
 

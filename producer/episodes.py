@@ -37,11 +37,12 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] = ()
     description: str = ""
+    whole: bool = False  # a count: a whole number, kept as one (units=15, not 15.0)
 
     def accepts(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        return f"a number from {self.low:g} to {self.high:g}"
+        return f"a {'whole ' if self.whole else ''}number from {self.low:g} to {self.high:g}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def unchanged(batch: RecordBatch, hit: I64, shape: F64, episode: Episode) -> Rec
 
 OUTAGE = EpisodeKind(
     "outage", "Some entities go silent: their records in the window are lost.",
-    {"entities": Param(10, 1, 1e9, description="How many entities go dark.")},
+    {"entities": Param(10, 1, 1e9, description="How many entities go dark.", whole=True)},
 )  # fmt: skip
 
 

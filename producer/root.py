@@ -19,7 +19,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from producer import entry
+from producer import entry, runs
 from producer.clock import Clock, Stopper
 from producer.config import Settings
 from producer.errors import ConfigError
@@ -103,9 +103,15 @@ async def one_process(settings: Settings, clock: Clock | None = None, link: Any 
                                               settings.metrics.port, control=control),
                                 settings)  # fmt: skip
     engine.report({"port": server.port if server else None})
+    # (a worker's port is its parent's to scrape: the parent's is the one to log and find)
+    engine.worker = link is not None
+    registered = None
+    if server and not link and settings.control.enabled:  # `synthstream ctl` finds it
+        registered = runs.register(settings.metrics.host, server.port)
     try:
         outcome = await engine.run(stopper, server)
     finally:
+        runs.unregister(registered)
         if server:
             await server.stop()
     engine.report({"summary": engine.summary})
@@ -138,7 +144,7 @@ async def _pool(settings: Settings, argv: Sequence[str]) -> int:
 
     try:
         with bar:
-            await pool.start()
+            await pool.start(server.port if server else None)
             await pool.wait(settings.duration_s, progress)
     finally:
         if server is not None:

@@ -165,7 +165,7 @@ class Pool:
         self.started = time.monotonic()
         self.errors: dict[bytes, set[int]] = {}  # a bad setting's line: which workers said it
 
-    async def start(self) -> None:
+    async def start(self, metrics_port: int | None = None) -> None:
         for index in range(self.settings.worker_count):
             ours, theirs = socket.socketpair()
             try:
@@ -180,7 +180,11 @@ class Pool:
             worker.reporting = asyncio.create_task(self._listen(worker, ours))
             worker.relaying = asyncio.create_task(self._relay(worker))
             self.workers.append(worker)
-        log.info("workers_started", workers=[w.process.pid for w in self.workers])
+        log.info(
+            "workers_started",
+            workers=[w.process.pid for w in self.workers],
+            metrics_port=metrics_port,
+        )  # (the workers' own are for this process to scrape)
 
     async def _listen(self, worker: Worker, sock: socket.socket) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock)

@@ -403,8 +403,11 @@ def test_the_page_in_a_real_headless_chromium_steers_the_run(tmp_path: Path) -> 
 def test_a_major_incident_is_reported_now_with_its_units_and_all_of_it_in_the_truth() -> None:
     control = control_of("incidents")
     stream = control.streams["incidents"].stream
-    episode = control.start("incidents", {"kind": "major_incident", "units": 12})["episode"]
+    with pytest.raises(RequestError, match=r"units: 2\.5; accepted: a whole number from 2 to 40"):
+        control.start("incidents", {"kind": "major_incident", "units": 2.5})
+    episode = control.start("incidents", {"kind": "major_incident", "units": 12.0})["episode"]
     assert episode["type"] == "STRUCTURE_FIRE"
+    assert json.dumps(episode["units"]) == "12", "a count reads as one"
     channel = stream.channels[0]
     lifecycle, truth = [], []
     for t0 in range(T - HOUR, T + 12 * HOUR, HOUR // 4):  # in quarter hours, as ticks go
@@ -493,3 +496,26 @@ def test_an_action_the_log_cannot_take_is_refused_and_changes_nothing(tmp_path: 
     assert steered.stream.pace.steady
     assert not steered.stream.episodes.all
     assert steered.multiplier == 1.0
+
+
+def test_ctl_finds_the_one_run_on_this_machine_and_names_url_when_there_are_two(
+    tmp_path: Path,
+) -> None:
+    here = {"XDG_RUNTIME_DIR": str(tmp_path / "runtime")}
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+    with live(tmp_path / "one", here) as one:
+        found = cli("ctl", "state", env=here)
+        assert found.returncode == 0, found.stderr
+        assert "bme280" in json.loads(found.stdout)["streams"]
+        with live(tmp_path / "two", here) as two:
+            both = cli("ctl", "state", env=here)
+            assert both.returncode == 2
+            assert both.stderr.count("\n") == 1, both.stderr
+            assert f"pid {one.proc.pid} on port {one.started['metrics_port']}" in both.stderr
+            assert f"pid {two.proc.pid} on port {two.started['metrics_port']}" in both.stderr
+            assert "accepted: --url http://127.0.0.1:PORT" in both.stderr
+            two.stop()
+        assert cli("ctl", "state", env=here).returncode == 0, "the one left"
+        one.stop()
+    assert not list((tmp_path / "runtime" / "synthstream").glob("*.json")), "each cleared"

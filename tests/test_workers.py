@@ -282,3 +282,26 @@ def test_summaries_add_up() -> None:
     assert total["streams"] == {"s": {"generated": 7, "sinks": {"file": {"delivered": 5}}}}
     assert total["undelivered"] == 2
     assert total["event_time_reached"] == "2025-01-01T00:00:00.500+00:00"
+
+
+def test_the_port_that_answers_is_the_one_logged(tmp_path: Path) -> None:
+    """--metrics-port 0 under --workers: the parent's port is logged (the workers' are its
+    own to scrape, and their start lines do not offer them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHSTREAM_")}
+    env["SYNTHSTREAM_LOG__FORMAT"] = "json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--sinks", "file", "--out", str(tmp_path),
+         "--workers", "2", "--metrics-port", "0"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        started = next_event(proc.stderr, "workers_started")
+        workers = [next_event(proc.stderr, "synthstream_started") for _ in range(2)]
+        next_event(proc.stderr, "workers_live")
+        assert all("metrics_port" not in w for w in workers), workers
+        assert scrape(started["metrics_port"])["synthstream_workers{}"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0

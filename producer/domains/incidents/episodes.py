@@ -29,6 +29,7 @@ def _its_records(batch: RecordBatch, episode: Episode) -> object:
 MAJOR_INCIDENT = EpisodeKind(
     "major_incident", "A critical incident reported now, with many units.",
     {"type": Param("STRUCTURE_FIRE", choices=FIRE_TYPES, description="the incident's type"),
-     "units": Param(12, 2, 40, description="units sent (at most the stations)")},
+     "units": Param(12, 2, 40, description="units sent (at most the stations)",
+                    whole=True)},
     effect=unchanged, default_seconds=1, all_entities=True, select=_its_records, open_ended=True,
 )  # fmt: skip
