@@ -41,7 +41,7 @@ from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
 from producer.server import MetricsServer
-from producer.sink import Payload, Sink
+from producer.sink import Payload, Sink, SinkError
 from producer.streams import Channel, Stream, build_stream
 from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
 
@@ -437,10 +437,12 @@ class Engine:
                         break
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                        said = exc if isinstance(exc, SinkError) else SinkError(error)
                 remaining = deadline - self.clock.monotonic()
-                if remaining <= 0 or stopper.stopped:
-                    hint = (f"waited {wait:g} s" if wait else
-                            "start it, or wait for it with --wait-for-sinks SECONDS")  # fmt: skip
+                if remaining <= 0 or stopper.stopped or not said.waitable:
+                    hint = said.hint or (f"waited {wait:g} s" if wait else
+                                         "start it, or wait for it with --wait-for-sinks "
+                                         "SECONDS")  # fmt: skip
                     raise SinkUnreachable(f"{name} sink not reachable ({error}); {hint}")
                 self.metrics.sink_unreachable(name, error, wait, first=attempt == 0)
                 await stopper.sleep(min(remaining, backoff_s(attempt, 0.2, 5.0) + 0.05))

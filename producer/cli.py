@@ -288,17 +288,21 @@ def kind_commands() -> list[Command]:
 
 def _check(settings: Settings) -> int:
     from producer.app import build_sinks
+    from producer.logs import quiet
 
     async def probe() -> int:
         names = [s for name in settings.streams for s in settings.stream(name).sinks]
         bad = 0
         for name, sink in build_sinks(settings, names).items():
             try:
-                detail = await sink.check()
+                with quiet("aiokafka", "botocore", "httpx"):  # (what they say, we say once)
+                    detail = await sink.check()
                 print(f"{name}: reachable ({detail})")
             except Exception as exc:
                 bad += 1
-                print(f"{name}: NOT reachable ({exc})")
+                hint = getattr(exc, "hint", None)
+                print(f"{name}: NOT reachable ({exc or type(exc).__name__})"
+                      + (f"; {hint}" if hint else ""))  # fmt: skip
             finally:
                 await sink.aclose()
         print(f"settings: valid (profile {settings.profile}, streams {','.join(settings.streams)})")

@@ -58,11 +58,18 @@ from producer.records import RecordBatch, Schema
 
 
 class SinkError(Exception):
-    """Base of the errors a sink raises; ``reason`` is a short label for metrics."""
+    """Base of the errors a sink raises; ``reason`` is a short label for metrics. From
+    ``check``, ``hint`` says what to do (naming the setting), and ``waitable`` False says that
+    waiting for the destination cannot help (credentials, a missing stream)."""
 
-    def __init__(self, message: str, reason: str = "error") -> None:
+    def __init__(
+        self, message: str, reason: str = "error", hint: str | None = None,
+        waitable: bool = True,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.reason = reason
+        self.hint = hint
+        self.waitable = waitable
 
 
 class RetryableError(SinkError):

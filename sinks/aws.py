@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from producer.plugins import AddressedSinkSettings
+from producer.sink import SinkError
 
 
 class AwsFields(AddressedSinkSettings):
@@ -38,3 +39,36 @@ async def open_client(settings: AwsFields, service: str, stack: contextlib.Async
     return await stack.enter_async_context(
         session.client(service, endpoint_url=settings.endpoint_url)
     )
+
+
+# Errors that say who is calling, not whether the service is up: waiting cannot help.
+_CREDENTIALS = ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
+                "SignatureDoesNotMatch", "AccessDenied", "AccessDeniedException",
+                "ExpiredToken", "ExpiredTokenException")  # fmt: skip
+
+
+def explained(exc: Exception, kind: str, where: str) -> SinkError:
+    """A check's failure as one line with what to do: credentials named as settings, an
+    endpoint that does not answer as a service to start or wait for."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    prefix = f"SYNTHSTREAM_SINKS__{kind.upper()}__"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError) or (
+        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _CREDENTIALS
+    ):
+        return SinkError(
+            f"{where}: {exc}", reason="credentials", waitable=False,
+            hint=f"give credentials: {prefix}ACCESS_KEY_ID and {prefix}SECRET_ACCESS_KEY, or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (LocalStack takes any, "
+            f"e.g. test; its endpoint: {prefix}ENDPOINT_URL=http://127.0.0.1:4566)",
+        )  # fmt: skip
+    if isinstance(exc, EndpointConnectionError):
+        return SinkError(f"{where}: nothing answers ({exc})", reason="connect",
+                         hint=f"start it, or wait for it with --wait-for-sinks SECONDS; the "
+                         f"address is {prefix}ENDPOINT_URL")  # fmt: skip
+    return SinkError(f"{where}: {exc}")

@@ -34,6 +34,7 @@ from producer.sink import (
     Payload,
     RetryableError,
     Sink,
+    SinkError,
     SinkLimits,
 )
 
@@ -112,6 +113,7 @@ class KafkaSink(BaseSink):
         self.limits = SinkLimits(max_records=settings.max_records)
         self._producer: AIOKafkaProducer | None = None
         self._idempotent: bool | None = None
+        self._topics_made = False
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
@@ -153,9 +155,16 @@ class KafkaSink(BaseSink):
             raise
         return producer
 
-    async def _start(self) -> AIOKafkaProducer:
-        if self._producer is not None:
-            return self._producer
+    async def _start(self, create_topics: bool = True) -> AIOKafkaProducer:
+        """The producer, started once; the missing topics made once (``create_topics``)."""
+        if self._producer is None:
+            self._producer = await self._started()
+        if create_topics and self.settings.create_topics and not self._topics_made:
+            await self._create_topics()
+            self._topics_made = True
+        return self._producer
+
+    async def _started(self) -> AIOKafkaProducer:
         from aiokafka.errors import KafkaError, KafkaTimeoutError
 
         mode = self.settings.idempotence
@@ -173,9 +182,6 @@ class KafkaSink(BaseSink):
             log.warning("kafka_idempotence_unsupported", error=str(exc))
             producer = await self._start_producer(False)
             self._idempotent = False
-        if self.settings.create_topics:
-            await self._create_topics()
-        self._producer = producer
         return producer
 
     async def _create_topics(self) -> None:
@@ -207,21 +213,44 @@ class KafkaSink(BaseSink):
             return
 
     async def check(self) -> str:
-        producer = await self._start()
-        metadata = await producer.client.fetch_all_metadata()
+        """The brokers and the topics (it only looks: a missing topic is made by a run when
+        ``create_topics`` is on)."""
+        from aiokafka.errors import KafkaConnectionError, KafkaError
+
+        servers = self.settings.bootstrap_servers
+        try:
+            producer = await self._start(create_topics=False)
+            metadata = await producer.client.fetch_all_metadata()
+        except KafkaConnectionError as exc:
+            raise SinkError(
+                f"{servers}: no broker answers",
+                reason="connect",
+                hint="start it, or wait for it with --wait-for-sinks SECONDS; the "
+                "address is SYNTHSTREAM_SINKS__KAFKA__BOOTSTRAP_SERVERS",
+            ) from exc
+        except KafkaError as exc:
+            raise SinkError(f"{servers}: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+        topics = list(dict.fromkeys(self.topics.values()))
+        missing = [t for t in topics if t not in metadata.topics()]
+        made = ("a run creates it" if self.settings.create_topics and not self._topics_made
+                else "the broker must create it on the first send")  # fmt: skip
         return (
-            f"{self.settings.bootstrap_servers}: {len(metadata.brokers())} broker(s), "
-            f"idempotence {'on' if self._idempotent else 'off'}"
+            f"{servers}: {len(metadata.brokers())} broker(s), idempotence "
+            f"{'on' if self._idempotent else 'off'}, topics {', '.join(topics)}"
+            + (f" ({', '.join(missing)}: missing, {made})" if missing else "")
         )
 
     async def send(self, payload: Payload) -> None:
-        from aiokafka.errors import KafkaError
+        from aiokafka.errors import KafkaConnectionError, KafkaError
 
         batch, schema = payload.batch, payload.schema
         try:
             producer = await self._start()
         except KafkaError as exc:
-            raise RetryableError(f"kafka unreachable: {exc}", reason="connect") from exc
+            what = ("no broker answers" if isinstance(exc, KafkaConnectionError)
+                    else f"{type(exc).__name__}: {exc}")  # fmt: skip
+            raise RetryableError(f"kafka unreachable at {self.settings.bootstrap_servers}: "
+                                 f"{what}", reason="connect") from exc  # fmt: skip
         topic = self.topics[batch.stream]
         rows = schema.rows(batch)
         keys = record_keys(schema, rows)

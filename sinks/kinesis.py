@@ -35,7 +35,7 @@ from producer.sink import (
     SinkError,
     SinkLimits,
 )
-from sinks.aws import AwsFields, open_client
+from sinks.aws import AwsFields, explained, open_client
 
 log = structlog.get_logger("synthstream.kinesis")
 
@@ -117,12 +117,28 @@ class KinesisSink(BaseSink):
             return
 
     async def check(self) -> str:
+        """Whether the streams are there (it only looks: a missing one is made by a run when
+        ``create_streams`` is on)."""
+        where = self.settings.endpoint_url or "AWS"
+        found, missing = [], []
         try:
+            client = await self._connect()
             for stream in dict.fromkeys(self.streams.values()):
-                await self._ensure(stream)
+                try:
+                    await client.describe_stream_summary(StreamName=stream)
+                    found.append(stream)
+                except ClientError as exc:
+                    if _code(exc) != "ResourceNotFoundException":
+                        raise
+                    missing.append(stream)
         except (ClientError, BotoCoreError) as exc:
-            raise SinkError(f"{self.settings.endpoint_url or 'AWS'}: {exc}") from exc
-        return f"{self.settings.endpoint_url or 'AWS'}: streams {', '.join(sorted(self._ready))}"
+            raise explained(exc, "kinesis", where) from exc
+        if missing and not self.settings.create_streams:
+            raise SinkError(f"{where}: no stream {', '.join(missing)}", waitable=False,
+                            hint="create it, or let a run: "
+                            "SYNTHSTREAM_SINKS__KINESIS__CREATE_STREAMS=true")  # fmt: skip
+        made = f" ({', '.join(missing)}: a run creates it)" if missing else ""
+        return f"{where}: streams {', '.join(found + missing)}{made}"
 
     def encode(self, batch: RecordBatch, schema: Schema) -> Payload:
         """Entries (document, partition key) and each one's size as Kinesis counts it: the

@@ -42,7 +42,7 @@ from producer.sink import (
     SinkLimits,
 )
 from producer.timeline import HOUR_MS
-from sinks.aws import AwsFields, open_client
+from sinks.aws import AwsFields, explained, open_client
 from sinks.tables import flat
 
 log = structlog.get_logger("synthstream.s3")
@@ -153,11 +153,28 @@ class S3Sink(BaseSink):
             await self._ensure_bucket()
 
     async def check(self) -> str:
+        """Whether the bucket is there (it only looks: a missing one is made by a run when
+        ``create_bucket`` is on)."""
+        made = ""
         try:
-            await self._ensure_bucket()
+            if not self._bucket_ready:
+                client = await self._connect()
+                try:
+                    await client.head_bucket(Bucket=self.settings.bucket)
+                except ClientError as exc:
+                    if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                        raise
+                    if not self.settings.create_bucket:
+                        raise SinkError(
+                            f"{self.where}: no bucket {self.settings.bucket}",
+                            waitable=False,
+                            hint="create it, or let a run: "
+                            "SYNTHSTREAM_SINKS__S3__CREATE_BUCKET=true",
+                        ) from None
+                    made = "; the bucket is missing: a run creates it"  # fmt: skip
         except (ClientError, BotoCoreError) as exc:
-            raise SinkError(f"{self.where}: {exc}") from exc
-        return f"{self.where} ({self.settings.endpoint_url or 'AWS'})"
+            raise explained(exc, "s3", self.where) from exc
+        return f"{self.where} ({self.settings.endpoint_url or 'AWS'}{made})"
 
     async def send(self, payload: Payload) -> None:
         batch, schema = payload.batch, payload.schema

@@ -197,3 +197,28 @@ def test_max_records_counts_what_the_streams_made_and_the_time_reached_is_the_la
     assert len(rows) == counts["sinks"]["file"]["delivered"]
     last = max(row["timestamp"] for row in rows)
     assert finished["event_time_reached"][:19] == last[:19], (finished, last)
+
+
+@pytest.mark.parametrize("kind", ["kinesis", "s3"])
+def test_an_aws_sink_without_credentials_names_the_settings_that_give_them(kind: str) -> None:
+    """Waiting cannot help: the run ends at once, even with --wait-for-sinks, and says where
+    credentials go (not "start it")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNTHSTREAM_", "AWS_"))}
+    env.update({"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/none",
+                "AWS_EC2_METADATA_DISABLED": "true"})  # fmt: skip
+    prefix = f"SYNTHSTREAM_SINKS__{kind.upper()}__"
+    check = subprocess.run([sys.executable, "-m", "producer", "check", "--sinks", kind],
+                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert check.returncode == 1
+    assert f"{kind}: NOT reachable (" in check.stdout
+    assert f"give credentials: {prefix}ACCESS_KEY_ID and {prefix}SECRET_ACCESS_KEY" in check.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "producer", "run", "--sinks", kind, "--metrics-port", "0",
+         "--wait-for-sinks", "600"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert f"{kind} sink not reachable (" in run.stderr
+    assert "give credentials" in run.stderr
+    assert "--wait-for-sinks" not in run.stderr

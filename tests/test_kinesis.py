@@ -177,3 +177,16 @@ def test_check_reports_kinesis(endpoint: str) -> None:
     ok = cli("check", "--streams", "air_quality", "--sinks", "kinesis", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "kinesis: reachable" in ok.stdout
+    # check only looks: a stream it does not find is still missing when it looks again
+    env["SYNTHSTREAM_SINKS__KINESIS__STREAMS"] = '{"air_quality": "aq-only-looked-at"}'
+    for _ in range(2):
+        looked = cli("check", "--streams", "air_quality", "--sinks", "kinesis", env=env)
+        assert looked.returncode == 0, looked.stdout + looked.stderr
+        assert "(aq-only-looked-at: a run creates it)" in looked.stdout
+    env["SYNTHSTREAM_SINKS__KINESIS__CREATE_STREAMS"] = "false"
+    refused = cli("check", "--streams", "air_quality", "--sinks", "kinesis", env=env)
+    assert refused.returncode == 1
+    assert (
+        "no stream aq-only-looked-at); create it, or let a run: SYNTHSTREAM_SINKS__KINESIS__"
+        "CREATE_STREAMS=true" in refused.stdout
+    )
