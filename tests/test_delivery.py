@@ -561,7 +561,7 @@ async def test_kafka_sends_again_what_a_restarting_broker_answered_with_unknown_
             future.set_result(None) if answer is None else future.set_exception(answer)
             return future
 
-    sink = KafkaSink(KafkaSinkSettings(), {"bme280": "readings"})
+    sink = KafkaSink(KafkaSinkSettings(create_topics=False), {"bme280": "readings"})
     sink._producer = Broker()
     with pytest.raises(PartialFailure) as caught:
         await sink.send(Payload(batch, source.channels["bme280"]))
