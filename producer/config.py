@@ -376,6 +376,8 @@ def _one_line(exc: ValidationError, flags: Mapping[str, str]) -> str:
     dotted = ".".join(str(p) for p in loc if isinstance(p, str))
     flag = flags.get(dotted)
     where = f"{flag} / {name}" if flag else name
+    if flag and list(flags.values()).count(flag) > 1:  # (--sinks: every stream's, one flag)
+        where = flag
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "literal_error":
         expected = first.get("ctx", {}).get("expected", "")
@@ -386,7 +388,10 @@ def _one_line(exc: ValidationError, flags: Mapping[str, str]) -> str:
     got = ""
     if not isinstance(given, dict | list) and given is not None and repr(given) not in message:
         got = f" (got {given!r})"
-    more = f" [{len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
+    # The same mistake made through one flag in several settings is one mistake.
+    said = {(flags.get(".".join(str(p) for p in e["loc"] if isinstance(p, str))) or id(e),
+             str(e["msg"])) for e in errors}  # fmt: skip
+    more = f" [{len(said) - 1} more error(s)]" if len(said) > 1 else ""
     if not loc or not dotted:
         where = "settings"
     return f"{where}: {message}{got}{more}"
