@@ -20,6 +20,7 @@ from typing import Any, Self
 from pydantic import (
     BaseModel,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     create_model,
@@ -44,6 +45,7 @@ from producer.settings import (
     CommaList,
     ControlSettings,
     DeliverySettings,
+    FaultSettings,
     LiveSettings,
     LogSettings,
     MetricsSettings,
@@ -98,6 +100,9 @@ class Settings(BaseSettings):
     specs_sinks: CommaList | None = Field(
         None, description="Sinks of every spec stream, instead of each spec's own (--sinks)."
     )
+    # A spec stream's faults from the environment (SYNTHSTREAM_<STREAM>__FAULTS__*), over
+    # its file's, as a built-in stream's are: set by load_settings.
+    _spec_faults: dict[str, FaultSettings] = PrivateAttr(default_factory=dict)
     streams: CommaList = Field(["bme280"], description="Streams to run.")
     out: Path = Field(
         Path("data/out"), description="Folder of the run's files (--out): the ground truth's, "
@@ -192,6 +197,8 @@ class Settings(BaseSettings):
             spec = declared[name]
             if self.specs_sinks is not None:
                 spec = spec.model_copy(update={"sinks": self.specs_sinks})
+            if name in self._spec_faults:
+                spec = spec.model_copy(update={"faults": self._spec_faults[name]})
             return spec
         settings: StreamSettings = getattr(self, name)
         return settings
@@ -332,7 +339,10 @@ def load_settings(
     profile = str(overrides.get("profile") or environ.get(f"{ENV_PREFIX}PROFILE") or "development")
     overrides["profile"] = profile
     path = profile_path(profile)
-    _check_unknown([k for k in environ if k.upper().startswith(ENV_PREFIX)], "environment")
+    named = [k for k in environ if k.upper().startswith(ENV_PREFIX)]
+    spec_faults = _spec_faults(overrides.get("specs") or environ.get(f"{ENV_PREFIX}SPECS"),
+                               environ)  # fmt: skip
+    _check_unknown([k for k in named if k not in spec_faults[1]], "environment")
     env_files: list[Path] = [path]
     _check_unknown(_env_file_keys(path), f"profile {path.name}")
     dotenv = Path(".env")
@@ -340,11 +350,47 @@ def load_settings(
         env_files.append(dotenv)
         _check_unknown(_env_file_keys(dotenv), ".env")
     try:
-        return settings_model()(_env_file=tuple(env_files), **overrides)
+        settings = settings_model()(_env_file=tuple(env_files), **overrides)
+        settings._spec_faults = spec_faults[0]
+        return settings
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, flags or {})) from None
     except SettingsError as exc:  # a value that has to be JSON is not (rate events)
         raise ConfigError(_not_json(environ) or str(exc)) from None
+
+
+def _spec_faults(
+    specs: str | list[str] | None, environ: Mapping[str, str]
+) -> tuple[dict[str, FaultSettings], set[str]]:
+    """The faults of spec streams set in the environment, and the variables that set them:
+    ``SYNTHSTREAM_<STREAM>__FAULTS__<FIELD>`` over the file's ``faults``."""
+    if not specs:
+        return {}, set()
+    paths = specs.split(",") if isinstance(specs, str) else [str(p) for p in specs]
+    declared = spec_streams(tuple(p.strip() for p in paths if p.strip()))
+    found: dict[str, FaultSettings] = {}
+    used: set[str] = set()
+    for name, spec in declared.items():
+        prefix = f"{ENV_PREFIX}{name.upper()}__FAULTS__"
+        given = {k: v for k, v in environ.items() if k.upper().startswith(prefix)}
+        if not given:
+            continue
+        values = spec.faults.model_dump()
+        for key, text in given.items():
+            field = key[len(prefix) :].lower()
+            if field not in FaultSettings.model_fields:
+                close = difflib.get_close_matches(field, list(FaultSettings.model_fields), n=1)
+                hint = f"; did you mean {prefix}{close[0].upper()}?" if close else ""
+                raise ConfigError(f"{key}: not a fault of a stream{hint} See .env.example.")
+            values[field] = text
+        try:
+            found[name] = FaultSettings.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = f"{prefix}{str(error['loc'][0]).upper()}" if error["loc"] else prefix
+            raise ConfigError(f"{where}: {error['msg']} (got {error.get('input')!r})") from None
+        used.update(given)
+    return found, used
 
 
 # Settings whose environment value is JSON (a list of objects), by the variable's last part.

@@ -229,3 +229,28 @@ def test_a_repeated_warning_is_one_line_per_interval_with_its_count() -> None:
     assert again is not None
     assert again["repeated"] == 87
     assert repeats(None, "info", {"event": "progress"}) == {"event": "progress"}
+
+
+def test_a_spec_streams_faults_come_from_the_environment_over_its_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = str(Path(__file__).resolve().parent.parent / "examples" / "specs" / "iot-fleet.yaml")
+    own = load_settings({"specs": [fleet]}, environ={}).stream("fleet").faults
+    monkeypatch.setenv("SYNTHSTREAM_SPECS", fleet)
+    monkeypatch.setenv("SYNTHSTREAM_FLEET__FAULTS__DROP_RATE", "0.5")
+    monkeypatch.setenv("SYNTHSTREAM_FLEET__FAULTS__LATE_MAX_S", "60")
+    faults = load_settings({}).stream("fleet").faults
+    assert (faults.drop_rate, faults.late_max_s) == (0.5, 60.0)
+    assert faults.duplicate_rate == own.duplicate_rate, "the rest as the file says"
+    monkeypatch.setenv("SYNTHSTREAM_FLEET__FAULTS__DROP_RATE", "2")
+    with pytest.raises(ConfigError, match=r"^SYNTHSTREAM_FLEET__FAULTS__DROP_RATE: Input should "
+                       r"be less than or equal to 1 \(got '2'\)"):  # fmt: skip
+        load_settings({})
+    monkeypatch.delenv("SYNTHSTREAM_FLEET__FAULTS__DROP_RATE")
+    monkeypatch.setenv("SYNTHSTREAM_FLEET__FAULTS__DROP_RAT", "1")
+    with pytest.raises(
+        ConfigError,
+        match=r"^SYNTHSTREAM_FLEET__FAULTS__DROP_RAT: not a fault "
+        r"of a stream; did you mean SYNTHSTREAM_FLEET__FAULTS__DROP_RATE\?",
+    ):
+        load_settings({})
