@@ -147,8 +147,10 @@ def test_preview_costs_what_it_prints_not_an_hour_of_records(tmp_path: Path) -> 
     path = tmp_path / "million.yaml"
     path.write_text(GOOD.replace("{count: 10}", "{count: 1000000}").replace(
         "    fields:", "    rate: {interval_s: 1}\n    fields:"))  # fmt: skip
-    probe = ("import resource, sys\nfrom producer.cli import main\nrc = main(sys.argv[1:])\n"
-             "sys.stdout.flush()\nkb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    # (VmHWM, not ru_maxrss: that one keeps the parent's high-water mark across exec)
+    probe = ("import re, sys\nfrom producer.cli import main\nrc = main(sys.argv[1:])\n"
+             "sys.stdout.flush()\nstatus = open('/proc/self/status').read()\n"
+             "kb = re.search(r'VmHWM:\\s+(\\d+)', status).group(1)\n"
              "sys.stderr.write(f'maxrss={kb}\\n')\nsys.exit(rc)\n")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", probe, "spec", "preview", str(path), "-n",
                              "3", "--start", "2024-12-31T23:59:59"],
