@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -36,7 +36,7 @@ from producer.delivery import Route, backoff_s, drain
 from producer.errors import SinkUnreachable
 from producer.faults import FaultOutput
 from producer.generators import Lookahead
-from producer.logs import progress_bar, quiet
+from producer.logs import progress_bar, progress_text, quiet
 from producer.metrics import Metrics
 from producer.plugins import SinkContext, sink_kinds
 from producer.records import KindCounts
@@ -44,6 +44,9 @@ from producer.server import MetricsServer
 from producer.sink import Payload, Sink, SinkError
 from producer.streams import Channel, Stream, build_stream
 from producer.ticks import CATCH_UP_RECORDS, Prepared, plan_ticks, prepare, restore
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = structlog.get_logger("synthstream")
 
@@ -151,6 +154,7 @@ class Engine:
         self.cursor_ms = 0
         self.last_made_ms = 0  # the event time of the latest record made
         self.worker = False  # a worker of --workers: its parent logs the port that answers
+        self.bar: tqdm[Any] | None = None  # a backfill's progress bar, open until the end
         self.live = False
         self.nudged: asyncio.Future[None] | None = None  # done: wake now (a control action)
         # A worker of ``--workers`` tells its parent where it is (producer.workers).
@@ -324,34 +328,35 @@ class Engine:
         if speed is not None:
             chunk = max(1, min(chunk, int(speed * 100)))  # pace in ~0.1 s real-time steps
         total_ms = (end_ms if end_ms is not None else self.clock.now_ms()) - start_ms
-        bar = progress_bar(total_ms, progress)
+        # The bar closes after the sinks do (Engine.run): its last line has every byte.
+        bar = self.bar = progress_bar(total_ms, progress)
         started = reported_s = self.clock.monotonic()
-        cursor = start_ms
-        with bar:
-            while not stopper.stopped:
-                end = end_ms if end_ms is not None else self.clock.now_ms()
-                if cursor >= end:
+        cursor, written = start_ms, 0
+        while not stopper.stopped:
+            end = end_ms if end_ms is not None else self.clock.now_ms()
+            if cursor >= end:
+                break
+            t1 = min(cursor + chunk, end)
+            if speed is not None:
+                await stopper.sleep(
+                    (t1 - start_ms) / 1000 / speed - (self.clock.monotonic() - started)
+                )
+                if stopper.stopped:
                     break
-                t1 = min(cursor + chunk, end)
-                if speed is not None:
-                    await stopper.sleep(
-                        (t1 - start_ms) / 1000 / speed - (self.clock.monotonic() - started)
-                    )
-                    if stopper.stopped:
-                        break
-                more = await self._tick(cursor, t1)
-                bar.update(t1 - cursor)
-                bar.set_postfix_str(f"{iso(t1)[:16]}Z, {self.counted:,} records", refresh=False)
-                now_s = self.clock.monotonic()
-                if now_s >= reported_s + PROGRESS_S:
-                    self.report({"cursor_ms": t1, "records": self.counted})
-                    reported_s = now_s
-                # Cut by --max-records within the chunk: whole up to its last record.
-                cursor = t1 if more else min(t1, self.last_made_ms + 1)
-                self.cursor_ms = cursor
-                if not more:
-                    stopper.stop("max_records")
-                await asyncio.sleep(0)
+            more = await self._tick(cursor, t1)
+            bar.update(t1 - cursor)
+            now_s = self.clock.monotonic()
+            if now_s >= reported_s + PROGRESS_S:
+                written = self.bytes_written()
+                self.report({"cursor_ms": t1, "records": self.counted, "bytes": written})
+                reported_s = now_s
+            bar.set_postfix_str(progress_text(iso(t1), self.counted, written), refresh=False)
+            # Cut by --max-records within the chunk: whole up to its last record.
+            cursor = t1 if more else min(t1, self.last_made_ms + 1)
+            self.cursor_ms = cursor
+            if not more:
+                stopper.stop("max_records")
+            await asyncio.sleep(0)
         return cursor
 
     # ------------------------------------------------------------------ lifecycle
@@ -417,6 +422,13 @@ class Engine:
         finally:
             for name, sink in self.sinks.items():
                 await _close(name, sink)
+            if self.bar is not None:  # what the sinks wrote, to the last byte
+                written = self.bytes_written()
+                self.report({"cursor_ms": self.cursor_ms, "records": self.counted,
+                             "bytes": written})  # fmt: skip
+                self.bar.set_postfix_str(progress_text(iso(self.cursor_ms), self.counted,
+                                                       written), refresh=False)  # fmt: skip
+                self.bar.close()
         self._log_dataset()
         return self._summary(stopper, self.clock.monotonic() - started)
 
@@ -449,6 +461,10 @@ class Engine:
                 attempt += 1
             if attempt:
                 log.info("sink_reachable", sink=name, after_attempts=attempt + 1)
+
+    def bytes_written(self) -> int:
+        """What the sinks that count bytes (files, S3) have written so far."""
+        return sum(int(sink.written().get("bytes", 0)) for sink in self.sinks.values())
 
     def _log_dataset(self) -> None:
         """A named data set (``backfill.dataset``, a stream's preset): one line saying what
@@ -484,6 +500,9 @@ class Engine:
                 if not stopper.stopped:  # (a stop again would count as a second signal)
                     stopper.stop("backfill_complete")
                 return
+            if self.bar is not None:  # live from here: the bar ends with the backfill
+                self.bar.close()
+                self.bar = None
             log.info("backfill_caught_up", event_time=iso(cursor), records=self.generated)
         until = None if s.duration_s is None else self.clock.now_ms() + round(s.duration_s * 1000)
         self._set_targets(cursor)

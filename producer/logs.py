@@ -137,6 +137,17 @@ def quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def progress_text(at: str, records: int, written: int) -> str:
+    """A backfill's progress after the bar: the event time it is at (ISO), records, bytes
+    written (when a sink counts them)."""
+    size = ""
+    if written:
+        units = [("GB", 2**30), ("MB", 2**20), ("KB", 2**10)]
+        unit, scale = next(((u, f) for u, f in units if written >= f), ("B", 1))
+        size = f", {written / scale:,.1f} {unit}" if scale > 1 else f", {written} B"
+    return f"{at[:16]}Z, {records:,} records{size}"
+
+
 def progress_bar(total_ms: int, show: bool) -> tqdm[Any]:
     """A backfill's progress bar on standard error, over ``total_ms`` of event time (the same
     for one process and for the parent of ``--workers``)."""

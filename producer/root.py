@@ -120,7 +120,8 @@ async def one_process(settings: Settings, clock: Clock | None = None, link: Any 
 
 async def _pool(settings: Settings, argv: Sequence[str]) -> int:
     """The workers until they end; one summary, the worst exit status."""
-    from producer.logs import progress_bar
+    from producer.app import iso
+    from producer.logs import progress_bar, progress_text
     from producer.workers import Pool, check, finish
 
     check(settings)
@@ -140,12 +141,15 @@ async def _pool(settings: Settings, argv: Sequence[str]) -> int:
         cursors = [w.cursor_ms for w in pool.workers if w.cursor_ms is not None]
         if cursors and not bar.disable:
             bar.n = max(0, min(min(cursors), end_ms) - start_ms)
-            bar.set_postfix_str(f"{sum(w.records for w in pool.workers):,} records")
+            bar.set_postfix_str(progress_text(iso(min(cursors)),
+                                              sum(w.records for w in pool.workers),
+                                              sum(w.bytes for w in pool.workers)))  # fmt: skip
 
     try:
         with bar:
             await pool.start(server.port if server else None)
             await pool.wait(settings.duration_s, progress)
+            progress()  # (the workers' last word: every byte their sinks wrote)
     finally:
         if server is not None:
             await server.stop()

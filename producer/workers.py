@@ -37,6 +37,7 @@ import orjson
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from tqdm import tqdm
 
 from producer.config import Settings
 from producer.errors import ConfigError
@@ -149,6 +150,7 @@ class Worker:
     live: bool = False
     cursor_ms: int | None = None
     records: int = 0
+    bytes: int = 0  # written, by the sinks that count them
     summary: dict[str, Any] = field(default_factory=dict)
     reporting: asyncio.Task[None] | None = None
     relaying: asyncio.Task[None] | None = None
@@ -200,6 +202,7 @@ class Pool:
                         log.info("workers_live", workers=len(self.workers))
                 if "cursor_ms" in message:
                     worker.cursor_ms, worker.records = message["cursor_ms"], message["records"]
+                    worker.bytes = message.get("bytes", 0)
                 if "summary" in message:
                     worker.summary = message["summary"]
                 self.changed.set()
@@ -214,8 +217,9 @@ class Pool:
             if line.startswith(b"synthstream: error:"):
                 self.errors.setdefault(line.rstrip(b"\n"), set()).add(worker.index)
                 continue
-            sys.stderr.buffer.write(line)
-            sys.stderr.flush()
+            with tqdm.external_write_mode(file=sys.stderr):  # (above the progress bar)
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
 
     def print_errors(self) -> None:
         for line, which in self.errors.items():

@@ -93,16 +93,22 @@ def test_the_start_line_holds_what_a_person_needs(tmp_path: Path) -> None:
     assert "settings" not in start, "the full settings: synthstream config, or debug level"
 
 
-def test_the_progress_bar_counts_what_the_summary_counts() -> None:
-    result = cli("run", "--backfill", "--start", "2024-01-01", "--end", "2024-01-02",
-                 "--sinks", "null", "--progress", "on", "--metrics-port", "0")  # fmt: skip
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_progress_bar_counts_what_the_summary_counts_and_the_bytes_on_disk(
+    tmp_path: Path, workers: str
+) -> None:
+    result = cli("run", "--backfill", "--start", "2024-12-31T12:00:00", "--end", "2025-01-01T12:00",
+                 "--sinks", "file", "--out", str(tmp_path), "--progress", "on", "--metrics-port",
+                 "0", "--workers", workers)  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stderr.replace("\r", "\n").splitlines()
-    summary = json.loads(next(line for line in lines if '"synthstream_finished"' in line))
+    summary = json.loads([line for line in lines if '"synthstream_finished"' in line][-1])
     generated = summary["streams"]["bme280"]["generated"]
     assert generated > 86_400, "the duplicates that faults add are in it"
     last_bar = [line for line in lines if line.startswith("backfill 100%")][-1]
     assert f"{generated:,} records" in last_bar
+    on_disk = sum(p.stat().st_size for p in tmp_path.rglob("*.jsonl"))
+    assert f"{on_disk / 2**20:,.1f} MB" in last_bar, (on_disk, last_bar)
 
 
 def test_auto_shard_outside_a_container_is_refused() -> None:
