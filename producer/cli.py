@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from producer import __version__, entry
+from producer import __version__, early
 from producer.clock import Clock, WallClock
 from producer.config import Settings, env_example, env_names, load_settings
 from producer.errors import ConfigError
@@ -387,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command != "run":  # (a run takes the stops that came early: producer.root)
-        entry.release()
+        early.release()
     clock = WallClock()  # the one place a command learns what time it is
     if args.command is None:
         _parser().print_help(sys.stderr)

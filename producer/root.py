@@ -19,7 +19,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from producer import entry, runs
+from producer import early, runs
 from producer.clock import Clock, Stopper
 from producer.config import Settings
 from producer.errors import ConfigError
@@ -59,7 +59,7 @@ def _on_signals(stop: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, f"signal {sig.name}")
-    for reason in entry.caught():
+    for reason in early.caught():
         stop(reason)
 
 
