@@ -4,6 +4,7 @@ the same records, columns equal to the JSON, walks within their bounds."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -559,3 +560,38 @@ def test_a_format_that_cannot_write_its_field_is_refused(
         load_spec(path)
     assert says in str(caught.value)
     assert str(caught.value).startswith(f"{path}:5:")
+
+
+STAYS = """\
+streams:
+  lamps:
+    entities: {count: 50, id: "lamp-{index:02d}"}
+    rate: {interval_s: 60}
+    fields:
+      light:
+        machine:
+          changes_only: true
+          start: dark
+          states:
+            dark: {next: {dark: 80, lit: 20}, dwell_s: 60}
+            lit: {next: {lit: 70, dark: 30}, dwell_s: 60}
+      switched_on: {count: {of: light, enters: lit}}
+"""
+
+
+def test_a_stay_in_a_state_is_no_change_and_no_entry(tmp_path: Path) -> None:
+    """changes_only writes one record per change of state; a move to the state an entity is
+    in (dark -> dark) is a stay: no record, and count.enters does not count it."""
+    rows = spec_rows(write(tmp_path, STAYS), "lamps", T0, 24)
+    by_lamp: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_lamp.setdefault(row["id"], []).append(row)
+    assert len(by_lamp) == 50
+    for lamp, history in by_lamp.items():
+        states = [r["light"] for r in history]
+        assert states[0] == "dark"
+        assert all(a != b for a, b in itertools.pairwise(states)), (lamp, states)
+        ons = list(itertools.accumulate(s == "lit" for s in states))
+        assert [r["switched_on"] for r in history] == ons, lamp
+    # 80 % of moves from dark are stays: a day of 1,440 moves per lamp has far fewer changes
+    assert 24 * 60 * 50 * 0.2 < len(rows) < 24 * 60 * 50 * 0.45

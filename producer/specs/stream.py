@@ -259,11 +259,14 @@ class _Machine:
             if moving.any():
                 go = np.flatnonzero(moving)
                 new[go] = weighted_choice_rows(u[idx][go], self.weights[current[go]])
-            entering = first | moving
-            if entering.any():
-                enter = np.flatnonzero(entering)
-                self.entered[ent[enter]] = t[enter]
-                self.stay[ent[enter]] = self._dwell(new[enter], keys[idx][enter])
+            # A move restarts the dwell; one to the state the entity is in is a stay, not an
+            # entry (changes_only writes no record for it, count.enters does not count it).
+            moved = np.flatnonzero(first | moving)
+            if moved.size:
+                self.entered[ent[moved]] = t[moved]
+                self.stay[ent[moved]] = self._dwell(new[moved], keys[idx][moved])
+            enter = np.flatnonzero(first | (moving & (new != current)))
+            if enter.size:
                 self.entries[ent[enter], new[enter]] += 1
                 self.entering[idx[enter]] = True
             self.state[ent] = new
