@@ -128,6 +128,10 @@ class Due:
     def head(self, n: int) -> Due:
         return Due(self.entity[:n], self.time_ms[:n])
 
+    def tail(self, n: int) -> Due:
+        """What ``head(n)`` leaves."""
+        return Due(self.entity[n:], self.time_ms[n:])
+
 
 class RateModel(Protocol):
     """When the entities of one stream are due. Pure: no clock, no state between calls."""

@@ -595,3 +595,26 @@ def test_a_stay_in_a_state_is_no_change_and_no_entry(tmp_path: Path) -> None:
         assert [r["switched_on"] for r in history] == ons, lamp
     # 80 % of moves from dark are stays: a day of 1,440 moves per lamp has far fewer changes
     assert 24 * 60 * 50 * 0.2 < len(rows) < 24 * 60 * 50 * 0.45
+
+
+@pytest.mark.parametrize("which", ["sparse", "order-lifecycle", "clickstream", "customers"])
+def test_preview_prints_the_first_records_a_run_writes(tmp_path: Path, which: str) -> None:
+    """Where silent states and stays write fewer records than asked in a window, preview
+    still prints the run's first records, not records of a later window."""
+    if which == "sparse":  # a change now and then, most moves stays
+        path = write(tmp_path, STAYS.replace("dark: 80, lit: 20", "dark: 95, lit: 5")
+                     .replace("count: 50", "count: 5"))  # fmt: skip
+    else:
+        path = ROOT / "examples" / "specs" / f"{which}.yaml"
+    stream = next(iter(load_spec(path).streams))
+    preview = subprocess.run(
+        [sys.executable, "-m", "producer", "spec", "preview", str(path), "-n", "25", "--seed",
+         "7", "--start", "2024-12-31T23:00:00"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert preview.returncode == 0, preview.stderr
+    shown = [orjson.loads(line) for line in preview.stdout.splitlines()]
+    start = round(datetime(2024, 12, 31, 23, tzinfo=UTC).timestamp() * 1000)
+    written = spec_rows(path, stream, start, 6)  # what a run writes, hour by hour
+    assert len(shown) == 25
+    assert [r["message_id"] for r in shown] == [r["message_id"] for r in written[:25]]

@@ -72,9 +72,17 @@ class SingleChannel:
 
     def advance(self, t0: int, t1: int, limit: int | None) -> dict[str, RecordBatch]:
         due = self.rate.due(t0, t1)
-        if limit is not None and len(due) > limit:
-            due = due.head(limit)
-        return {self.stream: self.generator.generate(due)} if len(due) else {}
+        if not len(due):
+            return {}
+        if limit is None or len(due) <= limit:
+            return {self.stream: self.generator.generate(due)}
+        # The first ``limit`` records written: as many due, and, when some of them write
+        # nothing (a silent state, a stay under changes_only), the rest of the window too, so
+        # that what comes back is what a run without a limit writes first.
+        batch = self.generator.generate(due.head(limit))
+        if len(batch) < limit:
+            batch = RecordBatch.concat([batch, self.generator.generate(due.tail(limit))])
+        return {self.stream: batch.take(slice(0, limit)) if len(batch) > limit else batch}
 
     def next_due(self, t: int) -> int:
         return self.rate.next_due(t)
