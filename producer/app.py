@@ -118,7 +118,10 @@ class Engine:
         self.settings = settings
         self.clock = clock or WallClock()
         self.metrics = metrics or Metrics()
-        self.streams: list[Stream] = [build_stream(name, settings) for name in settings.streams]
+        backfill = settings.backfill  # (the event time the run starts at: a live run's now)
+        origin = None if backfill.enabled and backfill.start else self.clock.now_ms()
+        self.streams: list[Stream] = [build_stream(name, settings, origin)
+                                      for name in settings.streams]  # fmt: skip
         for stream in self.streams:  # live ticks take slices of what was made ahead
             stream.source = Lookahead(stream.source, settings.live.lookahead_ms)
         self.kinds = KindCounts()

@@ -369,7 +369,7 @@ def _spec(args: argparse.Namespace, clock: Clock) -> int:
     if args.preview_start is not None:
         start = round(parse_time(args.preview_start, "--start").timestamp() * 1000)
     for name in settings.streams:
-        source = build_stream(name, settings).source
+        source = build_stream(name, settings, start).source
         # Windows from 10 ms, doubling up to an hour: what is made is about what is printed,
         # whether the stream makes a million records a second or one a day.
         left, t, step, horizon = args.preview_records, start, 10, start + 366 * 24 * HOUR_MS

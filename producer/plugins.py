@@ -283,6 +283,9 @@ class StreamContext:
     # models that make its traffic schedule by it.
     pace: Pace = field(default_factory=Pace)
     episodes: Episodes = field(default_factory=lambda: Episodes({}))  # started by control
+    # The event time the run starts at (a backfill's start, a live run's now): what values
+    # drawn once, "as of" a time, are drawn as of (a Faker date attribute).
+    origin_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def describe(settings: Settings, start_ms: int, hours: int) -> dict[str, Any]:
     end_ms = start_ms + hours * HOUR_MS
     report: dict[str, Any] = {}
     for name in settings.streams:
-        source = build_stream(name, settings).source
+        source = build_stream(name, settings, start_ms).source
         counts: Counter[str] = Counter()
         kinds = KindCounts()
         sums: dict[str, dict[str, float]] = {}

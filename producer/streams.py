@@ -62,7 +62,9 @@ class Stream:
     episodes: Episodes = field(default_factory=lambda: Episodes({}))
 
 
-def build_stream(name: str, settings: Settings) -> Stream:
+def build_stream(name: str, settings: Settings, origin_ms: int | None = None) -> Stream:
+    """The stream ``name`` as the settings say; ``origin_ms`` the event time it starts at (by
+    default a backfill's start, else the wall clock's now)."""
     stream_settings = settings.stream(name)
     shard = settings.shard_spec
     backfill = settings.backfill
@@ -70,9 +72,11 @@ def build_stream(name: str, settings: Settings) -> Stream:
     if backfill.enabled and backfill.start is not None and backfill.end is not None:
         window = (round(backfill.start.timestamp() * 1000),
                   round(backfill.end.timestamp() * 1000))  # fmt: skip
+    if origin_ms is None and backfill.enabled and backfill.start is not None:
+        origin_ms = round(backfill.start.timestamp() * 1000)
     pace, episodes = Pace(), Episodes(stream_settings.episode_kinds())
     source = stream_settings.build(
-        StreamContext(name, settings.seed, shard, window, pace, episodes)
+        StreamContext(name, settings.seed, shard, window, pace, episodes, origin_ms)
     )
     channels = []
     for channel, schema in source.channels.items():

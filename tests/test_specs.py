@@ -618,3 +618,50 @@ def test_preview_prints_the_first_records_a_run_writes(tmp_path: Path, which: st
     written = spec_rows(path, stream, start, 6)  # what a run writes, hour by hour
     assert len(shown) == 25
     assert [r["message_id"] for r in shown] == [r["message_id"] for r in written[:25]]
+
+
+FAKER_DATES = """\
+streams:
+  people:
+    entities:
+      count: 20
+      attributes:
+        born: {faker: date_of_birth}
+        joined: {faker: date_this_year}
+        seen: {faker: date_time}
+        name: {faker: name}
+    rate: {interval_s: 60}
+    fields:
+      a: {uniform: [0, 1]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("wall", "zone"),
+    [("2026-12-07T12:00:00", "Pacific/Auckland"), ("2031-06-30T03:00:00", "America/Los_Angeles")],
+)
+def test_faker_values_are_the_seeds_and_the_event_times_not_the_hosts(
+    tmp_path: Path, wall: str, zone: str
+) -> None:
+    """Faker's date providers read the host's clock and zone: the same spec, seed and start
+    give the same bytes on any day in any zone, and dates as of the run's start (2024)."""
+    import time_machine
+
+    path = write(tmp_path, FAKER_DATES)
+    settings_ = load_settings({"specs": [str(path)], "seed": 7}, environ={})
+
+    def rows() -> list[bytes]:
+        source = build_stream("people", settings_, T0).source
+        batch = RecordBatch.concat(list(source.advance(T0, T0 + 120_000, None).values()))
+        return encode_jsonl(source.channels["people"], batch).splitlines()
+
+    here = rows()  # this host, today
+    elsewhere = datetime.fromisoformat(wall).replace(tzinfo=ZoneInfo(zone))
+    with time_machine.travel(elsewhere, tick=False):
+        there = rows()
+    assert there == here
+    people = [orjson.loads(line) for line in here]
+    assert len({p["id"] for p in people}) == 20
+    assert {p["joined"][:4] for p in people} == {"2024"}, "this year: the start's (leap day)"
+    assert all(p["joined"] <= "2024-02-29" for p in people)
+    assert all(p["born"] < "2024-02-29" and p["seen"] < "2024-03-01" for p in people)

@@ -13,7 +13,10 @@ truth.
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -76,7 +79,8 @@ class SpecStreamSettings(SensorStreamSettings):
         episode_key = rng.text_key(context.seed, context.name, "episodes")
 
         def generator(entity_ids: I64, keys: U64) -> Generator:
-            return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key)
+            return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key,
+                                 context.origin_ms)  # fmt: skip
 
         source = sensor_source(context.name, self.entities, self.rate, context.seed,
                                context.shard, generator, context.pace)  # fmt: skip
@@ -138,8 +142,9 @@ class _Values:
         names = self.expression.names if self.expression is not None else frozenset()
         return names | {self.spec.per} if self.spec.per is not None else names
 
-    def draw(self, keys: U64, columns: dict[str, Values]) -> Values:
-        """Values of a stateless kind for records (or entities) with these keys."""
+    def draw(self, keys: U64, columns: dict[str, Values], at_ms: int | None = None) -> Values:
+        """Values of a stateless kind for records (or entities) with these keys; ``at_ms``
+        the event time they are drawn as of (Faker's dates; None: now)."""
         s = self.spec
         own = rng.combine(keys, self.salt)
         if self.expression is not None and s.walk is None:
@@ -165,7 +170,7 @@ class _Values:
             index = columns[city].astype(np.int64)
             return city_column(column)[index]
         if s.faker is not None:
-            return fake(s.faker, s.locale, own)
+            return fake(s.faker, s.locale, own, at_ms)
         if self.ref is not None:  # an entity of the other stream, uniformly
             return np.minimum((u[:, 0] * self.ref[2]).astype(np.int64), self.ref[2] - 1)
         assert s.choice is not None
@@ -195,17 +200,23 @@ def city_column(column: str) -> Values:
     return np.array([words[v] for v in city_values(column)], dtype=np.int64)
 
 
-def fake(provider: str, locale: str | None, keys: U64) -> Values:
-    """A Faker provider's value for each key, Faker seeded by the key (the same value for an
-    entity in every run and shard, with the same Faker version)."""
+def fake(provider: str, locale: str | None, keys: U64, at_ms: int | None = None) -> Values:
+    """A Faker provider's value for each key, Faker seeded by the key, as of the event time
+    ``at_ms`` in UTC (the same value for an entity in every run and shard that starts at that
+    time, on any host, in any zone, on any day, with the same Faker version). Faker's date
+    providers read the clock and the local zone: they read ``at_ms`` and UTC meanwhile."""
+    import time_machine
     from faker import Faker
 
     faker = Faker(locale or "en_US")
     method = getattr(faker, provider)
     out = np.empty(keys.size, dtype=object)
-    for i, key in enumerate(keys.tolist()):
-        faker.seed_instance(key)
-        out[i] = str(method())
+    at = datetime.fromtimestamp((time.time() * 1000 if at_ms is None else at_ms) / 1000,
+                                ZoneInfo("UTC"))  # fmt: skip
+    with time_machine.travel(at, tick=False):
+        for i, key in enumerate(keys.tolist()):
+            faker.seed_instance(key)
+            out[i] = str(method())
     return out
 
 
@@ -290,8 +301,11 @@ class SpecGenerator:
     """Records of one spec stream for the entities due (see the module's docstring)."""
 
     def __init__(
-        self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64, episode_key: int
-    ) -> None:
+        self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64, episode_key: int,
+        origin_ms: int | None = None,
+    ) -> None:  # fmt: skip
+        """``origin_ms``: the event time the run starts at, as of which the attributes are
+        drawn (a Faker date); the wall clock's now when not given."""
         self.stream, self.spec = name, spec
         self.entity_ids, self.keys = entity_ids, keys
         self.episode_key = episode_key
@@ -314,7 +328,7 @@ class SpecGenerator:
         columns: dict[str, Values] = {}
         for name in field_order({a: v.reads for a, v in self.attributes.items()}):
             values = self.attributes[name]
-            columns[name] = values.finish(values.draw(keys, columns), keys)
+            columns[name] = values.finish(values.draw(keys, columns, origin_ms), keys)
         self.entity_columns = columns
         n = entity_ids.size
         self.steps = np.zeros(n, dtype=np.int64)
