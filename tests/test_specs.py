@@ -294,6 +294,30 @@ streams:
             ":4:18: streams.fleet.time_format: Input should be 'iso', 'epoch_ms' or 'epoch_s'; "
             "accepted: 'iso', 'epoch_ms' or 'epoch_s'",
         ),
+        (
+            GOOD.replace('"a * 2"', '{template: "{c}"}'),
+            ":6:21: streams.fleet.fields.b.template: {c} is not a name it can read; accepted: "
+            "id, a",
+        ),
+        (
+            GOOD.replace('"a * 2"', '{template: "N-{a:06d}"}'),
+            ":6:21: streams.fleet.fields.b.template: 'N-{a:06d}' cannot write its values (a a "
+            "float: Unknown format code 'd' for object of type 'float'); accepted: text with",
+        ),
+        (
+            GOOD.replace('"a * 2"', '{template: "{a.real}"}'),
+            ":6:21: streams.fleet.fields.b.template: template '{a.real}': {a.real} is not a name "
+            "with a format; accepted: text with {name} or {name:spec}",
+        ),
+        (
+            GOOD.replace("count: 10", 'count: 10, attributes: {t: {template: "{a}"}}'),
+            "streams.fleet.entities.attributes.t.template: {a} is not a name it can read; "
+            "accepted: id",
+        ),
+        (
+            GOOD.replace('"a * 2"', '{template: "{c}"}\n      c: {template: "<{b}>"}'),
+            ":3:5: streams.fleet: fields depend on each other in a cycle",
+        ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
             "streams.fleet.table.name: String should match pattern "
@@ -665,3 +689,55 @@ def test_faker_values_are_the_seeds_and_the_event_times_not_the_hosts(
     assert {p["joined"][:4] for p in people} == {"2024"}, "this year: the start's (leap day)"
     assert all(p["joined"] <= "2024-02-29" for p in people)
     assert all(p["born"] < "2024-02-29" and p["seen"] < "2024-03-01" for p in people)
+
+
+TEMPLATES = """\
+streams:
+  orders:
+    entities:
+      count: 40
+      id: "c-{index:03d}"
+      id_field: customer_id
+      attributes:
+        first: {faker: first_name}
+        last: {faker: last_name}
+        full: {template: "{first} {last} ({customer_id})"}
+        tier: {choice: {gold: 1, silver: 3}}
+    rate: {interval_s: 60, jitter_s: 20}
+    fields:
+      order_no: {sequence: {start: 1}}
+      amount: {lognormal: [50, 0.5], round: 2}
+      code: {template: "ORD-{order_no:06d}-{tier}"}
+      label: {template: "{full}: {amount:.2f} EUR", nulls: 0.25}
+      _u: {uniform: [0, 1]}
+      u: {template: "{_u:.4f}"}
+      fixed: {template: "{{v1}}"}
+"""
+
+
+def test_templates_write_the_values_they_name_in_every_chunking_and_shard(tmp_path: Path) -> None:
+    path = write(tmp_path, TEMPLATES)
+    rows = spec_rows(path, "orders", T0, 3)
+    assert len(rows) > 40 * 170
+    for row in rows:
+        assert row["full"] == f"{row['first']} {row['last']} ({row['customer_id']})"
+        assert row["code"] == f"ORD-{row['order_no']:06d}-{row['tier']}"
+        assert row["label"] in (None, f"{row['full']}: {row['amount']:.2f} EUR")
+        assert len(row["u"]) == 6
+        assert row["fixed"] == "{v1}"
+        assert "_u" not in row
+    nulls = sum(row["label"] is None for row in rows) / len(rows)
+    assert 0.2 < nulls < 0.3
+    assert len({row["u"] for row in rows}) > len(rows) / 2, "per record, not per entity"
+    # Any chunking of the window, and the shards together, write the same records.
+    settings_ = load_settings({"specs": [str(path)], "seed": 7}, environ={})
+    source = build_stream("orders", settings_, T0).source
+    minutes = [
+        b
+        for t in range(T0, T0 + 3 * 3_600_000, 420_000)
+        for b in source.advance(t, min(t + 420_000, T0 + 3 * 3_600_000), None).values()
+    ]
+    chunked = encode_jsonl(source.channels["orders"], RecordBatch.concat(minutes)).splitlines()
+    assert [orjson.loads(line) for line in chunked] == rows
+    halves = spec_rows(path, "orders", T0, 3, "0/2") + spec_rows(path, "orders", T0, 3, "1/2")
+    assert sorted(r["message_id"] for r in halves) == sorted(r["message_id"] for r in rows)

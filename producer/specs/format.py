@@ -35,9 +35,11 @@ NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 TIME_NAMES = ("hour", "weekday", "month")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
-         "lookup", "faker")  # fmt: skip
+         "lookup", "faker", "template")  # fmt: skip
 PER_ENTITY = ("city", "lookup", "faker")  # attributes only
 FORMAT_ACCEPTED = "one {} or {:spec} with text around it, e.g. 'ORD-{:06d}' or '{:.2f} EUR'"
+TEMPLATE_ACCEPTED = ("text with {name} or {name:spec} of the record's fields and attributes, "
+                     "e.g. 'ORD-{order_no:06d}' or '{first} {last}'")  # fmt: skip
 TIME_FORMATS = ("iso", "epoch_ms", "epoch_s")
 PER_RECORD = ("walk", "sequence", "machine", "count")  # fields only
 # The columns of the bundled cities a lookup can read, and which of them are numbers.
@@ -164,6 +166,12 @@ class ValueSpec(Model):
         None, description="<city attribute>.<column>: " + ", ".join(CITY_COLUMNS) + "."
     )
     faker: str | None = Field(None, description="A Faker provider, seeded per entity (name, ...).")
+    template: str | None = Field(
+        None,
+        description="Text from the record's fields and attributes (an attribute's: from "
+        "attributes), each as {name} or {name:spec}: 'ORD-{order_no:06d}', '{first} {last}'; "
+        "null where one of them is.",
+    )
     locale: str | None = Field(None, description="Faker's locale (default en_US).")
     format: str | None = Field(
         None,
@@ -212,6 +220,13 @@ class ValueSpec(Model):
                              f"accepted: {FORMAT_ACCEPTED}")  # fmt: skip
         return value
 
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            template_names(value)
+        return value
+
     @model_validator(mode="after")
     def _faker(self) -> Self:
         if self.faker is not None:
@@ -238,7 +253,7 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
-        if self.kind in ("ref", "machine", "city", "faker"):
+        if self.kind in ("ref", "machine", "city", "faker", "template"):
             return False
         if self.lookup is not None:
             return CITY_COLUMNS.get(self.lookup.partition(".")[2], False)
@@ -581,10 +596,30 @@ def json_schema() -> dict[str, Any]:
             "title": "synthstream spec file"}  # fmt: skip
 
 
+def template_names(template: str) -> list[str]:
+    """The names a template reads, in order, or ValueError: names only (no attribute, item or
+    conversion), format specs without braces."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"template {template!r}: {exc}; accepted: {TEMPLATE_ACCEPTED}") from None
+    names = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not NAME.match(name) or conversion is not None or "{" in (spec or ""):
+            raise ValueError(
+                f"template {template!r}: {{{name}{'!' + conversion if conversion else ''}"
+                f"}} is not a name with a format; accepted: {TEMPLATE_ACCEPTED}"
+            )
+        names.append(name)
+    return names
+
+
 def value_type(spec: ValueSpec, boolean: bool) -> str:
     """What a value is before any ``format``: text, int, bool or float (``boolean``: its
     expression is a comparison)."""
-    if spec.words is not None or spec.kind in ("ref", "faker"):
+    if spec.words is not None or spec.kind in ("ref", "faker", "template"):
         return "text"
     if spec.kind in ("sequence", "count", "poisson") or spec.round == 0:
         return "int"

@@ -13,7 +13,14 @@ from pydantic import ValidationError
 
 from producer.errors import ConfigError
 from producer.specs.expressions import ExpressionError, compile_expression, field_order
-from producer.specs.format import FORMAT_ACCEPTED, SpecFile, StreamSpec, value_type
+from producer.specs.format import (
+    FORMAT_ACCEPTED,
+    TEMPLATE_ACCEPTED,
+    SpecFile,
+    StreamSpec,
+    template_names,
+    value_type,
+)
 
 if TYPE_CHECKING:
     import yaml
@@ -107,6 +114,7 @@ def load_spec(path: Path) -> SpecFile:
     for name, stream in spec.streams.items():
         _check_expressions(path, name, stream, marks)
         _check_formats(path, name, stream, marks)
+        _check_templates(path, name, stream, marks)
         _resolve_references(path, name, spec, marks)
     return spec
 
@@ -253,6 +261,45 @@ def _check_formats(path: Path, name: str, stream: StreamSpec, marks: Marks) -> N
                 raise ConfigError(f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}."
                                   f"{field}.format: {spec.format!r} cannot write a {kind} "
                                   f"({exc}); accepted: {FORMAT_ACCEPTED}") from None  # fmt: skip
+
+
+def _check_templates(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:
+    """Every template reads names the record has (an attribute's: attributes and the id),
+    each written as its spec says, without a cycle."""
+    attributes, fields = stream.entities.attributes, stream.fields
+    reads: dict[str, frozenset[str]] = {}
+    for prefix, specs in ((("entities", "attributes"), attributes), (("fields",), fields)):
+        for field, spec in specs.items():
+            if spec.template is None:
+                continue
+            line, col = marks.get(("streams", name, *prefix, field, "template"), (1, 1))
+            where = f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}.{field}.template"
+            known = {stream.entities.id_field: spec, **attributes}
+            if prefix == ("fields",):
+                known.update(fields)
+            samples = {}
+            for read in template_names(spec.template):
+                if read not in known or read == field:
+                    accepted = ", ".join(n for n in known if n != field)
+                    raise ConfigError(f"{where}: {{{read}}} is not a name it can read; accepted: "
+                                      f"{accepted}")  # fmt: skip
+                other = known[read]
+                samples[read] = ("text" if read == stream.entities.id_field or other.format
+                                 else value_type(other, False))  # fmt: skip
+            try:
+                spec.template.format(**{k: _SAMPLES[kind] for k, kind in samples.items()})
+            except (ValueError, TypeError) as exc:
+                shown = ", ".join(f"{k} a {kind}" for k, kind in samples.items())
+                raise ConfigError(
+                    f"{where}: {spec.template!r} cannot write its values ({shown}:"
+                    f" {exc}); accepted: {TEMPLATE_ACCEPTED}"
+                ) from None
+            reads[field] = frozenset(samples) - {stream.entities.id_field}
+    try:
+        field_order({f: r & set(reads) for f, r in reads.items()})
+    except ExpressionError as exc:
+        line, col = marks.get(("streams", name), (1, 1))
+        raise ConfigError(f"{path}:{line}:{col}: streams.{name}: {exc}") from None
 
 
 def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:

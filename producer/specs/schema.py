@@ -58,6 +58,42 @@ def _json_texts(texts: list[str]) -> list[bytes]:
     return [json.dumps(t, ensure_ascii=False).encode() for t in texts]
 
 
+def json_values(v: _Values, column: Values, labels: npt.NDArray[Any] | None = None) -> list[Any]:
+    """A column of ``v`` as JSON-ready values, as written (null where NaN or a -1 code, its
+    ``format`` applied): whole columns through numpy where they can go, element by element
+    only where nulls are. ``labels``: ``v``'s labels and a None after them."""
+    out = _plain(v, column, labels)
+    if v.spec.format is not None:  # (validated on load: it can write this type)
+        fmt = v.spec.format
+        return [None if value is None else fmt.format(value) for value in out]
+    return out
+
+
+def _plain(v: _Values, column: Values, labels: npt.NDArray[Any] | None) -> list[Any]:
+    kind = _arrow_type(v)
+    if v.ref is not None:
+        stream, id_format, _ = v.ref
+        return [None if i < 0 else id_format.format(stream=stream, index=i)
+                for i in column.astype(np.int64).tolist()]  # fmt: skip
+    if v.spec.faker is not None or v.spec.template is not None:
+        return list(column)
+    if v.spec.words is not None:
+        if labels is None:
+            labels = np.asarray([*v.labels, None], dtype=object)
+        return list(labels[np.where(column < 0, len(v.labels), column).astype(np.int64)])
+    missing = np.isnan(column)
+    if kind == pa.bool_():
+        out: list[Any] = (column != 0).tolist()
+    elif kind == pa.int64():
+        out = np.where(missing, 0, column).astype(np.int64).tolist()
+    else:
+        out = column.tolist()
+    if missing.any():
+        for i in np.flatnonzero(missing).tolist():
+            out[i] = None
+    return out
+
+
 class SpecSchema:
     """The records as JSON rows and Arrow tables: the id, the time, every attribute and
     field not starting with ``_``, the message id and the duplicate flag."""
@@ -117,38 +153,7 @@ class SpecSchema:
         ])  # fmt: skip
 
     def _python(self, name: str, column: Values) -> list[Any]:
-        """A column as JSON-ready values (null where NaN or a -1 code): whole columns through
-        numpy where they can go, element by element only where nulls are."""
-        v = self.values[name]
-        out = self._plain(name, column)
-        if v.spec.format is not None:  # (validated on load: it can write this type)
-            fmt = v.spec.format
-            return [None if value is None else fmt.format(value) for value in out]
-        return out
-
-    def _plain(self, name: str, column: Values) -> list[Any]:
-        v = self.values[name]
-        kind = self.base_types[name]
-        if v.ref is not None:
-            stream, id_format, _ = v.ref
-            return [None if i < 0 else id_format.format(stream=stream, index=i)
-                    for i in column.astype(np.int64).tolist()]  # fmt: skip
-        if v.spec.faker is not None:
-            return list(column)
-        if v.spec.words is not None:
-            return list(self.labels[name][np.where(column < 0, len(v.labels), column)
-                                          .astype(np.int64)])  # fmt: skip
-        missing = np.isnan(column)
-        if kind == pa.bool_():
-            out: list[Any] = (column != 0).tolist()
-        elif kind == pa.int64():
-            out = np.where(missing, 0, column).astype(np.int64).tolist()
-        else:
-            out = column.tolist()
-        if missing.any():
-            for i in np.flatnonzero(missing).tolist():
-                out[i] = None
-        return out
+        return json_values(self.values[name], column, self.labels.get(name))
 
     def _times(self, batch: RecordBatch) -> list[Any]:
         if self.time_format == "epoch_ms":

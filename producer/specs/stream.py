@@ -46,9 +46,10 @@ from producer.specs.format import (
     ValueSpec,
     city_values,
     city_words,
+    template_names,
     zone_of,
 )
-from producer.specs.schema import SpecSchema
+from producer.specs.schema import SpecSchema, json_values
 from producer.timeline import DAY_MS, HOUR_MS, weekday
 from producer.zones import ZoneTable
 
@@ -139,6 +140,8 @@ class _Values:
             return frozenset({self.spec.count.of})
         if self.spec.lookup is not None:
             return frozenset({self.spec.lookup.partition(".")[0]})
+        if self.spec.template is not None:
+            return frozenset(template_names(self.spec.template))
         names = self.expression.names if self.expression is not None else frozenset()
         return names | {self.spec.per} if self.spec.per is not None else names
 
@@ -186,7 +189,8 @@ class _Values:
             values = np.round(values, s.round)
         if s.nulls > 0:
             null = rng.uniform(rng.combine(keys, self.salt), 7) < s.nulls
-            empty: Any = None if s.faker is not None else np.nan if self.numeric else -1
+            text = s.faker is not None or s.template is not None
+            empty: Any = None if text else np.nan if self.numeric else -1
             values = np.where(null, empty, values)
         return values
 
@@ -322,13 +326,18 @@ class SpecGenerator:
                 id_format, count = spec.references[values.spec.ref]
                 values.ref = (values.spec.ref, id_format, count)
         # Walks start from attributes (at the entity's first record): not a field dependency.
-        self.order = field_order({f: v.reads if v.spec.walk is None else frozenset()
-                                  for f, v in self.fields.items()})  # fmt: skip
+        self.order = field_order({f: v.reads - {spec.entities.id_field} if v.spec.walk is None
+                                  else frozenset() for f, v in self.fields.items()})  # fmt: skip
         # Attributes, drawn once per entity of this process (each from its own key).
         columns: dict[str, Values] = {}
-        for name in field_order({a: v.reads for a, v in self.attributes.items()}):
+        id_field = spec.entities.id_field
+        for name in field_order({a: v.reads - {id_field} for a, v in self.attributes.items()}):
             values = self.attributes[name]
-            columns[name] = values.finish(values.draw(keys, columns, origin_ms), keys)
+            if values.spec.template is not None:
+                raw = self._template(values, columns, entity_ids)
+            else:
+                raw = values.draw(keys, columns, origin_ms)
+            columns[name] = values.finish(raw, keys)
         self.entity_columns = columns
         n = entity_ids.size
         self.steps = np.zeros(n, dtype=np.int64)
@@ -400,6 +409,8 @@ class SpecGenerator:
                 machine = self.machines[s.count.of]
                 states = list(self.fields[s.count.of].labels)
                 raw = machine.counted[:, states.index(s.count.enters)]
+            elif s.template is not None:
+                raw = self._template(values, columns, entity)
             elif s.walk is not None or s.machine is not None:
                 by_rank = by_rank if by_rank is not None else levels(rank)
                 if s.walk is not None:
@@ -425,6 +436,28 @@ class SpecGenerator:
             if quiet.any():
                 batch = batch.take(np.flatnonzero(~quiet))
         return batch
+
+    def _template(self, values: _Values, columns: dict[str, Values], entity: I64) -> Values:
+        """A template's text for each record (or entity): the values it names as they are
+        written; null where one of them is."""
+        template = values.spec.template
+        assert template is not None
+        plain: dict[str, list[Any]] = {}
+        for name in dict.fromkeys(template_names(template)):
+            if name == self.spec.entities.id_field:
+                ids = self.spec.entities.id
+                plain[name] = [ids.format(stream=self.stream, index=i) for i in entity.tolist()]
+            else:
+                read = self.fields.get(name) or self.attributes[name]
+                plain[name] = json_values(read, columns[name])
+        out = np.empty(entity.size, dtype=object)
+        if not plain:  # (text alone, {{ and }} as braces)
+            out[:] = template.format()
+            return out
+        names = list(plain)
+        for i, row in enumerate(zip(*plain.values(), strict=True)):
+            out[i] = None if None in row else template.format(**dict(zip(names, row, strict=True)))
+        return out
 
     def _walk(self, name: str, local: I64, by_rank: list[I64], keys: U64) -> F64:
         """Each entity's walk, record by record in time order (all entities at once)."""
