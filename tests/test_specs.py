@@ -654,9 +654,11 @@ streams:
         joined: {faker: date_this_year}
         seen: {faker: date_time}
         name: {faker: name}
-    rate: {interval_s: 60}
+    rate: {interval_s: 600}
     fields:
       a: {uniform: [0, 1]}
+      ip: {faker: ipv4}
+      when: {faker: date_this_month}
 """
 
 
@@ -674,9 +676,9 @@ def test_faker_values_are_the_seeds_and_the_event_times_not_the_hosts(
     path = write(tmp_path, FAKER_DATES)
     settings_ = load_settings({"specs": [str(path)], "seed": 7}, environ={})
 
-    def rows() -> list[bytes]:
+    def rows() -> list[bytes]:  # two hours over leap day and March 1st
         source = build_stream("people", settings_, T0).source
-        batch = RecordBatch.concat(list(source.advance(T0, T0 + 120_000, None).values()))
+        batch = RecordBatch.concat(list(source.advance(T0, T0 + 7_200_000, None).values()))
         return encode_jsonl(source.channels["people"], batch).splitlines()
 
     here = rows()  # this host, today
@@ -689,6 +691,10 @@ def test_faker_values_are_the_seeds_and_the_event_times_not_the_hosts(
     assert {p["joined"][:4] for p in people} == {"2024"}, "this year: the start's (leap day)"
     assert all(p["joined"] <= "2024-02-29" for p in people)
     assert all(p["born"] < "2024-02-29" and p["seen"] < "2024-03-01" for p in people)
+    # A field's Faker value is drawn per record, as of the record's time (its month).
+    assert len({p["ip"] for p in people}) > len(people) * 0.95
+    assert all(p["when"][:7] == p["timestamp"][:7] <= p["timestamp"] for p in people)
+    assert {p["when"][:7] for p in people} == {"2024-02", "2024-03"}
 
 
 TEMPLATES = """\

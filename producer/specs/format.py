@@ -36,7 +36,7 @@ TIME_NAMES = ("hour", "weekday", "month")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
          "lookup", "faker", "template")  # fmt: skip
-PER_ENTITY = ("city", "lookup", "faker")  # attributes only
+PER_ENTITY = ("city", "lookup")  # attributes only
 FORMAT_ACCEPTED = "one {} or {:spec} with text around it, e.g. 'ORD-{:06d}' or '{:.2f} EUR'"
 TEMPLATE_ACCEPTED = ("text with {name} or {name:spec} of the record's fields and attributes, "
                      "e.g. 'ORD-{order_no:06d}' or '{first} {last}'")  # fmt: skip
@@ -165,7 +165,11 @@ class ValueSpec(Model):
     lookup: str | None = Field(
         None, description="<city attribute>.<column>: " + ", ".join(CITY_COLUMNS) + "."
     )
-    faker: str | None = Field(None, description="A Faker provider, seeded per entity (name, ...).")
+    faker: str | None = Field(
+        None,
+        description="A Faker provider: an attribute's seeded per entity (name, ...), a "
+        "field's per record (ipv4, user_agent, sentence, ...), as of its event time.",
+    )
     template: str | None = Field(
         None,
         description="Text from the record's fields and attributes (an attribute's: from "

@@ -145,9 +145,10 @@ class _Values:
         names = self.expression.names if self.expression is not None else frozenset()
         return names | {self.spec.per} if self.spec.per is not None else names
 
-    def draw(self, keys: U64, columns: dict[str, Values], at_ms: int | None = None) -> Values:
+    def draw(self, keys: U64, columns: dict[str, Values], at_ms: int | I64 | None = None) -> Values:
         """Values of a stateless kind for records (or entities) with these keys; ``at_ms``
-        the event time they are drawn as of (Faker's dates; None: now)."""
+        the event time they are drawn as of, one for all or each record's (Faker's dates;
+        None: now)."""
         s = self.spec
         own = rng.combine(keys, self.salt)
         if self.expression is not None and s.walk is None:
@@ -204,21 +205,26 @@ def city_column(column: str) -> Values:
     return np.array([words[v] for v in city_values(column)], dtype=np.int64)
 
 
-def fake(provider: str, locale: str | None, keys: U64, at_ms: int | None = None) -> Values:
+def fake(provider: str, locale: str | None, keys: U64, at_ms: int | I64 | None = None) -> Values:
     """A Faker provider's value for each key, Faker seeded by the key, as of the event time
-    ``at_ms`` in UTC (the same value for an entity in every run and shard that starts at that
-    time, on any host, in any zone, on any day, with the same Faker version). Faker's date
-    providers read the clock and the local zone: they read ``at_ms`` and UTC meanwhile."""
+    ``at_ms`` in UTC, one for all or each key's (the same value for an entity or a record in
+    every run and shard, on any host, in any zone, on any day, with the same Faker version).
+    Faker's date providers read the clock and the local zone: they read ``at_ms`` and UTC
+    meanwhile."""
     import time_machine
     from faker import Faker
 
     faker = Faker(locale or "en_US")
     method = getattr(faker, provider)
     out = np.empty(keys.size, dtype=object)
-    at = datetime.fromtimestamp((time.time() * 1000 if at_ms is None else at_ms) / 1000,
-                                ZoneInfo("UTC"))  # fmt: skip
-    with time_machine.travel(at, tick=False):
-        for i, key in enumerate(keys.tolist()):
+    if at_ms is None:
+        at_ms = round(time.time() * 1000)
+    times = np.broadcast_to(np.asarray(at_ms, dtype=np.int64), keys.shape).tolist()
+    utc = ZoneInfo("UTC")  # (a zone with each move: a bare timestamp would drop it)
+    start = datetime.fromtimestamp(times[0] / 1000 if times else 0, utc)
+    with time_machine.travel(start, tick=False) as clock:
+        for i, (key, ms) in enumerate(zip(keys.tolist(), times, strict=True)):
+            clock.move_to(datetime.fromtimestamp(ms / 1000, utc), tick=False)
             faker.seed_instance(key)
             out[i] = str(method())
     return out
@@ -421,7 +427,7 @@ class SpecGenerator:
                 own = keys
                 if s.per is not None:  # once per count: keyed by the entity and the count
                     own = rng.combine(self.keys[local], columns[s.per].astype(np.int64))
-                raw = values.draw(own, columns)
+                raw = values.draw(own, columns, time_ms)
             columns[name] = values.finish(raw, keys)
         if self.deletes is not None:
             columns[DELETES] = self.deletes.evaluate(columns, rng.combine(keys, _DELETE_SALT)) > 0
