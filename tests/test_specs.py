@@ -8,7 +8,7 @@ import itertools
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -317,6 +317,19 @@ streams:
         (
             GOOD.replace('"a * 2"', '{template: "{c}"}\n      c: {template: "<{b}>"}'),
             ":3:5: streams.fleet: fields depend on each other in a cycle",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{choice: {x: 1}, type: date}"),
+            ":5:10: streams.fleet.fields.a: type date is for a number of seconds since 1970",
+        ),
+        (
+            GOOD.replace('"a * 2"', '{expr: "time", type: timestamp, format: "{:.0f}"}'),
+            "type timestamp is for a number of seconds since 1970 (an expression, a "
+            "distribution, a walk), without format",
+        ),
+        (
+            GOOD.replace('b: "a * 2"', 'time: "a * 2"'),
+            ":3:5: streams.fleet: ['time'] are what expressions read of the record's time",
         ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
@@ -747,3 +760,48 @@ def test_templates_write_the_values_they_name_in_every_chunking_and_shard(tmp_pa
     assert [orjson.loads(line) for line in chunked] == rows
     halves = spec_rows(path, "orders", T0, 3, "0/2") + spec_rows(path, "orders", T0, 3, "1/2")
     assert sorted(r["message_id"] for r in halves) == sorted(r["message_id"] for r in rows)
+
+
+TIMES = """\
+streams:
+  loans:
+    entities: {count: 30}
+    rate: {interval_s: 600}
+    fields:
+      opened: {expr: "time", type: timestamp}
+      due: {expr: "time + 14 * 86400", type: date}
+      reply: {expr: "time + exponential(600)", type: timestamp, nulls: 0.2}
+      note: {template: "due {due}"}
+"""
+
+
+def test_times_and_dates_as_values_over_new_year_and_leap_day(tmp_path: Path) -> None:
+    path = write(tmp_path, TIMES)
+    for start in (datetime(2024, 12, 31, 12, tzinfo=UTC), datetime(2024, 2, 28, 12, tzinfo=UTC)):
+        t0 = round(start.timestamp() * 1000)
+        rows = spec_rows(path, "loans", t0, 24)
+        assert len(rows) == 30 * 6 * 24
+        waits = []
+        for row in rows:
+            at = datetime.fromisoformat(row["timestamp"])
+            assert row["opened"] == row["timestamp"]
+            assert row["due"] == (at + timedelta(days=14)).date().isoformat()
+            assert row["note"] == f"due {row['due']}"
+            if row["reply"] is not None:
+                waits.append((datetime.fromisoformat(row["reply"]) - at).total_seconds())
+        assert 0.15 < 1 - len(waits) / len(rows) < 0.25
+        assert min(waits) >= 0
+        assert 540 < sum(waits) / len(waits) < 660, "exponential, mean 600 s"
+    # Parquet, CSV and PostgreSQL get typed columns, equal to the JSON
+    settings_ = load_settings({"specs": [str(path)], "seed": 7}, environ={})
+    source = build_stream("loans", settings_, T0).source
+    schema = source.channels["loans"]
+    batch = RecordBatch.concat(list(source.advance(T0, T0 + 7_200_000, None).values()))
+    table = schema.table(batch)
+    assert str(table.schema.field("opened").type) == "timestamp[ms, tz=UTC]"
+    assert str(table.schema.field("due").type) == "date32[day]"
+    as_json = [orjson.loads(line) for line in encode_jsonl(schema, batch).splitlines()]
+    for row, typed in zip(as_json, table.to_pylist(), strict=True):
+        assert typed["due"].isoformat() == row["due"]
+        assert typed["opened"] == datetime.fromisoformat(row["opened"])
+        assert (typed["reply"] is None) == (row["reply"] is None)

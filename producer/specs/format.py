@@ -32,7 +32,8 @@ from producer.specs.expressions import ExpressionError, compile_expression
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
-TIME_NAMES = ("hour", "weekday", "month")
+TIME_NAMES = ("hour", "weekday", "month", "time")  # time: the event time, s since 1970 UTC
+TIME_TYPES = ("timestamp", "date")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
          "lookup", "faker", "template")  # fmt: skip
@@ -185,6 +186,12 @@ class ValueSpec(Model):
     round: int | None = Field(
         None, ge=0, le=12, description="Decimals to keep (0: a whole number, written as one)."
     )
+    type: Literal["timestamp", "date"] | None = Field(
+        None,
+        description="The value is a time, in seconds since 1970 UTC (an expression over "
+        "time: 'time + exponential(600)'): written as a timestamp (as the stream's "
+        "time_format says; a timestamp column) or a date (YYYY-MM-DD; a date column).",
+    )
     per: str | None = Field(
         None,
         description="A count field: the value is drawn once per count (an order's "
@@ -230,6 +237,16 @@ class ValueSpec(Model):
         if value is not None:
             template_names(value)
         return value
+
+    @model_validator(mode="after")
+    def _time_type(self) -> Self:
+        if self.type is not None and (not self.numeric or self.kind in (
+            "sequence", "count", "choice"
+        ) or self.format is not None):  # fmt: skip
+            raise ValueError(f"type {self.type} is for a number of seconds since 1970 (an "
+                             "expression, a distribution, a walk), without format; accepted: "
+                             "it on such a value")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _faker(self) -> Self:
@@ -476,6 +493,10 @@ class StreamSpec(Model):
         taken = fixed & (set(attributes) | set(fields))
         if taken:
             raise ValueError(f"{sorted(taken)} are the record's own fields; rename them")
+        times = set(TIME_NAMES) & (set(attributes) | set(fields) | set(self.episodes))
+        if times:
+            raise ValueError(f"{sorted(times)} are what expressions read of the record's time; "
+                             f"accepted: names other than {', '.join(TIME_NAMES)}")  # fmt: skip
         return self
 
     def readable(self) -> set[str]:
@@ -623,6 +644,8 @@ def template_names(template: str) -> list[str]:
 def value_type(spec: ValueSpec, boolean: bool) -> str:
     """What a value is before any ``format``: text, int, bool or float (``boolean``: its
     expression is a comparison)."""
+    if spec.type is not None:
+        return spec.type
     if spec.words is not None or spec.kind in ("ref", "faker", "template"):
         return "text"
     if spec.kind in ("sequence", "count", "poisson") or spec.round == 0:

@@ -241,7 +241,14 @@ def _model_at(loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
-_SAMPLES: dict[str, Any] = {"text": "text", "int": 1, "bool": True, "float": 1.5}
+_SAMPLES: dict[str, Any] = {
+    "text": "text",
+    "int": 1,
+    "bool": True,
+    "float": 1.5,
+    "timestamp": "2024-01-01T00:00:00.000Z",
+    "date": "2024-01-01",
+}
 
 
 def _check_formats(path: Path, name: str, stream: StreamSpec, marks: Marks) -> None:

@@ -58,15 +58,56 @@ def _json_texts(texts: list[str]) -> list[bytes]:
     return [json.dumps(t, ensure_ascii=False).encode() for t in texts]
 
 
-def json_values(v: _Values, column: Values, labels: npt.NDArray[Any] | None = None) -> list[Any]:
+def json_values(
+    v: _Values, column: Values, labels: npt.NDArray[Any] | None = None,
+    time_format: str = "iso",
+) -> list[Any]:  # fmt: skip
     """A column of ``v`` as JSON-ready values, as written (null where NaN or a -1 code, its
-    ``format`` applied): whole columns through numpy where they can go, element by element
-    only where nulls are. ``labels``: ``v``'s labels and a None after them."""
+    ``format`` applied; a time as ``time_format`` says): whole columns through numpy where
+    they can go, element by element only where nulls are. ``labels``: ``v``'s labels and a
+    None after them."""
+    if v.spec.type is not None:
+        return time_values(column, v.spec.type, time_format)
     out = _plain(v, column, labels)
     if v.spec.format is not None:  # (validated on load: it can write this type)
         fmt = v.spec.format
         return [None if value is None else fmt.format(value) for value in out]
     return out
+
+
+def _times_ms(column: Values) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Seconds since 1970 as whole ms, and which of them are times of years 1000 to 9999
+    (the others, NaN among them, are null)."""
+    ms = np.round(np.asarray(column, dtype=np.float64) * 1000)
+    ok = np.isfinite(ms) & (ms >= _YEAR_1000_MS) & (ms < _YEAR_10000_MS)
+    return np.where(ok, ms, 0).astype(np.int64), ok
+
+
+def time_values(column: Values, kind: str, time_format: str) -> list[Any]:
+    """A column of seconds since 1970 as written: a date ``YYYY-MM-DD``, a timestamp as ISO
+    text (``...T00:00:00.000Z``), ms or s as the stream's ``time_format`` says; null outside
+    the years 1000 to 9999."""
+    ms, ok = _times_ms(column)
+    out: list[Any]
+    if kind == "date":
+        out = np.datetime_as_string(ms.astype("datetime64[ms]").astype("datetime64[D]")).tolist()
+    elif time_format == "epoch_ms":
+        out = ms.tolist()
+    elif time_format == "epoch_s":
+        out = (ms / 1000).tolist()
+    else:
+        out = np.datetime_as_string(ms.astype("datetime64[ms]"), timezone="UTC").tolist()
+    for i in np.flatnonzero(~ok).tolist():
+        out[i] = None
+    return out
+
+
+def time_array(column: Values, kind: str) -> pa.Array:  # type: ignore[type-arg]
+    """A column of seconds since 1970 as an Arrow timestamp (ms, UTC) or date array."""
+    ms, ok = _times_ms(column)
+    if kind == "date":
+        return pa.array(np.floor_divide(ms, 86_400_000).astype(np.int32), pa.date32(), mask=~ok)
+    return pa.array(ms, pa.timestamp("ms", tz="UTC"), mask=~ok)
 
 
 def _plain(v: _Values, column: Values, labels: npt.NDArray[Any] | None) -> list[Any]:
@@ -153,7 +194,7 @@ class SpecSchema:
         ])  # fmt: skip
 
     def _python(self, name: str, column: Values) -> list[Any]:
-        return json_values(self.values[name], column, self.labels.get(name))
+        return json_values(self.values[name], column, self.labels.get(name), self.time_format)
 
     def _times(self, batch: RecordBatch) -> list[Any]:
         if self.time_format == "epoch_ms":
@@ -217,7 +258,8 @@ class SpecSchema:
             codes = np.where(column < 0, len(v.labels), column).astype(np.int64)
             return _keyed_texts(key, self._label_texts[name][codes].tolist())
         kind = self.types[name]
-        if kind != pa.string() and column.dtype.kind in "fiub":  # numbers: orjson reads numpy
+        if v.spec.type is None and kind != pa.string() and column.dtype.kind in "fiub":
+            # numbers: orjson reads numpy
             numbers = np.asarray(column)
             if kind == pa.float64():  # (NaN and inf are null, as for Python floats)
                 return _keyed_array(key, numbers.astype(np.float64, copy=False))
@@ -225,7 +267,9 @@ class SpecSchema:
                 whole = numbers.astype(np.int64) if kind == pa.int64() else numbers != 0
                 return _keyed_array(key, whole)
         values = self._python(name, column)
-        if kind == pa.string():  # any text: each its own (quotes, commas)
+        if kind == pa.string() or (v.spec.type is not None and (
+            v.spec.type == "date" or self.time_format == "iso"
+        )):  # any text: each its own (quotes, commas)  # fmt: skip
             return _keyed_texts(key, [orjson.dumps(value) for value in values])
         return _keyed_values(key, values)  # numbers, booleans, nulls
 
@@ -243,7 +287,10 @@ class SpecSchema:
             timestamp_array(batch.reported_ms),
         ]
         for name in self.values:
-            arrays.append(pa.array(self._python(name, batch.columns[name]), self.types[name]))
+            kind = self.values[name].spec.type
+            column = batch.columns[name]
+            arrays.append(time_array(column, kind) if kind is not None else
+                          pa.array(self._python(name, column), self.types[name]))  # fmt: skip
         arrays += [uuid_array(batch.key), pa.array(batch.is_duplicate)]
         return pa.Table.from_arrays(arrays, schema=self.arrow)
 
@@ -290,4 +337,5 @@ def _arrow_type(values: _Values) -> pa.DataType:
 
 _ARROW: dict[str, pa.DataType] = {
     "text": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "float": pa.float64(),
+    "timestamp": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
 }  # fmt: skip

@@ -394,6 +394,8 @@ class SpecGenerator:
             if "month" in self.times:
                 months = wall.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
                 columns["month"] = (months % 12 + 1).astype(np.float64)
+            if "time" in self.times:  # (the event time itself, in UTC: no zone)
+                columns["time"] = time_ms / 1000.0
         hidden = [*self.times, *self.spec.episodes]
         entity = self.entity_ids[local]
         for salt, (name, episode) in enumerate(self.spec.episodes.items()):
