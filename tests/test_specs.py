@@ -331,6 +331,11 @@ streams:
             GOOD.replace('b: "a * 2"', 'time: "a * 2"'),
             ":3:5: streams.fleet: ['time'] are what expressions read of the record's time",
         ),
+        (
+            GOOD.replace('"a * 2"', "\"where(a > 0.5, 'high', a * 2)\""),
+            ":6:10: streams.fleet.fields.b: 1:24: 'a * 2' is not a word where the others are "
+            "('high'); accepted: words, or where(c, a, b) and 'a if c else b' of them",
+        ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
             "streams.fleet.table.name: String should match pattern "
@@ -805,3 +810,27 @@ def test_times_and_dates_as_values_over_new_year_and_leap_day(tmp_path: Path) ->
         assert typed["due"].isoformat() == row["due"]
         assert typed["opened"] == datetime.fromisoformat(row["opened"])
         assert (typed["reply"] is None) == (row["reply"] is None)
+
+
+BANDS = """\
+streams:
+  pay:
+    entities: {count: 50}
+    rate: {interval_s: 60}
+    fields:
+      amount: {lognormal: [80, 0.8], round: 2}
+      band: "where(amount > 100, 'high', 'mid' if amount > 30 else 'low')"
+      big: "band == 'high'"
+"""
+
+
+def test_conditions_give_words_that_other_fields_compare_with(tmp_path: Path) -> None:
+    rows = spec_rows(write(tmp_path, BANDS), "pay", T0, 2)
+    assert len(rows) == 50 * 120
+    for row in rows:
+        amount = row["amount"]
+        assert row["band"] == ("high" if amount > 100 else "mid" if amount > 30 else "low")
+        assert row["big"] is (row["band"] == "high")
+    assert {r["band"] for r in rows} == {"high", "mid", "low"}
+    spec = load_spec(write(tmp_path, BANDS, "again.yaml")).streams["pay"]
+    assert spec.fields["band"].words == ["high", "mid", "low"]

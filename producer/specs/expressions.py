@@ -122,14 +122,43 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _results(node: ast.expr) -> list[ast.expr]:
+    """What an expression's value can be: the branches of its where() and 'a if c else b',
+    through nested ones."""
+    if isinstance(node, ast.IfExp):
+        return [*_results(node.body), *_results(node.orelse)]
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "where" and len(node.args) == 3):  # fmt: skip
+        return [*_results(node.args[1]), *_results(node.args[2])]
+    return [node]
+
+
+def result_words(text: str) -> list[str] | None:
+    """The words an expression gives (``where(amount > 100, 'high', 'low')``: high, low), in
+    order, or None when it gives numbers (or is not an expression: compiling says why)."""
+    if len(text) > MAX_CHARS:
+        return None
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    if _depth(tree.body) > MAX_DEPTH:
+        return None
+    words = [leaf.value for leaf in _results(tree.body)
+             if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str)]  # fmt: skip
+    return list(dict.fromkeys(words)) or None
+
+
 def compile_expression(
     text: str, fields: set[str], draw_base: int = 0,
     categories: Mapping[str, Sequence[str]] | None = None,
+    words: Sequence[str] | None = None,
 ) -> Expression:  # fmt: skip
     """Check and compile ``text``; ``fields`` are the numeric names it may read, ``draw_base``
     the first draw of the record key its random calls use (each call ``DRAWS_PER_CALL``),
     ``categories`` the categorical names it may compare with their values (a column of
-    codes: the index of each record's value, -1 for null)."""
+    codes: the index of each record's value, -1 for null); ``words`` the words it gives
+    (``result_words``), each as its index, or None for a number."""
     if len(text) > MAX_CHARS:
         raise ExpressionError(f"1:1: {len(text):,} characters; accepted: an expression of at "
                               f"most {MAX_CHARS:,}")  # fmt: skip
@@ -148,7 +177,7 @@ def compile_expression(
         raise ExpressionError(f"1:1: nested more than {MAX_DEPTH} deep; accepted: at most "
                               f"{MAX_DEPTH} levels of operators, calls, parentheses")  # fmt: skip
     compiler = _Compiler(fields, draw_base, categories or {})
-    evaluate = compiler.node(tree.body)
+    evaluate = compiler.node(tree.body) if words is None else compiler.words(tree.body, words)
     body = tree.body
     boolean = isinstance(body, ast.Compare | ast.BoolOp) or (
         isinstance(body, ast.UnaryOp) and isinstance(body.op, ast.Not)
@@ -165,6 +194,31 @@ class _Compiler:
         self.draw_base = draw_base
         self.names: set[str] = set()
         self.calls = 0
+
+    def words(self, node: ast.expr, words: Sequence[str]) -> Evaluator:
+        """An expression that gives words: each branch a word (its index) or a where() or
+        'a if c else b' of them."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            code = float(list(words).index(node.value))
+            return lambda columns, keys: np.full(keys.shape, code)
+        if isinstance(node, ast.IfExp):
+            test = self.node(node.test)
+            body, orelse = self.words(node.body, words), self.words(node.orelse, words)
+            return lambda columns, keys: _where(
+                test(columns, keys), body(columns, keys), orelse(columns, keys)
+            )
+        if _results(node) != [node]:  # where(c, a, b) with three arguments
+            assert isinstance(node, ast.Call)
+            test = self.node(node.args[0])
+            a, b = self.words(node.args[1], words), self.words(node.args[2], words)
+            return lambda columns, keys: _where(test(columns, keys), a(columns, keys),
+                                                b(columns, keys))  # fmt: skip
+        shown = ", ".join(repr(w) for w in words)
+        raise self.fail(
+            node,
+            f"{ast.unparse(node)[:40]!r} is not a word where the others are ({shown})",
+            "words, or where(c, a, b) and 'a if c else b' of them",
+        )
 
     def fail(self, node: ast.AST, what: str, accepted: str) -> ExpressionError:
         line, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1

@@ -28,7 +28,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from producer.plugins import check_template, registered, sink_kinds
 from producer.settings import FaultSettings, Model, RateSettings
-from producer.specs.expressions import ExpressionError, compile_expression
+from producer.specs.expressions import ExpressionError, compile_expression, result_words
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The names an expression may read besides the stream's own: the record's time.
@@ -276,6 +276,8 @@ class ValueSpec(Model):
     def numeric(self) -> bool:
         if self.kind in ("ref", "machine", "city", "faker", "template"):
             return False
+        if self.expr is not None and result_words(self.expr) is not None:
+            return False
         if self.lookup is not None:
             return CITY_COLUMNS.get(self.lookup.partition(".")[2], False)
         return self.choice is None or all(_is_number(v) for v in self.choice)
@@ -285,6 +287,8 @@ class ValueSpec(Model):
         """The values of a categorical kind (a choice of words, a machine's states)."""
         if self.machine is not None:
             return list(self.machine.states)
+        if self.expr is not None and (words := result_words(self.expr)) is not None:
+            return words
         if self.choice is not None and not self.numeric:
             return list(self.choice)
         if self.city is not None:  # a city's index: every city's name, in file order

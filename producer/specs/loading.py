@@ -331,7 +331,12 @@ def _check_expressions(path: Path, name: str, stream: StreamSpec, marks: Marks) 
                 allowed, words = readable, categories
             try:
                 others = {k: v for k, v in words.items() if k != field}
-                compiled[field] = compile_expression(text, allowed - {field}, categories=others)
+                compiled[field] = compile_expression(
+                    text,
+                    allowed - {field},
+                    categories=others,
+                    words=spec.words if spec.expr else None,
+                )
             except ExpressionError as exc:
                 line, col = marks.get(("streams", name, *prefix, field), (1, 1))
                 inner = str(exc)

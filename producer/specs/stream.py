@@ -122,8 +122,9 @@ class _Values:
         self.salt = _salt(name)
         self.expression: Expression | None = None
         others = {k: v for k, v in words.items() if k != name}
-        if spec.expr is not None:
-            self.expression = compile_expression(spec.expr, readable - {name}, categories=others)
+        if spec.expr is not None:  # (numbers, or the index of each record's word)
+            self.expression = compile_expression(spec.expr, readable - {name}, categories=others,
+                                                 words=spec.words)  # fmt: skip
         if spec.walk is not None and isinstance(spec.walk.start, str):
             self.expression = compile_expression(spec.walk.start, attributes, categories=others)
         self.labels: list[Any] = spec.words or [] if spec.choice is None else []
@@ -152,7 +153,8 @@ class _Values:
         s = self.spec
         own = rng.combine(keys, self.salt)
         if self.expression is not None and s.walk is None:
-            return self.expression.evaluate(columns, own)
+            out = self.expression.evaluate(columns, own)
+            return out if s.words is None else out.astype(np.int64)
         u = rng.uniforms(own, (0, 1))
         if s.uniform is not None:
             low, high = s.uniform
