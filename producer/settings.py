@@ -58,8 +58,16 @@ class FaultSettings(Model):
     duplicate_rate: float = Field(
         0.005, ge=0.0, le=1.0, description="Share of records sent twice (same message_id)."
     )
+    duplicate_copies: int = Field(
+        1, ge=1, le=10, description="Copies of each duplicated record, right after it."
+    )
     late_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of records held back and delivered late."
+    )
+    late_delay: Literal["exponential", "uniform"] = Field(
+        "exponential",
+        description="How a late record's delay is drawn: exponential of late_mean_s, or "
+        "uniform up to late_max_s (both at most late_max_s).",
     )
     late_mean_s: float = Field(30.0, gt=0, description="Mean extra delay (exponential).")
     late_max_s: float = Field(

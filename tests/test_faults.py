@@ -321,3 +321,28 @@ def test_a_group_goes_silent_together() -> None:
             assert g == e // 10
             windows.setdefault((g, s), set()).add(e)
     assert max(len(members) for members in windows.values()) == 10, "the whole group at once"
+
+
+def test_a_duplicate_may_come_in_several_copies() -> None:
+    clean, _, n = run(2, **OFF)
+    out, truth, generated = run(2, **{**OFF, "duplicate_rate": 0.1, "duplicate_copies": 3})
+    originals = keys_of(truth, "duplicate")
+    assert within_binomial(len(originals), n, 0.1)
+    assert len(out) == len(clean) + 3 * len(originals) == generated
+    copies = sum(len(t.records) for t in truth if t.kind == "duplicate")
+    assert copies == 3 * len(originals), "each copy in the ground truth"
+    ids, dup = out.message_ids(), out.is_duplicate
+    for i in np.flatnonzero(~dup & np.roll(dup, -1)).tolist():  # an original, then its copies
+        assert dup[i + 1 : i + 4].all()
+        assert i + 4 == len(out) or not dup[i + 4]
+        assert (ids[i + 1 : i + 4] == ids[i]).all()
+
+
+def test_a_late_delay_may_be_uniform_up_to_the_bound() -> None:
+    _, truth, _ = run(6, **{**OFF, "late_rate": 0.1, "late_delay": "uniform", "late_max_s": 120})
+    delays = np.concatenate([t.params["delay_ms"] for t in truth if t.kind == "late"]) / 1000
+    assert delays.size > 500
+    assert delays.min() >= 0
+    assert delays.max() <= 120
+    assert abs(delays.mean() - 60) < 5, "uniform on [0, 120]: mean 60"
+    assert abs(np.mean(delays < 30) - 0.25) < 0.05, "a quarter under 30 s (exponential: most)"

@@ -351,7 +351,7 @@ class DropsAndDuplicates:
         dropped = batch.take(np.flatnonzero(drop)) if any_drop else None
         if any_drop or dup.any():
             kept = np.flatnonzero(~drop)
-            order = np.repeat(kept, 1 + dup[kept].astype(np.int64))
+            order = np.repeat(kept, 1 + dup[kept].astype(np.int64) * s.duplicate_copies)
             batch = batch.take(order)
             copy = np.zeros(order.size, dtype=np.bool_)
             copy[1:] = order[1:] == order[:-1]
@@ -365,12 +365,12 @@ class DropsAndDuplicates:
         if dropped is not None:
             step.truth.append(Truth("drop", dropped))
             step.lost.append(dropped)
-        step.duplicated = int(dup.sum())
+        step.duplicated = int(dup.sum()) * s.duplicate_copies
         return batch
 
 
 class Late:
-    """Records held back by an exponential delay (bounded by ``late_max_s``) and released
+    """Records held back by a delay (exponential or uniform, bounded by ``late_max_s``) and released
     after later ones; ``late_keep_key_order`` holds a key's later records behind a late one
     instead."""
 
@@ -384,10 +384,9 @@ class Late:
     def apply(self, batch: RecordBatch, step: Step) -> RecordBatch:
         s = self.s
         late = rng.uniform(batch.key, _LATE_DRAW) < s.late_rate
-        delay = np.minimum(
-            -np.log(rng.uniform(batch.key, _LATE_DELAY_DRAW)) * s.late_mean_s * 1000,
-            s.late_max_s * 1000,
-        ).astype(np.int64)
+        u = rng.uniform(batch.key, _LATE_DELAY_DRAW)
+        drawn = u * s.late_max_s if s.late_delay == "uniform" else -np.log(u) * s.late_mean_s
+        delay = np.minimum(drawn * 1000, s.late_max_s * 1000).astype(np.int64)
         delay = np.where(late, np.maximum(delay, 1), 0)
         release = batch.time_ms + delay
         if late.any():
