@@ -325,7 +325,7 @@ def test_a_group_goes_silent_together() -> None:
 
 def test_a_duplicate_may_come_in_several_copies() -> None:
     clean, _, n = run(2, **OFF)
-    out, truth, generated = run(2, **{**OFF, "duplicate_rate": 0.1, "duplicate_copies": 3})
+    out, truth, generated = run(2, drop_rate=0, duplicate_rate=0.1, duplicate_copies=3)
     originals = keys_of(truth, "duplicate")
     assert within_binomial(len(originals), n, 0.1)
     assert len(out) == len(clean) + 3 * len(originals) == generated
@@ -339,7 +339,8 @@ def test_a_duplicate_may_come_in_several_copies() -> None:
 
 
 def test_a_late_delay_may_be_uniform_up_to_the_bound() -> None:
-    _, truth, _ = run(6, **{**OFF, "late_rate": 0.1, "late_delay": "uniform", "late_max_s": 120})
+    _, truth, _ = run(6, drop_rate=0, duplicate_rate=0, late_rate=0.1, late_delay="uniform",
+                      late_max_s=120)  # fmt: skip
     delays = np.concatenate([t.params["delay_ms"] for t in truth if t.kind == "late"]) / 1000
     assert delays.size > 500
     assert delays.min() >= 0
