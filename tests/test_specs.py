@@ -4,6 +4,7 @@ the same records, columns equal to the JSON, walks within their bounds."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 import subprocess
@@ -335,6 +336,11 @@ streams:
             GOOD.replace('"a * 2"', "\"where(a > 0.5, 'high', a * 2)\""),
             ":6:10: streams.fleet.fields.b: 1:24: 'a * 2' is not a word where the others are "
             "('high'); accepted: words, or where(c, a, b) and 'a if c else b' of them",
+        ),
+        (
+            GOOD.replace("{uniform: [0, 1]}", "{uniform: [0, 1], skew: [80, 20]}"),
+            ":5:10: streams.fleet.fields.a: skew [80.0, 20.0]: accepted: with ref, [records %, "
+            "entities %] with 0 < entities < records < 100",
         ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
@@ -834,3 +840,30 @@ def test_conditions_give_words_that_other_fields_compare_with(tmp_path: Path) ->
     assert {r["band"] for r in rows} == {"high", "mid", "low"}
     spec = load_spec(write(tmp_path, BANDS, "again.yaml")).streams["pay"]
     assert spec.fields["band"].words == ["high", "mid", "low"]
+
+
+SKEWED = """\
+streams:
+  authors:
+    entities: {count: 500, id: "a-{index:03d}"}
+    rate: {interval_s: 86400}
+    fields:
+      x: {uniform: [0, 1]}
+  posts:
+    entities: {count: 200}
+    rate: {interval_s: 60}
+    fields:
+      author: {ref: authors, skew: [80, 20]}
+"""
+
+
+def test_a_skewed_reference_sends_80_percent_to_20_percent(tmp_path: Path) -> None:
+    posts = spec_rows(write(tmp_path, SKEWED), "posts", T0, 4)
+    counts = collections.Counter(row["author"] for row in posts)
+    ranked = sorted(counts.values(), reverse=True)
+    busiest = sum(ranked[:100]) / len(posts)  # a fifth of the 500 authors
+    assert 0.77 < busiest < 0.83, busiest
+    ids = sorted(counts, key=counts.__getitem__, reverse=True)[:100]
+    numbers = sorted(int(i.split("-")[1]) for i in ids)
+    assert numbers[-1] - numbers[0] > 400, "the busy authors spread over the ids"
+    assert set(counts) <= {f"a-{i:03d}" for i in range(500)}

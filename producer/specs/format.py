@@ -156,6 +156,11 @@ class ValueSpec(Model):
     ref: str | None = Field(
         None, description="The id of an entity of another stream of the file (a foreign key)."
     )
+    skew: tuple[float, float] | None = Field(
+        None,
+        description="With ref: [80, 20] sends 80 % of the references to 20 % of the entities "
+        "(the busy ones spread over the ids), the rest likewise down a power law.",
+    )
     machine: Machine | None = Field(
         None, description="A state machine per entity (fields only): the value is the state."
     )
@@ -237,6 +242,17 @@ class ValueSpec(Model):
         if value is not None:
             template_names(value)
         return value
+
+    @model_validator(mode="after")
+    def _skew(self) -> Self:
+        if self.skew is not None:
+            records, entities = self.skew
+            if self.ref is None or not 0 < entities < records < 100:
+                raise ValueError(
+                    f"skew {list(self.skew)}: accepted: with ref, [records %, "
+                    "entities %] with 0 < entities < records < 100, e.g. [80, 20]"
+                )
+        return self
 
     @model_validator(mode="after")
     def _time_type(self) -> Self:

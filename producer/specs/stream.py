@@ -107,6 +107,9 @@ class SpecStreamSettings(SensorStreamSettings):
         return cls(name=name, spec=spec, sinks=spec.sinks, faults=spec.faults, rate=spec.rate)
 
 
+_SPREAD = 2_654_435_761  # a prime: rank -> rank * _SPREAD mod n is a bijection for n < it
+
+
 def _salt(name: str) -> int:
     return rng.text_key("spec-field", name)
 
@@ -177,8 +180,17 @@ class _Values:
             return city_column(column)[index]
         if s.faker is not None:
             return fake(s.faker, s.locale, own, at_ms)
-        if self.ref is not None:  # an entity of the other stream, uniformly
-            return np.minimum((u[:, 0] * self.ref[2]).astype(np.int64), self.ref[2] - 1)
+        if self.ref is not None:  # an entity of the other stream, uniformly or skewed
+            count = self.ref[2]
+            if s.skew is None:
+                return np.minimum((u[:, 0] * count).astype(np.int64), count - 1)
+            records, entities = s.skew[0] / 100, s.skew[1] / 100
+            rank = np.minimum((u[:, 0] ** (np.log(entities) / np.log(records)) * count)
+                              .astype(np.int64), count - 1)  # fmt: skip
+            # The busy ranks spread over the ids: a bijection of 0..count-1 (an odd prime
+            # step, coprime to any count below it).
+            spread: I64 = (rank * _SPREAD) % count
+            return spread
         assert s.choice is not None
         codes = np.minimum(np.searchsorted(self.cdf, u[:, 0], side="right"), len(self.labels) - 1)
         if self.numeric:
