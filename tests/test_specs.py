@@ -339,8 +339,8 @@ streams:
         ),
         (
             GOOD.replace("{uniform: [0, 1]}", "{uniform: [0, 1], skew: [80, 20]}"),
-            ":5:10: streams.fleet.fields.a: skew [80.0, 20.0]: accepted: with ref, [records %, "
-            "entities %] with 0 < entities < records < 100",
+            ":5:10: streams.fleet.fields.a: skew [80.0, 20.0] is not a skew of a ref; accepted: "
+            "with ref, [records %, entities %] with 0 < entities < records < 100",
         ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),

@@ -249,8 +249,9 @@ class ValueSpec(Model):
             records, entities = self.skew
             if self.ref is None or not 0 < entities < records < 100:
                 raise ValueError(
-                    f"skew {list(self.skew)}: accepted: with ref, [records %, "
-                    "entities %] with 0 < entities < records < 100, e.g. [80, 20]"
+                    f"skew {list(self.skew)} is not a skew of a ref; "
+                    "accepted: with ref, [records %, entities %] with 0 < entities < records "
+                    "< 100, e.g. [80, 20]"
                 )
         return self
 
