@@ -342,6 +342,18 @@ streams:
             ":5:10: streams.fleet.fields.a: skew [80.0, 20.0] is not a skew of a ref; accepted: "
             "with ref, [records %, entities %] with 0 < entities < records < 100",
         ),
+        (
+            GOOD.replace('"a * 2"', "{prev: c}"),
+            ":3:5: streams.fleet: b: prev 'c' is not a field it can follow; accepted: a",
+        ),
+        (
+            GOOD.replace('"a * 2"', '{prev: a}\n      c: {template: "{b}"}'),
+            "streams.fleet.fields.c.template: {b} is not a name it can read; accepted: id, a",
+        ),
+        (
+            GOOD.replace("count: 10", "count: 10, attributes: {p: {prev: a}}"),
+            ":3:5: streams.fleet: attribute 'p' is a prev: that is a field",
+        ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
             "streams.fleet.table.name: String should match pattern "
@@ -867,3 +879,46 @@ def test_a_skewed_reference_sends_80_percent_to_20_percent(tmp_path: Path) -> No
     numbers = sorted(int(i.split("-")[1]) for i in ids)
     assert numbers[-1] - numbers[0] > 400, "the busy authors spread over the ids"
     assert set(counts) <= {f"a-{i:03d}" for i in range(500)}
+
+
+PREVIOUS = """\
+streams:
+  meters:
+    entities: {count: 20}
+    rate: {interval_s: 60, jitter_s: 20}
+    fields:
+      reading: {sequence: {start: 100, step: 5}}
+      level: {walk: {start: 10, step: 1, min: 0, max: 20}, round: 2}
+      light:
+        machine:
+          changes_only: true
+          start: dark
+          states:
+            dark: {next: {dark: 70, lit: 30}}
+            lit: {next: {lit: 70, dark: 30}}
+      was_light: {prev: light}
+      last_level: {prev: level}
+      last_reading: {prev: reading}
+"""
+
+
+def test_prev_is_the_entitys_previous_written_record_in_any_chunking(tmp_path: Path) -> None:
+    path = write(tmp_path, PREVIOUS)
+    rows = spec_rows(path, "meters", T0, 6)
+    history: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        history.setdefault(row["id"], []).append(row)
+    assert len(history) == 20
+    for records in history.values():
+        assert [r["was_light"] for r in records] == [None] + [r["light"] for r in records[:-1]]
+        assert [r["last_level"] for r in records] == [None] + [r["level"] for r in records[:-1]]
+        assert records[0]["last_reading"] is None
+        assert all(r["was_light"] != r["light"] for r in records[1:]), "a change each"
+    # The same records whatever the windows (the last values carry over between them).
+    settings_ = load_settings({"specs": [str(path)], "seed": 7}, environ={})
+    source = build_stream("meters", settings_, T0).source
+    end = T0 + 6 * 3_600_000
+    parts = [b for t in range(T0, end, 333_000)
+             for b in source.advance(t, min(t + 333_000, end), None).values()]  # fmt: skip
+    lines = encode_jsonl(source.channels["meters"], RecordBatch.concat(parts)).splitlines()
+    assert [orjson.loads(line) for line in lines] == rows

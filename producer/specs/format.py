@@ -36,13 +36,13 @@ TIME_NAMES = ("hour", "weekday", "month", "time")  # time: the event time, s sin
 TIME_TYPES = ("timestamp", "date")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential", "poisson")
 KINDS = ("expr", *DISTRIBUTIONS, "choice", "sequence", "walk", "ref", "machine", "count", "city",
-         "lookup", "faker", "template")  # fmt: skip
+         "lookup", "faker", "template", "prev")  # fmt: skip
 PER_ENTITY = ("city", "lookup")  # attributes only
 FORMAT_ACCEPTED = "one {} or {:spec} with text around it, e.g. 'ORD-{:06d}' or '{:.2f} EUR'"
 TEMPLATE_ACCEPTED = ("text with {name} or {name:spec} of the record's fields and attributes, "
                      "e.g. 'ORD-{order_no:06d}' or '{first} {last}'")  # fmt: skip
 TIME_FORMATS = ("iso", "epoch_ms", "epoch_s")
-PER_RECORD = ("walk", "sequence", "machine", "count")  # fields only
+PER_RECORD = ("walk", "sequence", "machine", "count", "prev")  # fields only
 # The columns of the bundled cities a lookup can read, and which of them are numbers.
 CITY_COLUMNS = {"name": False, "country": False, "country_code": False, "latitude": True,
                 "longitude": True, "population": True, "timezone": False}  # fmt: skip
@@ -176,6 +176,11 @@ class ValueSpec(Model):
         description="A Faker provider: an attribute's seeded per entity (name, ...), a "
         "field's per record (ipv4, user_agent, sentence, ...), as of its event time.",
     )
+    prev: str | None = Field(
+        None,
+        description="The value a field had in the entity's previous written record (null in "
+        "its first): the last reading, a user's previous page. Made last: nothing reads it.",
+    )
     template: str | None = Field(
         None,
         description="Text from the record's fields and attributes (an attribute's: from "
@@ -291,7 +296,7 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
-        if self.kind in ("ref", "machine", "city", "faker", "template"):
+        if self.kind in ("ref", "machine", "city", "faker", "template", "prev"):
             return False
         if self.expr is not None and result_words(self.expr) is not None:
             return False
@@ -457,6 +462,12 @@ class StreamSpec(Model):
         for name in [*attributes, *fields, *self.episodes]:
             if not NAME.match(name):
                 raise ValueError(f"{name!r} is not a name: lower case letters, digits and _")
+        for name, spec in fields.items():
+            target = fields.get(spec.prev or "")
+            if spec.prev is not None and (target is None or target.prev is not None):
+                known = ", ".join(n for n, f in fields.items() if f.prev is None)
+                raise ValueError(f"{name}: prev {spec.prev!r} is not a field it can follow; "
+                                 f"accepted: {known}")  # fmt: skip
         machines = [name for name, spec in attributes.items() if spec.kind in PER_RECORD]
         if machines:
             raise ValueError(f"attribute {machines[0]!r} is a {attributes[machines[0]].kind}: "

@@ -282,8 +282,8 @@ def _check_templates(path: Path, name: str, stream: StreamSpec, marks: Marks) ->
             line, col = marks.get(("streams", name, *prefix, field, "template"), (1, 1))
             where = f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}.{field}.template"
             known = {stream.entities.id_field: spec, **attributes}
-            if prefix == ("fields",):
-                known.update(fields)
+            if prefix == ("fields",):  # (a prev field is made last: nothing reads it)
+                known.update({f: v for f, v in fields.items() if v.prev is None})
             samples = {}
             for read in template_names(spec.template):
                 if read not in known or read == field:

@@ -33,6 +33,8 @@ class _Values(Protocol):
     def numeric(self) -> bool: ...
     @property
     def expression(self) -> Expression | None: ...
+    @property
+    def target(self) -> _Values | None: ...
 
 
 class SpecGenerator(Protocol):
@@ -147,8 +149,10 @@ class SpecSchema:
         self.time_field = spec.time_field
         self.kinds: Kinds | None = None
         values = {**generator.attributes, **generator.fields}
-        self.values = {n: v for n, v in values.items() if not n.startswith("_")}
-        self.optional_fields = tuple(n for n, v in self.values.items() if v.spec.nulls > 0)
+        # A prev field's column is written as the field it follows is (type, words, format).
+        self.values = {n: v.target or v for n, v in values.items() if not n.startswith("_")}
+        self.optional_fields = tuple(n for n, v in self.values.items()
+                                     if v.spec.nulls > 0 or values[n].target)  # fmt: skip
         self.measures: dict[str, tuple[float, float, float]] = {}
         for name, v in self.values.items():
             if name in generator.fields and v.spec.kind not in (

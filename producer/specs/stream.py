@@ -132,6 +132,7 @@ class _Values:
             self.expression = compile_expression(spec.walk.start, attributes, categories=others)
         self.labels: list[Any] = spec.words or [] if spec.choice is None else []
         self.ref: tuple[str, str, int] | None = None  # (stream, id format, entities)
+        self.target: _Values | None = None  # the field a prev field follows
         self.numeric = spec.numeric  # a choice of numbers holds the numbers, not codes
         if spec.choice is not None:
             self.labels = [_label(v) for v in spec.choice]
@@ -208,6 +209,17 @@ class _Values:
             empty: Any = None if text else np.nan if self.numeric else -1
             values = np.where(null, empty, values)
         return values
+
+
+def _kind(values: _Values) -> str:
+    """How a field's column holds its values: numbers (NaN null), codes (-1 null), text."""
+    s = values.spec
+    if s.faker is not None or s.template is not None:
+        return "text"
+    return "number" if values.numeric else "code"
+
+
+_NONE: dict[str, Any] = {"text": None, "number": np.nan, "code": -1}
 
 
 def city_column(column: str) -> Values:
@@ -345,9 +357,17 @@ class SpecGenerator:
             if values.spec.ref is not None:
                 id_format, count = spec.references[values.spec.ref]
                 values.ref = (values.spec.ref, id_format, count)
+        # A prev field follows another: each entity's last written value of it.
+        self.last: dict[str, npt.NDArray[Any]] = {}
+        for name, values in self.fields.items():
+            if values.spec.prev is not None:
+                target = values.target = self.fields[values.spec.prev]
+                values.labels, values.ref = target.labels, target.ref
+                self.last[name] = np.full(entity_ids.size, _NONE[_kind(target)], dtype=object)
         # Walks start from attributes (at the entity's first record): not a field dependency.
         self.order = field_order({f: v.reads - {spec.entities.id_field} if v.spec.walk is None
-                                  else frozenset() for f, v in self.fields.items()})  # fmt: skip
+                                  else frozenset() for f, v in self.fields.items()
+                                  if v.spec.prev is None})  # fmt: skip
         # Attributes, drawn once per entity of this process (each from its own key).
         columns: dict[str, Values] = {}
         id_field = spec.entities.id_field
@@ -456,8 +476,36 @@ class SpecGenerator:
         if silent:  # records of entities in a state that writes nothing are not made
             quiet = np.logical_or.reduce(silent)
             if quiet.any():
-                batch = batch.take(np.flatnonzero(~quiet))
+                written = np.flatnonzero(~quiet)
+                batch, local = batch.take(written), local[written]
+        if self.last:
+            batch.columns.update(self._previous(local, batch))
         return batch
+
+    def _previous(self, local: I64, batch: RecordBatch) -> dict[str, Values]:
+        """Each prev field: the value its field had in the entity's previous written record
+        (this batch's, or the last one before it), null in the entity's first."""
+        order = np.argsort(local, kind="stable")  # each entity's records, in time order
+        ordered = local[order]
+        first = np.ones(ordered.size, dtype=np.bool_)
+        first[1:] = ordered[1:] != ordered[:-1]
+        final = np.ones(ordered.size, dtype=np.bool_)
+        final[:-1] = ordered[1:] != ordered[:-1]
+        out: dict[str, Values] = {}
+        for name, last in self.last.items():
+            target = self.fields[name].target
+            assert target is not None
+            values = batch.columns[target.name]
+            behind = np.empty(ordered.size, dtype=object)
+            behind[first] = last[ordered[first]]
+            behind[~first] = values[order[:-1][~first[1:]]] if ordered.size > 1 else []
+            column = np.empty(ordered.size, dtype=object)
+            column[order] = behind
+            last[ordered[final]] = values[order[final]]
+            kind = _kind(target)
+            out[name] = column if kind == "text" else column.astype(
+                np.float64 if kind == "number" else np.int64)  # fmt: skip
+        return out
 
     def _template(self, values: _Values, columns: dict[str, Values], entity: I64) -> Values:
         """A template's text for each record (or entity): the values it names as they are
