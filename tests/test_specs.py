@@ -354,6 +354,14 @@ streams:
             GOOD.replace("count: 10", "count: 10, attributes: {p: {prev: a}}"),
             ":3:5: streams.fleet: attribute 'p' is a prev: that is a field",
         ),
+        (
+            GOOD.replace(
+                "fleet:",
+                "other:\n    entities: {count: 2, attributes: {w: {uniform: "
+                "[0, 1]}}}\n    fields: {x: 1}\n  fleet:",
+            ).replace('"a * 2"', "{ref: other}\n      c: {lookup: b.nope}"),
+            "streams.fleet.fields.c.lookup: 'nope' is not an attribute of other; accepted: w",
+        ),
         (  # (PostgreSQL would cut a longer table name, silently)
             GOOD.replace("    fields:", f"    table: {{name: {'t' * 64}}}\n    fields:"),
             "streams.fleet.table.name: String should match pattern "
@@ -922,3 +930,50 @@ def test_prev_is_the_entitys_previous_written_record_in_any_chunking(tmp_path: P
              for b in source.advance(t, min(t + 333_000, end), None).values()]  # fmt: skip
     lines = encode_jsonl(source.channels["meters"], RecordBatch.concat(parts)).splitlines()
     assert [orjson.loads(line) for line in lines] == rows
+
+
+LOOKUPS = """\
+streams:
+  products:
+    entities:
+      count: 50
+      id: "p-{index:03d}"
+      id_field: product_id
+      attributes:
+        price: {lognormal: [20, 0.5], round: 2}
+        category: {choice: {books: 3, games: 1}}
+        title: {faker: catch_phrase}
+    rate: {interval_s: 3600}
+    fields:
+      stock: {poisson: 20}
+  lines:
+    entities:
+      count: 10
+      attributes:
+        favourite: {ref: products}
+        favourite_title: {lookup: favourite.title}
+    rate: {interval_s: 60}
+    fields:
+      product: {ref: products}
+      unit_price: {lookup: product.price}
+      kind: {lookup: product.category}
+      qty: {poisson: 2}
+      total: {expr: "unit_price * qty", round: 2}
+      games: "kind == 'games'"
+"""
+
+
+def test_a_lookup_copies_the_referenced_entitys_attribute_in_every_shard(tmp_path: Path) -> None:
+    path = write(tmp_path, LOOKUPS)
+    products = {r["product_id"]: r for r in spec_rows(path, "products", T0, 2)}
+    assert len(products) == 50
+    for shard in ("0/1", "0/2", "1/2"):
+        lines = spec_rows(path, "lines", T0, 2, shard)
+        assert lines
+        for line in lines:
+            product = products[line["product"]]
+            assert line["unit_price"] == product["price"]
+            assert line["kind"] == product["category"]
+            assert line["total"] == round(product["price"] * line["qty"], 2)
+            assert line["games"] is (product["category"] == "games")
+            assert line["favourite_title"] == products[line["favourite"]]["title"]

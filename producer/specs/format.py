@@ -211,6 +211,13 @@ class ValueSpec(Model):
     range: tuple[float, float] | None = Field(
         None, description="Plausible bounds (what faults clip anomalies to)."
     )
+    # A lookup of a referenced entity's attribute: that attribute's spec, resolved when the
+    # file is read (its type and words are this value's).
+    _follows: ValueSpec | None = PrivateAttr(None)
+
+    @property
+    def follows(self) -> ValueSpec | None:
+        return self._follows
 
     @model_validator(mode="before")
     @classmethod
@@ -296,6 +303,8 @@ class ValueSpec(Model):
 
     @property
     def numeric(self) -> bool:
+        if self._follows is not None:
+            return self._follows.numeric
         if self.kind in ("ref", "machine", "city", "faker", "template", "prev"):
             return False
         if self.expr is not None and result_words(self.expr) is not None:
@@ -307,6 +316,8 @@ class ValueSpec(Model):
     @property
     def words(self) -> list[str] | None:
         """The values of a categorical kind (a choice of words, a machine's states)."""
+        if self._follows is not None:
+            return self._follows.words
         if self.machine is not None:
             return list(self.machine.states)
         if self.expr is not None and (words := result_words(self.expr)) is not None:
@@ -425,8 +436,14 @@ class StreamSpec(Model):
         "the sink's default (the stream's name).",
     )
     faults: FaultSettings = FaultSettings()
-    # Resolved when the file is read: each referenced stream's (id format, entity count).
+    # Resolved when the file is read: each referenced stream's (id format, entity count), and
+    # the streams themselves (their attributes, for lookups).
     _references: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
+    _targets: dict[str, StreamSpec] = PrivateAttr(default_factory=dict)
+
+    @property
+    def targets(self) -> dict[str, StreamSpec]:
+        return self._targets
 
     @property
     def references(self) -> dict[str, tuple[str, int]]:
@@ -473,14 +490,20 @@ class StreamSpec(Model):
             raise ValueError(f"attribute {machines[0]!r} is a {attributes[machines[0]].kind}: "
                              "that is a field (it changes from record to record); accepted: "
                              "it under fields")  # fmt: skip
-        once = [name for name, spec in fields.items() if spec.kind in PER_ENTITY]
+        # A lookup of a referenced entity's attribute (resolved when the file is read): per
+        # record when its ref is a field.
+        refs = {n for n, v in {**attributes, **fields}.items() if v.ref is not None}
+        remote = {n for n, v in {**attributes, **fields}.items()
+                  if v.lookup is not None and v.lookup.partition(".")[0] in refs}  # fmt: skip
+        once = [name for name, spec in fields.items()
+                if spec.kind in PER_ENTITY and name not in remote]  # fmt: skip
         if once:
             raise ValueError(f"field {once[0]!r} is a {fields[once[0]].kind}: that is an "
                              "attribute (drawn once per entity); accepted: it under "
                              "entities.attributes")  # fmt: skip
         cities = [name for name, spec in attributes.items() if spec.city is not None]
         for name, spec in attributes.items():
-            if spec.lookup is None:
+            if spec.lookup is None or name in remote:
                 continue
             city, _, column = spec.lookup.partition(".")
             if city not in cities or column not in CITY_COLUMNS:
@@ -676,6 +699,8 @@ def template_names(template: str) -> list[str]:
 def value_type(spec: ValueSpec, boolean: bool) -> str:
     """What a value is before any ``format``: text, int, bool or float (``boolean``: its
     expression is a comparison)."""
+    if spec.follows is not None:
+        return value_type(spec.follows, boolean)
     if spec.type is not None:
         return spec.type
     if spec.words is not None or spec.kind in ("ref", "faker", "template"):

@@ -111,11 +111,12 @@ def load_spec(path: Path) -> SpecFile:
         spec = SpecFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_located(path, exc, marks)) from None
+    for name in spec.streams:  # (first: a lookup takes its type from what it looks up)
+        _resolve_references(path, name, spec, marks)
     for name, stream in spec.streams.items():
         _check_expressions(path, name, stream, marks)
         _check_formats(path, name, stream, marks)
         _check_templates(path, name, stream, marks)
-        _resolve_references(path, name, spec, marks)
     return spec
 
 
@@ -136,6 +137,35 @@ def _resolve_references(path: Path, name: str, spec: SpecFile, marks: Marks) -> 
                                   f"{field}.ref: no stream {value.ref!r} in the file; "
                                   f"accepted: {known}")  # fmt: skip
             stream.references[value.ref] = (target.entities.id, target.entities.count)
+            stream.targets[value.ref] = target
+    for prefix, values in places.items():  # lookups of a referenced entity's attribute
+        for field, value in values.items():
+            through, _, column = (value.lookup or "").partition(".")
+            holder = {**stream.entities.attributes, **stream.fields}.get(through)
+            if holder is None or holder.ref is None:
+                continue
+            line, col = marks.get(("streams", name, *prefix, field, "lookup"), (1, 1))
+            where = f"{path}:{line}:{col}: streams.{name}.{'.'.join(prefix)}.{field}.lookup"
+            if prefix != ("fields",) and through not in stream.entities.attributes:
+                raise ConfigError(
+                    f"{where}: {through} is a field: an attribute looks up "
+                    "through an attribute; accepted: it under fields"
+                )
+            theirs = spec.streams[holder.ref].entities.attributes
+            chained = {a for a, v in theirs.items()  # (their own lookups through a ref)
+                       if (v.lookup or ".").partition(".")[0] in
+                       {r for r, w in theirs.items() if w.ref is not None}}  # fmt: skip
+            if chained:
+                raise ConfigError(
+                    f"{where}: {holder.ref}'s attributes look up another "
+                    "stream themselves; accepted: a lookup one reference deep"
+                )
+            followed = theirs.get(column)
+            if followed is None:
+                known = ", ".join(theirs) or "(none)"
+                raise ConfigError(f"{where}: {column!r} is not an attribute of {holder.ref}; "
+                                  f"accepted: {known}")  # fmt: skip
+            value._follows = followed
 
 
 Marks = dict[tuple[Any, ...], tuple[int, int]]  # a value's path -> (line, column)

@@ -26,6 +26,7 @@ from producer.faults.base import Step, Truth, episodes
 from producer.generators import (
     Generator,
     Source,
+    entity_keys,
     levels,
     poisson,
     rank_within_entity,
@@ -81,7 +82,7 @@ class SpecStreamSettings(SensorStreamSettings):
 
         def generator(entity_ids: I64, keys: U64) -> Generator:
             return SpecGenerator(self.name, self.spec, entity_ids, keys, episode_key,
-                                 context.origin_ms)  # fmt: skip
+                                 context.origin_ms, context.seed)  # fmt: skip
 
         source = sensor_source(context.name, self.entities, self.rate, context.seed,
                                context.shard, generator, context.pace)  # fmt: skip
@@ -205,7 +206,7 @@ class _Values:
             values = np.round(values, s.round)
         if s.nulls > 0:
             null = rng.uniform(rng.combine(keys, self.salt), 7) < s.nulls
-            text = s.faker is not None or s.template is not None
+            text = values.dtype == object  # (Faker's, a template's, a lookup of either)
             empty: Any = None if text else np.nan if self.numeric else -1
             values = np.where(null, empty, values)
         return values
@@ -338,11 +339,13 @@ class SpecGenerator:
 
     def __init__(
         self, name: str, spec: StreamSpec, entity_ids: I64, keys: U64, episode_key: int,
-        origin_ms: int | None = None,
+        origin_ms: int | None = None, seed: int = 0,
     ) -> None:  # fmt: skip
         """``origin_ms``: the event time the run starts at, as of which the attributes are
-        drawn (a Faker date); the wall clock's now when not given."""
+        drawn (a Faker date); the wall clock's now when not given. ``seed``: the run's (a
+        lookup draws a referenced entity's attribute as its stream does)."""
         self.stream, self.spec = name, spec
+        self.seed, self.origin_ms = seed, origin_ms
         self.entity_ids, self.keys = entity_ids, keys
         self.episode_key = episode_key
         readable = spec.readable()
@@ -368,16 +371,24 @@ class SpecGenerator:
         self.order = field_order({f: v.reads - {spec.entities.id_field} if v.spec.walk is None
                                   else frozenset() for f, v in self.fields.items()
                                   if v.spec.prev is None})  # fmt: skip
+        # Lookups of a referenced entity's attribute: its stream's attributes, drawn as that
+        # stream draws them (the same keys), for the entities referenced.
+        self.remote: dict[str, tuple[str, SpecGenerator, str]] = {}
+        for name, values in [*self.attributes.items(), *self.fields.items()]:
+            if values.spec.follows is None:
+                continue
+            through, _, column = (values.spec.lookup or "").partition(".")
+            other = {**spec.entities.attributes, **spec.fields}[through].ref
+            assert other is not None
+            theirs = SpecGenerator(other, spec.targets[other], np.zeros(0, dtype=np.int64),
+                                   np.zeros(0, dtype=np.uint64), 0, origin_ms, seed)  # fmt: skip
+            self.remote[name] = (through, theirs, column)
+            values.target = theirs.attributes[column]
+            values.labels, values.ref = values.target.labels, values.target.ref
         # Attributes, drawn once per entity of this process (each from its own key).
-        columns: dict[str, Values] = {}
-        id_field = spec.entities.id_field
-        for name in field_order({a: v.reads - {id_field} for a, v in self.attributes.items()}):
-            values = self.attributes[name]
-            if values.spec.template is not None:
-                raw = self._template(values, columns, entity_ids)
-            else:
-                raw = values.draw(keys, columns, origin_ms)
-            columns[name] = values.finish(raw, keys)
+        self.attribute_order = field_order({a: v.reads - {spec.entities.id_field}
+                                            for a, v in self.attributes.items()})  # fmt: skip
+        columns = self.attribute_columns(entity_ids, keys)
         self.entity_columns = columns
         n = entity_ids.size
         self.steps = np.zeros(n, dtype=np.int64)
@@ -453,6 +464,8 @@ class SpecGenerator:
                 raw = machine.counted[:, states.index(s.count.enters)]
             elif s.template is not None:
                 raw = self._template(values, columns, entity)
+            elif name in self.remote:
+                raw = self._looked_up(name, columns)
             elif s.walk is not None or s.machine is not None:
                 by_rank = by_rank if by_rank is not None else levels(rank)
                 if s.walk is not None:
@@ -505,6 +518,31 @@ class SpecGenerator:
             kind = _kind(target)
             out[name] = column if kind == "text" else column.astype(
                 np.float64 if kind == "number" else np.int64)  # fmt: skip
+        return out
+
+    def attribute_columns(self, ids: I64, keys: U64) -> dict[str, Values]:
+        """Every attribute of the entities ``ids`` (their keys ``keys``)."""
+        columns: dict[str, Values] = {}
+        for name in self.attribute_order:
+            values = self.attributes[name]
+            if values.spec.template is not None:
+                raw = self._template(values, columns, ids)
+            elif name in self.remote:
+                raw = self._looked_up(name, columns)
+            else:
+                raw = values.draw(keys, columns, self.origin_ms)
+            columns[name] = values.finish(raw, keys)
+        return columns
+
+    def _looked_up(self, name: str, columns: dict[str, Values]) -> Values:
+        """A referenced entity's attribute, for each record (or entity); null where the
+        reference is."""
+        through, theirs, column = self.remote[name]
+        index = columns[through].astype(np.int64)
+        found, back = np.unique(np.maximum(index, 0), return_inverse=True)
+        keys = entity_keys(self.seed, theirs.stream, found)
+        out = theirs.attribute_columns(found, keys)[column][back]  # (a new array)
+        out[index < 0] = _NONE[_kind(theirs.attributes[column])]
         return out
 
     def _template(self, values: _Values, columns: dict[str, Values], entity: I64) -> Values:
