@@ -13,6 +13,7 @@ truth.
 
 from __future__ import annotations
 
+import string
 import time
 from datetime import datetime
 from typing import Any, ClassVar
@@ -562,9 +563,28 @@ class SpecGenerator:
         if not plain:  # (text alone, {{ and }} as braces)
             out[:] = template.format()
             return out
+        # By position ({0}-{1:08d}: no dict a record), then the records with a null again.
         names = list(plain)
-        for i, row in enumerate(zip(*plain.values(), strict=True)):
-            out[i] = None if None in row else template.format(**dict(zip(names, row, strict=True)))
+        positional = "".join(
+            text.replace("{", "{{").replace("}", "}}")
+            + ("" if name is None else f"{{{names.index(name)}{':' + spec if spec else ''}}}")
+            for text, name, spec, _ in string.Formatter().parse(template)
+        )  # fmt: skip
+        columns_ = list(plain.values())
+        nulls = [i for column in columns_ for i, v in enumerate(column) if v is None]
+        if nulls:
+            columns_ = [list(c) for c in columns_]
+            for column in columns_:  # (formatted as something, then made null)
+                for i in nulls:
+                    column[i] = 0 if column[i] is None else column[i]
+        fill = positional.format
+        try:
+            out[:] = [fill(*row) for row in zip(*columns_, strict=True)]
+        except (ValueError, TypeError):  # a null's stand-in its spec cannot write: one by one
+            out[:] = [None if None in row else fill(*row)
+                      for row in zip(*plain.values(), strict=True)]  # fmt: skip
+        if nulls:
+            out[nulls] = None
         return out
 
     def _walk(self, name: str, local: I64, by_rank: list[I64], keys: U64) -> F64:
