@@ -155,9 +155,12 @@ class SpecSchema:
                                      if v.spec.nulls > 0 or values[n].target)  # fmt: skip
         self.measures: dict[str, tuple[float, float, float]] = {}
         for name, v in self.values.items():
-            if name in generator.fields and v.spec.kind not in (
-                "choice", "sequence", "machine", "count"
-            ):  # fmt: skip
+            if (
+                name in generator.fields
+                and v.numeric
+                and v.spec.type is None
+                and (v.spec.kind not in ("choice", "sequence", "machine", "count"))
+            ):  # fmt: skip  (numbers a sensor could misread: not text, codes or times)
                 low, high = v.spec.range or ((v.spec.walk.min, v.spec.walk.max)
                                              if v.spec.walk else (-1e12, 1e12))  # fmt: skip
                 scale = (high - low) / 20 if high - low < 1e12 else 1.0
