@@ -290,3 +290,9 @@ def test_the_sales_pipeline_has_seed_004s_delays_weights_and_amounts() -> None:
     assert abs(np.mean(renewals) - 38000) < 2500, "the seed's base, no adjustment"
     lost = sum(1 for d in deals.values() if "lost" in d)
     assert 0.05 < lost / len(deals) < 0.25, "3 % drop out at each of five stages"
+
+
+def test_the_examples_run_together() -> None:
+    """Every example at once (as the compliance suite runs them): no stream name twice."""
+    settings_ = load_settings({"specs": [str(p) for p in EXAMPLES]}, environ={})
+    assert sorted(settings_.streams) == sorted(name for _, name in STREAMS)
