@@ -19,19 +19,11 @@ from producer.config import load_settings
 from producer.errors import ConfigError
 from producer.specs.loading import MAX_BYTES, load_spec
 from producer.streams import build_stream
+from tests.test_specs import GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "specs").glob("*.yaml"))
 T0 = 1_735_689_000_000  # 2024-12-31T23:50:00Z: windows run over New Year
-
-GOOD = """\
-streams:
-  fleet:
-    entities: {count: 10}
-    fields:
-      a: {uniform: [0, 1]}
-      b: "a * 2"
-"""
 
 
 def bomb(levels: int) -> str:

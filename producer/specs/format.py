@@ -169,7 +169,9 @@ class ValueSpec(Model):
         None, description="One of the bundled cities per entity, weighted by population or not."
     )
     lookup: str | None = Field(
-        None, description="<city attribute>.<column>: " + ", ".join(CITY_COLUMNS) + "."
+        None,
+        description="<city attribute>.<column>: " + ", ".join(CITY_COLUMNS) + "; or "
+        "<ref>.<attribute>: the referenced entity's attribute.",
     )
     faker: str | None = Field(
         None,

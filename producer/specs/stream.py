@@ -245,7 +245,7 @@ def fake(provider: str, locale: str | None, keys: U64, at_ms: int | I64 | None =
     faker = Faker(locale or "en_US")
     method = getattr(faker, provider)
     out = np.empty(keys.size, dtype=object)
-    if at_ms is None:
+    if at_ms is None:  # (a generator built without a run's start: as of now)
         at_ms = round(time.time() * 1000)
     times = np.broadcast_to(np.asarray(at_ms, dtype=np.int64), keys.shape).tolist()
     utc = ZoneInfo("UTC")  # (a zone with each move: a bare timestamp would drop it)
@@ -375,6 +375,7 @@ class SpecGenerator:
         # Lookups of a referenced entity's attribute: its stream's attributes, drawn as that
         # stream draws them (the same keys), for the entities referenced.
         self.remote: dict[str, tuple[str, SpecGenerator, str]] = {}
+        self._remote_cache: dict[str, tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]] = {}
         for name, values in [*self.attributes.items(), *self.fields.items()]:
             if values.spec.follows is None:
                 continue
@@ -540,11 +541,22 @@ class SpecGenerator:
         reference is."""
         through, theirs, column = self.remote[name]
         index = columns[through].astype(np.int64)
-        found, back = np.unique(np.maximum(index, 0), return_inverse=True)
-        keys = entity_keys(self.seed, theirs.stream, found)
-        out = theirs.attribute_columns(found, keys)[column][back]  # (a new array)
-        out[index < 0] = _NONE[_kind(theirs.attributes[column])]
-        return out
+        empty = _NONE[_kind(theirs.attributes[column])]
+        if name not in self._remote_cache:  # each entity's value, drawn the first time asked
+            count = theirs.spec.entities.count
+            self._remote_cache[name] = (np.full(count, empty, dtype=object),
+                                        np.zeros(count, dtype=np.bool_))  # fmt: skip
+        cache, known = self._remote_cache[name]
+        wanted = np.unique(index[index >= 0])
+        new = wanted[~known[wanted]]
+        if new.size:
+            keys = entity_keys(self.seed, theirs.stream, new)
+            cache[new] = theirs.attribute_columns(new, keys)[column]
+            known[new] = True
+        out = cache[np.maximum(index, 0)]
+        out[index < 0] = empty
+        return out if _kind(theirs.attributes[column]) == "text" else out.astype(
+            np.float64 if theirs.attributes[column].numeric else np.int64)  # fmt: skip
 
     def _template(self, values: _Values, columns: dict[str, Values], entity: I64) -> Values:
         """A template's text for each record (or entity): the values it names as they are
